@@ -1,0 +1,52 @@
+//! Formatting generated Rust: prettyplease for a stable layout of any token
+//! stream, then rustfmt so the files pass `cargo fmt --check` like
+//! hand-written code. Both are deterministic.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+use proc_macro2::TokenStream;
+
+/// Formats `tokens` as a Rust file whose first line is `header`.
+pub fn rust_file(
+    tokens: TokenStream,
+    header: &str,
+    workspace: &Path,
+    what: &str,
+) -> Result<String> {
+    let file: syn::File = syn::parse2(tokens)
+        .with_context(|| format!("{what}: generated tokens do not parse as Rust"))?;
+    let pretty = prettyplease::unparse(&file);
+    let formatted = rustfmt(&pretty, workspace).with_context(|| format!("rustfmt on {what}"))?;
+    Ok(format!("{header}\n\n{formatted}"))
+}
+
+fn rustfmt(source: &str, workspace: &Path) -> Result<String> {
+    let mut child = Command::new(std::env::var("RUSTFMT").unwrap_or_else(|_| "rustfmt".to_owned()))
+        .args(["--edition", "2021", "--emit", "stdout", "--quiet"])
+        .current_dir(workspace)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running rustfmt (install it with `rustup component add rustfmt`)")?;
+    let mut stdin = child.stdin.take().context("rustfmt stdin")?;
+    let input = source.to_owned();
+    // Write from another thread: rustfmt may fill its stdout pipe before it
+    // has read all of a large input.
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let output = child.wait_with_output().context("waiting for rustfmt")?;
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("rustfmt writer thread panicked"))?
+        .context("writing to rustfmt")?;
+    if !output.status.success() {
+        bail!(
+            "rustfmt failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    String::from_utf8(output.stdout).context("rustfmt printed non-UTF-8")
+}

@@ -1,0 +1,318 @@
+//! Rust for a JSON family: typify types, a tagged message enum, validators.
+//!
+//! typify turns the bundled schema into structs and enums (`types.rs`). It
+//! cannot produce a properly tagged union of `$ref`ed messages (it emits an
+//! untagged enum that may pick the wrong variant), so the message enum and
+//! its decoder are written here: the discriminator rules of the manifest
+//! choose the message, its schema validates, then its struct deserializes.
+
+use anyhow::{Context, Result};
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote};
+use serde_json::Value;
+
+use crate::model::{Family, Manifest, MessageEntry};
+
+/// The three files of a JSON family module.
+pub struct JsonFamilyCode {
+    /// `mod.rs`: the message enum, specs, validators, decode.
+    pub module: TokenStream,
+    /// `types.rs`: typify's output.
+    pub types: TokenStream,
+    /// `schema.rs`: the bundled schema as a string constant.
+    pub schema: TokenStream,
+}
+
+/// Generates a JSON family's module.
+pub fn generate(family: &Family) -> Result<JsonFamilyCode> {
+    let manifest = &family.manifest;
+    let bundle = family
+        .bundle
+        .as_ref()
+        .with_context(|| format!("{}: no bundled schema", manifest.family))?;
+    let types =
+        typify_types(bundle).with_context(|| format!("typify on family {}", manifest.family))?;
+    let schema = schema_const(bundle)?;
+    let module = message_module(manifest);
+    Ok(JsonFamilyCode {
+        module,
+        types,
+        schema,
+    })
+}
+
+/// Runs typify over a bundled document. Used for the device registry too.
+pub fn typify_types(bundle: &Value) -> Result<TokenStream> {
+    let mut input = bundle.clone();
+    prepare_for_typify(&mut input);
+    // A root `title` would make typify add the root itself as one more
+    // (empty) type; every type we want is under `$defs`.
+    if let Some(root) = input.as_object_mut() {
+        root.remove("title");
+    }
+    let root: schemars::schema::RootSchema = serde_json::from_value(input)
+        .context("bundled schema does not fit typify's schema model")?;
+    let mut settings = typify::TypeSpaceSettings::default();
+    settings.with_derive("PartialEq".to_owned());
+    let mut space = typify::TypeSpace::new(&settings);
+    // typify panics on some unsupported constructs instead of erroring;
+    // turn that into an error that names the family.
+    let added =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| space.add_root_schema(root)));
+    match added {
+        Ok(result) => {
+            result.context("typify rejected the schema")?;
+        }
+        Err(_) => anyhow::bail!("typify panicked on the schema"),
+    }
+    Ok(space.to_stream())
+}
+
+/// typify renders a string `const` as `serde_json::Value`; a one-value
+/// `enum` becomes a real Rust enum, so a message struct cannot be built with
+/// the wrong discriminator. Both mean the same to a validator.
+fn prepare_for_typify(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            if let Some(constant @ Value::String(_)) = object.remove("const") {
+                object.insert("enum".into(), Value::Array(vec![constant]));
+            }
+            object.remove("$id");
+            object.retain(|key, _| !key.starts_with("x-"));
+            object.values_mut().for_each(prepare_for_typify);
+        }
+        Value::Array(items) => items.iter_mut().for_each(prepare_for_typify),
+        _ => {}
+    }
+}
+
+fn schema_const(bundle: &Value) -> Result<TokenStream> {
+    let text = serde_json::to_string_pretty(bundle)?;
+    let literal = raw_string_literal(&text);
+    Ok(quote! {
+        /// The family's bundled JSON Schema (2020-12): every message and
+        /// definition under `$defs`, as checked by the validators.
+        pub const SCHEMA: &str = #literal;
+    })
+}
+
+/// A raw string literal with enough `#`s for `text`.
+pub fn raw_string_literal(text: &str) -> TokenStream {
+    let mut hashes = 1;
+    while text.contains(&format!("\"{}", "#".repeat(hashes))) {
+        hashes += 1;
+    }
+    let fence = "#".repeat(hashes);
+    format!("r{fence}\"{text}\"{fence}")
+        .parse()
+        .unwrap_or_else(|_| quote!(""))
+}
+
+fn direction_tokens(direction: &str) -> TokenStream {
+    match direction {
+        "client-to-server" => quote!(Direction::ClientToServer),
+        "server-to-client" => quote!(Direction::ServerToClient),
+        _ => quote!(Direction::Broadcast),
+    }
+}
+
+fn rule_tokens(message: &MessageEntry) -> Vec<TokenStream> {
+    message
+        .match_rules
+        .iter()
+        .map(|rule| {
+            let pointer = &rule.pointer;
+            match &rule.constant {
+                Some(constant) => {
+                    let text = constant.to_string();
+                    quote!(MatchRule::Const { pointer: #pointer, value: #text })
+                }
+                None => quote!(MatchRule::Present { pointer: #pointer }),
+            }
+        })
+        .collect()
+}
+
+fn message_module(manifest: &Manifest) -> TokenStream {
+    let family = &manifest.family;
+    let count = manifest.messages.len();
+    let port = manifest.transport.default_port;
+    let host = &manifest.transport.default_host;
+    let transport = &manifest.transport.kind;
+    let max_bytes = manifest.transport.max_message_bytes.unwrap_or(1 << 20) as usize;
+    let pointers: Vec<&String> = manifest
+        .discriminator
+        .as_ref()
+        .map(|d| d.pointers.iter().collect())
+        .unwrap_or_default();
+    let title_doc = format!(" The **{family}** family: {}.", manifest.title);
+    let summary_doc = format!(" {}", manifest.summary);
+    let see_doc = format!(" Generated from `schema/{family}/`; see `generated/docs/{family}.md`.");
+
+    let idents: Vec<_> = manifest
+        .messages
+        .iter()
+        .map(|m| format_ident!("{}", m.name))
+        .collect();
+    let names: Vec<&String> = manifest.messages.iter().map(|m| &m.name).collect();
+    let indices: Vec<Literal> = (0..count).map(Literal::usize_unsuffixed).collect();
+    let specs: Vec<TokenStream> = manifest
+        .messages
+        .iter()
+        .map(|message| {
+            let name = &message.name;
+            let direction = direction_tokens(&message.direction);
+            let rules = rule_tokens(message);
+            quote! {
+                MessageSpec { name: #name, direction: #direction, rules: &[#(#rules),*] }
+            }
+        })
+        .collect();
+    let variant_docs: Vec<String> = manifest
+        .messages
+        .iter()
+        .map(|m| format!(" `{}` ({}): {}", m.name, m.direction, m.summary))
+        .collect();
+
+    quote! {
+        #![doc = #title_doc]
+        #![doc = ""]
+        #![doc = #summary_doc]
+        #![doc = ""]
+        #![doc = #see_doc]
+
+        mod schema;
+        pub mod types;
+
+        pub use schema::SCHEMA;
+        pub use types::*;
+
+        use serde_json::Value;
+        use specwire_wire::json::{
+            candidates, describe_discriminator, DecodeError, Direction, LazyValidator, MatchRule,
+            MessageSpec, Violation,
+        };
+
+        /// The family name.
+        pub const FAMILY: &str = #family;
+        /// The transport (`websocket`, `tcp`, `udp-broadcast`).
+        pub const TRANSPORT: &str = #transport;
+        /// Default host to bind or connect to.
+        pub const DEFAULT_HOST: &str = #host;
+        /// Default port.
+        pub const DEFAULT_PORT: u16 = #port;
+        /// Largest message a receiver must accept, in bytes.
+        pub const MAX_MESSAGE_BYTES: usize = #max_bytes;
+        /// The members that tell messages apart.
+        pub const DISCRIMINATOR: &[&str] = &[#(#pointers),*];
+
+        /// Every message of the family, in manifest order.
+        pub static MESSAGES: &[MessageSpec] = &[#(#specs),*];
+
+        static VALIDATORS: [LazyValidator; #count] = [#(LazyValidator::new(SCHEMA, #names)),*];
+
+        /// Any message of the family.
+        ///
+        /// Serializes as the message itself (the discriminator is a field of
+        /// each message struct). Decode with [`Message::from_slice`] or
+        /// [`Message::decode`], which validate against the schema first.
+        #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+        #[serde(untagged)]
+        pub enum Message {
+            #(#[doc = #variant_docs] #idents(types::#idents),)*
+        }
+
+        #(
+            impl From<types::#idents> for Message {
+                fn from(message: types::#idents) -> Self {
+                    Message::#idents(message)
+                }
+            }
+        )*
+
+        impl Message {
+            /// The message name (`AssignTask`, ...).
+            pub fn name(&self) -> &'static str {
+                self.spec().name
+            }
+
+            /// The message's entry in [`MESSAGES`].
+            pub fn spec(&self) -> &'static MessageSpec {
+                let index = match self { #(Message::#idents(_) => #indices,)* };
+                &MESSAGES[index]
+            }
+
+            /// Parses, recognises, validates and decodes one message.
+            pub fn from_slice(bytes: &[u8]) -> Result<Message, DecodeError> {
+                let value: Value = serde_json::from_slice(bytes).map_err(DecodeError::NotJson)?;
+                Message::decode(value)
+            }
+
+            /// Recognises, validates and decodes an already-parsed value.
+            pub fn decode(value: Value) -> Result<Message, DecodeError> {
+                Message::decode_from(value, None)
+            }
+
+            /// As [`Message::decode`], considering only messages sent in
+            /// `direction` (when given).
+            pub fn decode_from(value: Value, direction: Option<Direction>) -> Result<Message, DecodeError> {
+                let index = validate_from(&value, direction)?;
+                Message::from_index(index, value)
+            }
+
+            fn from_index(index: usize, value: Value) -> Result<Message, DecodeError> {
+                let name = MESSAGES[index].name;
+                let decoded = match index {
+                    #(#indices => serde_json::from_value(value).map(Message::#idents),)*
+                    _ => return Err(DecodeError::UnknownMessage { family: FAMILY, detail: format!("no message #{index}") }),
+                };
+                decoded.map_err(|source| DecodeError::TypeMismatch { family: FAMILY, message: name, source })
+            }
+
+            /// The message as JSON text.
+            pub fn to_json(&self) -> String {
+                // Serializing plain data structs to a String cannot fail.
+                serde_json::to_string(self).unwrap_or_default()
+            }
+        }
+
+        /// Recognises and validates `value`; returns the message's index in
+        /// [`MESSAGES`]. Does not build the Rust value.
+        pub fn validate(value: &Value) -> Result<usize, DecodeError> {
+            validate_from(value, None)
+        }
+
+        /// As [`validate`], considering only messages sent in `direction`.
+        pub fn validate_from(value: &Value, direction: Option<Direction>) -> Result<usize, DecodeError> {
+            let found = candidates(MESSAGES, value, direction);
+            let Some(&first) = found.first() else {
+                return Err(DecodeError::UnknownMessage { family: FAMILY, detail: describe_discriminator(value, DISCRIMINATOR) });
+            };
+            // Messages that share their discriminator differ by direction:
+            // the first whose schema accepts the value wins.
+            let chosen = if found.len() > 1 {
+                found.iter().copied().find(|&index| VALIDATORS[index].is_valid(value)).unwrap_or(first)
+            } else {
+                first
+            };
+            let violations = VALIDATORS[chosen].violations(value);
+            if violations.is_empty() {
+                Ok(chosen)
+            } else {
+                Err(DecodeError::Invalid { family: FAMILY, message: MESSAGES[chosen].name, violations })
+            }
+        }
+
+        /// Every violation of message `name`'s schema by `value` (`None`
+        /// when the family has no such message).
+        pub fn violations_of(name: &str, value: &Value) -> Option<Vec<Violation>> {
+            let index = MESSAGES.iter().position(|spec| spec.name == name)?;
+            Some(VALIDATORS[index].violations(value))
+        }
+
+        /// Compiles every validator now instead of on first use.
+        pub fn warm_up() -> Result<(), String> {
+            VALIDATORS.iter().try_for_each(LazyValidator::warm_up)
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! Recognising and validating JSON messages: the hand-written half of the
+//! generated JSON families.
+//!
+//! Every generated family module (`specwire_protocol::task`, ...) describes
+//! its messages as a static table of [`MessageSpec`]s (name, direction, the
+//! discriminator rules that recognise it) and owns one [`LazyValidator`] per
+//! message. Decoding a received value is then always the same three steps:
+//!
+//! 1. [`candidates`] picks the messages whose discriminator rules hold, most
+//!    specific first, so the schema used is the real message's and errors
+//!    name the real field (a top-level `oneOf` would only say "no match");
+//! 2. the message's validator checks every constraint of the schema (the
+//!    generated Rust types do not enforce bounds or patterns);
+//! 3. the generated type is deserialized from the already-parsed value.
+//!
+//! ```
+//! use specwire_wire::json::{candidates, Direction, MatchRule, MessageSpec};
+//! static SPECS: &[MessageSpec] = &[MessageSpec {
+//!     name: "Ping",
+//!     direction: Direction::ClientToServer,
+//!     rules: &[MatchRule::Const { pointer: "/type", value: "\"ping\"" }],
+//! }];
+//! let value = serde_json::json!({"type": "ping"});
+//! assert_eq!(candidates(SPECS, &value, None), vec![0]);
+//! ```
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// Who sends a message, as the family manifest says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Sent by a client (or device, or requester) to the server.
+    ClientToServer,
+    /// Sent by the server (provider, hub) to one client.
+    ServerToClient,
+    /// Sent to everyone listening.
+    Broadcast,
+}
+
+impl Direction {
+    /// The manifest spelling (`client-to-server`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::ClientToServer => "client-to-server",
+            Direction::ServerToClient => "server-to-client",
+            Direction::Broadcast => "broadcast",
+        }
+    }
+
+    /// Parses the manifest spelling.
+    pub fn parse(text: &str) -> Option<Direction> {
+        match text {
+            "client-to-server" => Some(Direction::ClientToServer),
+            "server-to-client" => Some(Direction::ServerToClient),
+            "broadcast" => Some(Direction::Broadcast),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One discriminator condition of a message.
+#[derive(Clone, Copy, Debug)]
+pub enum MatchRule {
+    /// The member at `pointer` equals `value` (JSON text, e.g. `"\"ping\""`).
+    Const {
+        /// JSON Pointer of the member.
+        pointer: &'static str,
+        /// The JSON text it must equal.
+        value: &'static str,
+    },
+    /// The member at `pointer` exists.
+    Present {
+        /// JSON Pointer of the member.
+        pointer: &'static str,
+    },
+}
+
+impl MatchRule {
+    fn holds(&self, value: &Value) -> bool {
+        match *self {
+            MatchRule::Present { pointer } => value.pointer(pointer).is_some(),
+            MatchRule::Const {
+                pointer,
+                value: expected,
+            } => match value.pointer(pointer) {
+                // Discriminators are almost always strings: compare without
+                // parsing the expected JSON text.
+                Some(Value::String(found)) => {
+                    expected.len() == found.len() + 2
+                        && expected.starts_with('"')
+                        && expected[1..expected.len() - 1] == **found
+                }
+                Some(other) => serde_json::from_str::<Value>(expected)
+                    .map(|expected| &expected == other)
+                    .unwrap_or(false),
+                None => false,
+            },
+        }
+    }
+}
+
+/// A message of a family, as the generated code describes it.
+#[derive(Clone, Copy, Debug)]
+pub struct MessageSpec {
+    /// The message name, as in the manifest (`AssignTask`).
+    pub name: &'static str,
+    /// Who sends it.
+    pub direction: Direction,
+    /// All must hold for a value to be this message.
+    pub rules: &'static [MatchRule],
+}
+
+/// Indices into `specs` of the messages `value` could be, best first.
+///
+/// A message qualifies when all its rules hold; among those, the ones with
+/// the most rules win (so `system_status` + `data.action = subscribe` beats
+/// `system_status` alone). Several winners remain only when messages share
+/// their rules and differ by direction; `direction` narrows them.
+pub fn candidates(specs: &[MessageSpec], value: &Value, direction: Option<Direction>) -> Vec<usize> {
+    let mut best = 0;
+    let mut found = Vec::new();
+    for (index, spec) in specs.iter().enumerate() {
+        if direction.is_some_and(|d| d != spec.direction) {
+            continue;
+        }
+        if !spec.rules.iter().all(|rule| rule.holds(value)) {
+            continue;
+        }
+        let score = spec.rules.len();
+        if score > best {
+            best = score;
+            found.clear();
+        }
+        if score == best {
+            found.push(index);
+        }
+    }
+    found
+}
+
+/// One failed schema rule.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Violation {
+    /// JSON Pointer (RFC 6901) of the offending member; `""` is the whole message.
+    #[serde(rename = "instancePath")]
+    pub instance_path: String,
+    /// JSON Pointer of the rule in the family's bundled schema.
+    #[serde(rename = "schemaPath")]
+    pub schema_path: String,
+    /// The schema keyword violated (`required`, `maximum`, `pattern`, ...).
+    pub keyword: String,
+    /// What the schema expects at that keyword, when it is a plain value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<Value>,
+    /// The validator's explanation.
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = if self.instance_path.is_empty() {
+            "(root)"
+        } else {
+            &self.instance_path
+        };
+        write!(f, "{path}: {} [{}", self.message, self.keyword)?;
+        match &self.expected {
+            Some(expected) if !matches!(self.keyword.as_str(), "required" | "type" | "pattern" | "additionalProperties") => {
+                write!(f, ", expected {expected}]")
+            }
+            _ => f.write_str("]"),
+        }
+    }
+}
+
+/// Why a JSON value is not a valid message of a family.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The bytes are not JSON.
+    #[error("not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// No message of the family matches the discriminator.
+    #[error("unknown {family} message: {detail}")]
+    UnknownMessage {
+        /// The family tried.
+        family: &'static str,
+        /// What the discriminator members held.
+        detail: String,
+    },
+    /// The value is the named message but breaks its schema.
+    #[error("invalid {family}/{message}: {}", first_violation(.violations))]
+    Invalid {
+        /// The family.
+        family: &'static str,
+        /// The message the discriminator picked.
+        message: &'static str,
+        /// Every failed rule.
+        violations: Vec<Violation>,
+    },
+    /// The schema accepted the value but the generated type did not: a bug
+    /// in the schema or codegen, reported rather than hidden.
+    #[error("{family}/{message} passed its schema but not its Rust type: {source}")]
+    TypeMismatch {
+        /// The family.
+        family: &'static str,
+        /// The message.
+        message: &'static str,
+        /// What serde said.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+fn first_violation(violations: &[Violation]) -> String {
+    match violations {
+        [] => "no details".to_owned(),
+        [one] => one.to_string(),
+        [first, rest @ ..] => format!("{first} (and {} more)", rest.len()),
+    }
+}
+
+/// Describes the discriminator members of `value` for an "unknown message" error.
+pub fn describe_discriminator(value: &Value, pointers: &[&str]) -> String {
+    if !value.is_object() {
+        return format!("expected a JSON object, found {}", json_kind(value));
+    }
+    let shown: Vec<String> = pointers
+        .iter()
+        .filter_map(|pointer| value.pointer(pointer).map(|found| format!("{pointer} = {found}")))
+        .collect();
+    if shown.is_empty() {
+        format!("none of {} is present", pointers.join(", "))
+    } else {
+        format!("no message has {}", shown.join(", "))
+    }
+}
+
+/// `object`, `array`, `string`, ... for error messages.
+pub fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A validator for one message, compiled on first use and shared after.
+///
+/// The bundled family schema is embedded in the binary as text; the
+/// validator for `definition` is that document with a root `$ref` to
+/// `#/$defs/<definition>`, with `format` asserted.
+pub struct LazyValidator {
+    bundle: &'static str,
+    definition: &'static str,
+    compiled: OnceLock<Result<Compiled, String>>,
+}
+
+struct Compiled {
+    validator: jsonschema::Validator,
+    schema: Value,
+}
+
+impl LazyValidator {
+    /// A validator for `$defs/<definition>` of the bundled schema `bundle`.
+    pub const fn new(bundle: &'static str, definition: &'static str) -> Self {
+        LazyValidator {
+            bundle,
+            definition,
+            compiled: OnceLock::new(),
+        }
+    }
+
+    fn compiled(&self) -> Result<&Compiled, &str> {
+        self.compiled
+            .get_or_init(|| compile(self.bundle, self.definition))
+            .as_ref()
+            .map_err(String::as_str)
+    }
+
+    /// Compiles now, so the first message does not pay for it.
+    pub fn warm_up(&self) -> Result<(), String> {
+        self.compiled().map(|_| ()).map_err(str::to_owned)
+    }
+
+    /// Every violation of the schema by `value`; empty when valid.
+    pub fn violations(&self, value: &Value) -> Vec<Violation> {
+        let compiled = match self.compiled() {
+            Ok(compiled) => compiled,
+            Err(message) => {
+                return vec![Violation {
+                    instance_path: String::new(),
+                    schema_path: String::new(),
+                    keyword: "$schema".to_owned(),
+                    expected: None,
+                    message: message.to_owned(),
+                }]
+            }
+        };
+        // Fast path: a valid message (the common case) costs one pass and
+        // builds no error objects.
+        if compiled.validator.is_valid(value) {
+            return Vec::new();
+        }
+        compiled
+            .validator
+            .iter_errors(value)
+            .map(|error| {
+                let schema_path = error.schema_path().as_str().to_owned();
+                let keyword = error.kind().keyword().to_owned();
+                let expected = compiled.schema.pointer(&schema_path).cloned();
+                Violation {
+                    instance_path: error.instance_path().as_str().to_owned(),
+                    schema_path,
+                    keyword,
+                    expected,
+                    message: error.to_string(),
+                }
+            })
+            .collect()
+    }
+
+    /// `true` when `value` is valid.
+    pub fn is_valid(&self, value: &Value) -> bool {
+        self.compiled()
+            .map(|compiled| compiled.validator.is_valid(value))
+            .unwrap_or(false)
+    }
+}
+
+fn compile(bundle: &str, definition: &str) -> Result<Compiled, String> {
+    let mut schema: Value = serde_json::from_str(bundle).map_err(|e| format!("embedded schema is not JSON: {e}"))?;
+    let Some(root) = schema.as_object_mut() else {
+        return Err("embedded schema is not an object".to_owned());
+    };
+    root.insert("$ref".to_owned(), Value::String(format!("#/$defs/{definition}")));
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(&schema)
+        .map_err(|e| format!("embedded schema for {definition} does not compile: {e}"))?;
+    Ok(Compiled { validator, schema })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    static SPECS: &[MessageSpec] = &[
+        MessageSpec {
+            name: "Status",
+            direction: Direction::ServerToClient,
+            rules: &[MatchRule::Const { pointer: "/type", value: "\"system_status\"" }],
+        },
+        MessageSpec {
+            name: "Subscribe",
+            direction: Direction::ClientToServer,
+            rules: &[
+                MatchRule::Const { pointer: "/type", value: "\"system_status\"" },
+                MatchRule::Const { pointer: "/data/action", value: "\"subscribe\"" },
+            ],
+        },
+        MessageSpec {
+            name: "RpcError",
+            direction: Direction::ServerToClient,
+            rules: &[MatchRule::Present { pointer: "/code" }],
+        },
+        MessageSpec {
+            name: "Number",
+            direction: Direction::ServerToClient,
+            rules: &[MatchRule::Const { pointer: "/n", value: "3" }],
+        },
+    ];
+
+    #[test]
+    fn most_specific_match_wins() {
+        let sub = json!({"type": "system_status", "data": {"action": "subscribe"}});
+        assert_eq!(candidates(SPECS, &sub, None), vec![1]);
+        let status = json!({"type": "system_status", "data": {}});
+        assert_eq!(candidates(SPECS, &status, None), vec![0]);
+        assert_eq!(candidates(SPECS, &json!({"code": 1}), None), vec![2]);
+        assert_eq!(candidates(SPECS, &json!({"n": 3}), None), vec![3]);
+        assert!(candidates(SPECS, &json!({"n": 4}), None).is_empty());
+        assert!(candidates(SPECS, &json!([1]), None).is_empty());
+        assert!(candidates(SPECS, &sub, Some(Direction::ServerToClient)) == vec![0]);
+    }
+
+    #[test]
+    fn validator_reports_path_keyword_and_expected_value() {
+        static BUNDLE: &str = r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","$defs":{
+            "M":{"type":"object","required":["p"],"properties":{"p":{"type":"integer","maximum":100},"t":{"type":"string","format":"date-time"}}}}}"#;
+        static M: LazyValidator = LazyValidator::new(BUNDLE, "M");
+        assert!(M.violations(&json!({"p": 3})).is_empty());
+        let v = M.violations(&json!({"p": 101}));
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].instance_path, "/p");
+        assert_eq!(v[0].keyword, "maximum");
+        assert_eq!(v[0].expected, Some(json!(100)));
+        let v = M.violations(&json!({"p": 1, "t": "yesterday"}));
+        assert_eq!(v[0].keyword, "format");
+        let v = M.violations(&json!({}));
+        assert_eq!(v[0].keyword, "required");
+        assert!(v[0].to_string().starts_with("(root): "));
+    }
+}
