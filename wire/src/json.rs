@@ -125,7 +125,11 @@ pub struct MessageSpec {
 /// the most rules win (so `system_status` + `data.action = subscribe` beats
 /// `system_status` alone). Several winners remain only when messages share
 /// their rules and differ by direction; `direction` narrows them.
-pub fn candidates(specs: &[MessageSpec], value: &Value, direction: Option<Direction>) -> Vec<usize> {
+pub fn candidates(
+    specs: &[MessageSpec],
+    value: &Value,
+    direction: Option<Direction>,
+) -> Vec<usize> {
     let mut best = 0;
     let mut found = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
@@ -174,7 +178,12 @@ impl fmt::Display for Violation {
         };
         write!(f, "{path}: {} [{}", self.message, self.keyword)?;
         match &self.expected {
-            Some(expected) if !matches!(self.keyword.as_str(), "required" | "type" | "pattern" | "additionalProperties") => {
+            Some(expected)
+                if !matches!(
+                    self.keyword.as_str(),
+                    "required" | "type" | "pattern" | "additionalProperties"
+                ) =>
+            {
                 write!(f, ", expected {expected}]")
             }
             _ => f.write_str("]"),
@@ -235,7 +244,11 @@ pub fn describe_discriminator(value: &Value, pointers: &[&str]) -> String {
     }
     let shown: Vec<String> = pointers
         .iter()
-        .filter_map(|pointer| value.pointer(pointer).map(|found| format!("{pointer} = {found}")))
+        .filter_map(|pointer| {
+            value
+                .pointer(pointer)
+                .map(|found| format!("{pointer} = {found}"))
+        })
         .collect();
     if shown.is_empty() {
         format!("none of {} is present", pointers.join(", "))
@@ -340,11 +353,15 @@ impl LazyValidator {
 }
 
 fn compile(bundle: &str, definition: &str) -> Result<Compiled, String> {
-    let mut schema: Value = serde_json::from_str(bundle).map_err(|e| format!("embedded schema is not JSON: {e}"))?;
+    let mut schema: Value =
+        serde_json::from_str(bundle).map_err(|e| format!("embedded schema is not JSON: {e}"))?;
     let Some(root) = schema.as_object_mut() else {
         return Err("embedded schema is not an object".to_owned());
     };
-    root.insert("$ref".to_owned(), Value::String(format!("#/$defs/{definition}")));
+    root.insert(
+        "$ref".to_owned(),
+        Value::String(format!("#/$defs/{definition}")),
+    );
     let validator = jsonschema::options()
         .with_draft(jsonschema::Draft::Draft202012)
         .should_validate_formats(true)
@@ -362,14 +379,23 @@ mod tests {
         MessageSpec {
             name: "Status",
             direction: Direction::ServerToClient,
-            rules: &[MatchRule::Const { pointer: "/type", value: "\"system_status\"" }],
+            rules: &[MatchRule::Const {
+                pointer: "/type",
+                value: "\"system_status\"",
+            }],
         },
         MessageSpec {
             name: "Subscribe",
             direction: Direction::ClientToServer,
             rules: &[
-                MatchRule::Const { pointer: "/type", value: "\"system_status\"" },
-                MatchRule::Const { pointer: "/data/action", value: "\"subscribe\"" },
+                MatchRule::Const {
+                    pointer: "/type",
+                    value: "\"system_status\"",
+                },
+                MatchRule::Const {
+                    pointer: "/data/action",
+                    value: "\"subscribe\"",
+                },
             ],
         },
         MessageSpec {
@@ -380,7 +406,10 @@ mod tests {
         MessageSpec {
             name: "Number",
             direction: Direction::ServerToClient,
-            rules: &[MatchRule::Const { pointer: "/n", value: "3" }],
+            rules: &[MatchRule::Const {
+                pointer: "/n",
+                value: "3",
+            }],
         },
     ];
 

@@ -220,7 +220,8 @@ pub const SCHEMA: &str = r##"{
     "ChatBroadcast": {
       "properties": {
         "type": {
-          "const": "chat"
+          "const": "chat",
+          "description": "Message discriminator."
         },
         "message": {
           "type": "string",
@@ -243,7 +244,8 @@ pub const SCHEMA: &str = r##"{
     "SystemBroadcast": {
       "properties": {
         "type": {
-          "const": "system"
+          "const": "system",
+          "description": "Message discriminator."
         },
         "message": {
           "type": "string",

@@ -5,12 +5,13 @@
 pub struct ChatBroadcast {
     ///The text.
     pub message: ::std::string::String,
+    ///Message discriminator.
     #[serde(rename = "type")]
     pub type_: ChatBroadcastType,
     ///The sender.
     pub username: ::std::string::String,
 }
-///`ChatBroadcastType`
+///Message discriminator.
 #[derive(
     ::serde::Deserialize,
     ::serde::Serialize,
@@ -625,11 +626,12 @@ impl ::std::convert::TryFrom<::std::string::String> for SuccessResponseStatus {
 pub struct SystemBroadcast {
     ///The announcement.
     pub message: ::std::string::String,
+    ///Message discriminator.
     #[serde(rename = "type")]
     pub type_: SystemBroadcastType,
     pub username: SystemBroadcastUsername,
 }
-///`SystemBroadcastType`
+///Message discriminator.
 #[derive(
     ::serde::Deserialize,
     ::serde::Serialize,

@@ -280,7 +280,8 @@ pub const SCHEMA: &str = r##"{
     "Subscribe": {
       "properties": {
         "type": {
-          "const": "system_status"
+          "const": "system_status",
+          "description": "Message discriminator."
         },
         "id": {
           "$ref": "#/$defs/MessageId"
@@ -297,7 +298,8 @@ pub const SCHEMA: &str = r##"{
           ],
           "properties": {
             "action": {
-              "const": "subscribe"
+              "const": "subscribe",
+              "description": "Tells subscribe/unsubscribe requests and their response apart from the system status event."
             },
             "resourceType": {
               "$ref": "#/$defs/ResourceType"
@@ -320,7 +322,8 @@ pub const SCHEMA: &str = r##"{
     "Unsubscribe": {
       "properties": {
         "type": {
-          "const": "system_status"
+          "const": "system_status",
+          "description": "Message discriminator."
         },
         "id": {
           "$ref": "#/$defs/MessageId"
@@ -337,7 +340,8 @@ pub const SCHEMA: &str = r##"{
           ],
           "properties": {
             "action": {
-              "const": "unsubscribe"
+              "const": "unsubscribe",
+              "description": "Tells subscribe/unsubscribe requests and their response apart from the system status event."
             },
             "resourceType": {
               "$ref": "#/$defs/ResourceType"
@@ -360,7 +364,8 @@ pub const SCHEMA: &str = r##"{
     "ClientPing": {
       "properties": {
         "type": {
-          "const": "ping"
+          "const": "ping",
+          "description": "Message discriminator."
         },
         "id": {
           "$ref": "#/$defs/MessageId"
@@ -379,7 +384,8 @@ pub const SCHEMA: &str = r##"{
     "ClientPong": {
       "properties": {
         "type": {
-          "const": "pong"
+          "const": "pong",
+          "description": "Message discriminator."
         },
         "id": {
           "$ref": "#/$defs/MessageId"
@@ -399,7 +405,8 @@ pub const SCHEMA: &str = r##"{
     "Publish": {
       "properties": {
         "type": {
-          "const": "publish"
+          "const": "publish",
+          "description": "Message discriminator."
         },
         "id": {
           "$ref": "#/$defs/MessageId"
@@ -488,7 +495,8 @@ pub const SCHEMA: &str = r##"{
               "enum": [
                 "subscribed",
                 "unsubscribed"
-              ]
+              ],
+              "description": "Tells subscribe/unsubscribe requests and their response apart from the system status event."
             },
             "resourceType": {
               "$ref": "#/$defs/ResourceType"

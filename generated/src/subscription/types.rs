@@ -7,10 +7,11 @@ pub struct ClientPing {
     pub id: ::std::option::Option<MessageId>,
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
     pub timestamp: ::std::option::Option<Timestamp>,
+    ///Message discriminator.
     #[serde(rename = "type")]
     pub type_: ClientPingType,
 }
-///`ClientPingType`
+///Message discriminator.
 #[derive(
     ::serde::Deserialize,
     ::serde::Serialize,
@@ -63,10 +64,11 @@ pub struct ClientPong {
     pub id: MessageId,
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
     pub timestamp: ::std::option::Option<Timestamp>,
+    ///Message discriminator.
     #[serde(rename = "type")]
     pub type_: ClientPongType,
 }
-///`ClientPongType`
+///Message discriminator.
 #[derive(
     ::serde::Deserialize,
     ::serde::Serialize,
@@ -709,6 +711,7 @@ pub struct Publish {
     pub id: ::std::option::Option<MessageId>,
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
     pub timestamp: ::std::option::Option<Timestamp>,
+    ///Message discriminator.
     #[serde(rename = "type")]
     pub type_: PublishType,
 }
@@ -801,7 +804,7 @@ impl ::std::convert::From<SystemStatus> for PublishData {
         Self::SystemStatus(value)
     }
 }
-///`PublishType`
+///Message discriminator.
 #[derive(
     ::serde::Deserialize,
     ::serde::Serialize,
@@ -1140,19 +1143,21 @@ pub struct Subscribe {
     pub id: ::std::option::Option<MessageId>,
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
     pub timestamp: ::std::option::Option<Timestamp>,
+    ///Message discriminator.
     #[serde(rename = "type")]
     pub type_: SubscribeType,
 }
 ///What to subscribe.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct SubscribeData {
+    ///Tells subscribe/unsubscribe requests and their response apart from the system status event.
     pub action: SubscribeDataAction,
     #[serde(rename = "resourceId")]
     pub resource_id: ResourceId,
     #[serde(rename = "resourceType")]
     pub resource_type: ResourceType,
 }
-///`SubscribeDataAction`
+///Tells subscribe/unsubscribe requests and their response apart from the system status event.
 #[derive(
     ::serde::Deserialize,
     ::serde::Serialize,
@@ -1199,7 +1204,7 @@ impl ::std::convert::TryFrom<::std::string::String> for SubscribeDataAction {
         value.parse()
     }
 }
-///`SubscribeType`
+///Message discriminator.
 #[derive(
     ::serde::Deserialize,
     ::serde::Serialize,
@@ -1259,6 +1264,7 @@ pub struct SubscriptionResponse {
 ///Outcome.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct SubscriptionResponseData {
+    ///Tells subscribe/unsubscribe requests and their response apart from the system status event.
     pub action: SubscriptionResponseDataAction,
     ///Reason when status is error.
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -1269,7 +1275,7 @@ pub struct SubscriptionResponseData {
     pub resource_type: ResourceType,
     pub status: SubscriptionResponseDataStatus,
 }
-///`SubscriptionResponseDataAction`
+///Tells subscribe/unsubscribe requests and their response apart from the system status event.
 #[derive(
     ::serde::Deserialize,
     ::serde::Serialize,
@@ -1902,19 +1908,21 @@ pub struct Unsubscribe {
     pub id: ::std::option::Option<MessageId>,
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
     pub timestamp: ::std::option::Option<Timestamp>,
+    ///Message discriminator.
     #[serde(rename = "type")]
     pub type_: UnsubscribeType,
 }
 ///What to unsubscribe.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct UnsubscribeData {
+    ///Tells subscribe/unsubscribe requests and their response apart from the system status event.
     pub action: UnsubscribeDataAction,
     #[serde(rename = "resourceId")]
     pub resource_id: ResourceId,
     #[serde(rename = "resourceType")]
     pub resource_type: ResourceType,
 }
-///`UnsubscribeDataAction`
+///Tells subscribe/unsubscribe requests and their response apart from the system status event.
 #[derive(
     ::serde::Deserialize,
     ::serde::Serialize,
@@ -1961,7 +1969,7 @@ impl ::std::convert::TryFrom<::std::string::String> for UnsubscribeDataAction {
         value.parse()
     }
 }
-///`UnsubscribeType`
+///Message discriminator.
 #[derive(
     ::serde::Deserialize,
     ::serde::Serialize,

@@ -76,7 +76,8 @@ pub const SCHEMA: &str = r##"{
     "TaskParameters": {
       "type": "object",
       "additionalProperties": true,
-      "description": "Operation parameters. The provider's advertised capability settings define the accepted names and JSON types (`string`, `int` → integer, `float` → number, `bool` → boolean); parameters not advertised are allowed but SHOULD be warned about."
+      "description": "Operation parameters. The provider's advertised capability settings define the accepted names and JSON types (`string`, `int` → integer, `float` → number, `bool` → boolean); parameters not advertised are allowed but SHOULD be warned about.",
+      "default": {}
     },
     "AuthenticatePayload": {
       "type": "object",
