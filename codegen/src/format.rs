@@ -20,7 +20,57 @@ pub fn rust_file(
         .with_context(|| format!("{what}: generated tokens do not parse as Rust"))?;
     let pretty = prettyplease::unparse(&file);
     let formatted = rustfmt(&pretty, workspace).with_context(|| format!("rustfmt on {what}"))?;
-    Ok(format!("{header}\n\n{formatted}"))
+    Ok(format!("{header}\n\n{}", separate_items(&formatted)))
+}
+
+/// Puts a blank line between consecutive items at the top level and one
+/// level in (impl and module bodies), as a person would write them.
+/// rustfmt keeps blank lines, so the result stays `cargo fmt`-clean.
+fn separate_items(source: &str) -> String {
+    const ITEM_STARTS: &[&str] = &[
+        "///",
+        "#[",
+        "pub ",
+        "pub(",
+        "fn ",
+        "impl",
+        "static ",
+        "const ",
+        "mod ",
+        "enum ",
+        "struct ",
+        "type ",
+        "trait ",
+        "use ",
+        "unsafe impl",
+    ];
+    let mut out = String::with_capacity(source.len() + source.len() / 16);
+    let mut previous: Option<&str> = None;
+    for line in source.lines() {
+        if let Some(prev) = previous {
+            let indent = line.len() - line.trim_start().len();
+            let prev_indent = prev.len() - prev.trim_start().len();
+            let prev_trimmed = prev.trim();
+            let ends_item =
+                prev_trimmed == "}" || prev_trimmed == "};" || prev_trimmed.ends_with(';');
+            let starts_item = ITEM_STARTS
+                .iter()
+                .any(|start| line.trim_start().starts_with(start));
+            let both_use =
+                prev_trimmed.starts_with("use ") && line.trim_start().starts_with("use ");
+            let after_inner_docs =
+                prev_trimmed.starts_with("//!") && !line.trim_start().starts_with("//!");
+            if after_inner_docs
+                || (indent <= 4 && indent == prev_indent && ends_item && starts_item && !both_use)
+            {
+                out.push('\n');
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+        previous = Some(line);
+    }
+    out
 }
 
 fn rustfmt(source: &str, workspace: &Path) -> Result<String> {

@@ -136,10 +136,11 @@ fn rule_tokens(message: &MessageEntry) -> Vec<TokenStream> {
 fn message_module(manifest: &Manifest) -> TokenStream {
     let family = &manifest.family;
     let count = manifest.messages.len();
-    let port = manifest.transport.default_port;
+    let port = Literal::u16_unsuffixed(manifest.transport.default_port);
     let host = &manifest.transport.default_host;
     let transport = &manifest.transport.kind;
-    let max_bytes = manifest.transport.max_message_bytes.unwrap_or(1 << 20) as usize;
+    let max_bytes =
+        Literal::usize_unsuffixed(manifest.transport.max_message_bytes.unwrap_or(1 << 20) as usize);
     let pointers: Vec<&String> = manifest
         .discriminator
         .as_ref()
@@ -188,10 +189,7 @@ fn message_module(manifest: &Manifest) -> TokenStream {
         pub use types::*;
 
         use serde_json::Value;
-        use specwire_wire::json::{
-            candidates, describe_discriminator, DecodeError, Direction, LazyValidator, MatchRule,
-            MessageSpec, Violation,
-        };
+        use specwire_wire::json::{DecodeError, Direction, Family, LazyValidator, MatchRule, MessageSpec, Violation};
 
         /// The family name.
         pub const FAMILY: &str = #family;
@@ -210,6 +208,8 @@ fn message_module(manifest: &Manifest) -> TokenStream {
         pub static MESSAGES: &[MessageSpec] = &[#(#specs),*];
 
         static VALIDATORS: [LazyValidator; #count] = [#(LazyValidator::new(SCHEMA, #names)),*];
+
+        static TABLE: Family = Family { name: FAMILY, discriminator: DISCRIMINATOR, messages: MESSAGES, validators: &VALIDATORS };
 
         /// Any message of the family.
         ///
@@ -261,12 +261,11 @@ fn message_module(manifest: &Manifest) -> TokenStream {
             }
 
             fn from_index(index: usize, value: Value) -> Result<Message, DecodeError> {
-                let name = MESSAGES[index].name;
                 let decoded = match index {
                     #(#indices => serde_json::from_value(value).map(Message::#idents),)*
                     _ => return Err(DecodeError::UnknownMessage { family: FAMILY, detail: format!("no message #{index}") }),
                 };
-                decoded.map_err(|source| DecodeError::TypeMismatch { family: FAMILY, message: name, source })
+                decoded.map_err(|source| TABLE.type_mismatch(index, source))
             }
 
             /// The message as JSON text.
@@ -284,35 +283,18 @@ fn message_module(manifest: &Manifest) -> TokenStream {
 
         /// As [`validate`], considering only messages sent in `direction`.
         pub fn validate_from(value: &Value, direction: Option<Direction>) -> Result<usize, DecodeError> {
-            let found = candidates(MESSAGES, value, direction);
-            let Some(&first) = found.first() else {
-                return Err(DecodeError::UnknownMessage { family: FAMILY, detail: describe_discriminator(value, DISCRIMINATOR) });
-            };
-            // Messages that share their discriminator differ by direction:
-            // the first whose schema accepts the value wins.
-            let chosen = if found.len() > 1 {
-                found.iter().copied().find(|&index| VALIDATORS[index].is_valid(value)).unwrap_or(first)
-            } else {
-                first
-            };
-            let violations = VALIDATORS[chosen].violations(value);
-            if violations.is_empty() {
-                Ok(chosen)
-            } else {
-                Err(DecodeError::Invalid { family: FAMILY, message: MESSAGES[chosen].name, violations })
-            }
+            TABLE.validate_from(value, direction)
         }
 
         /// Every violation of message `name`'s schema by `value` (`None`
         /// when the family has no such message).
         pub fn violations_of(name: &str, value: &Value) -> Option<Vec<Violation>> {
-            let index = MESSAGES.iter().position(|spec| spec.name == name)?;
-            Some(VALIDATORS[index].violations(value))
+            TABLE.violations_of(name, value)
         }
 
         /// Compiles every validator now instead of on first use.
         pub fn warm_up() -> Result<(), String> {
-            VALIDATORS.iter().try_for_each(LazyValidator::warm_up)
+            TABLE.warm_up()
         }
     }
 }

@@ -212,9 +212,10 @@ pub fn generate(family: &Family) -> Result<TextFamilyCode> {
         write_arms.push(quote!(Line::#ident(line) => { #body }));
         name_arms.push(quote!(Line::#ident(_) => #index_lit));
     }
-    let port = manifest.transport.default_port;
+    let port = Literal::u16_unsuffixed(manifest.transport.default_port);
     let host = &manifest.transport.default_host;
-    let max_bytes = manifest.transport.max_message_bytes.unwrap_or(65536) as usize;
+    let max_bytes =
+        Literal::usize_unsuffixed(manifest.transport.max_message_bytes.unwrap_or(65536) as usize);
     let title_doc = format!(" The **{name}** family: {}.", manifest.title);
     let summary_doc = format!(" {}", manifest.summary);
     let see_doc = format!(" Generated from `schema/{name}/`; see `generated/docs/{name}.md`.");

@@ -14,19 +14,27 @@
 //! let message = specwire_protocol::task::Message::from_slice(bytes).unwrap();
 //! assert_eq!(message.name(), "GetStatus");
 //! ```
+
 /// chat: A JSON request/response chat over raw TCP: `join_chat`, `send_message`, `get_users`, `leave_chat`; broadcasts to the other joined clients; JSON-RPC error codes for protocol faults. Requests carry no id: responses come back in request order.
 pub mod chat;
+
 /// device hub: Devices and clients share one WebSocket hub speaking text frames, one command per frame, fields separated by `:`: devices register with `id:`, clients subscribe with `s` and send `cmd:<target>:<command>:<parameters>`; device data is broadcast to subscribers as `<deviceId>:<data>`.
 pub mod device;
+
 /// service discovery: Providers announce themselves over UDP broadcast; each client keeps its own service repository (expiry after 3 missed heartbeats, selection by status, load and operation, round-robin among equals).
 pub mod discovery;
+
 /// event subscription: Clients open a WebSocket on a resource path with a JWT, get that resource's events, and subscribe to more; events are routed up the resource hierarchy (task → experiment → project → user; worker → system; system → all).
 pub mod subscription;
+
 /// task assignment: Clients assign tasks to a discovered service provider over a WebSocket and receive progress and exactly one terminal message per task. Envelope: `type`, `messageId`, `timestamp`, `payload`, optional `acknowledgmentId`.
 pub mod task;
+
 /// uart gateway: byte-stuffed frames, 5-byte commands, opcodes.
 pub mod uart;
+
 pub use specwire_wire::json::{DecodeError, Direction, Violation};
+
 /// Every family, by name.
 pub const FAMILIES: &[&str] = &[
     "chat",
@@ -36,6 +44,7 @@ pub const FAMILIES: &[&str] = &[
     "task",
     "uart",
 ];
+
 /// The families whose messages are JSON objects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum JsonFamily {
@@ -44,6 +53,7 @@ pub enum JsonFamily {
     Subscription,
     Task,
 }
+
 impl JsonFamily {
     /// All JSON families, in order.
     pub const ALL: &[JsonFamily] = &[
@@ -52,6 +62,7 @@ impl JsonFamily {
         JsonFamily::Subscription,
         JsonFamily::Task,
     ];
+
     /// The family name.
     pub fn name(self) -> &'static str {
         match self {
@@ -61,6 +72,7 @@ impl JsonFamily {
             JsonFamily::Task => "task",
         }
     }
+
     /// The family called `name`.
     pub fn from_name(name: &str) -> Option<JsonFamily> {
         match name {
@@ -71,7 +83,9 @@ impl JsonFamily {
             _ => None,
         }
     }
+
     /// Recognises and validates `value` as a message of this family;
+
     /// returns the message name.
     pub fn validate(
         self,
@@ -91,6 +105,7 @@ impl JsonFamily {
             }
         }
     }
+
     /// Every violation of message `name`'s schema, or `None` when
     /// the family has no such message.
     pub fn violations_of(self, name: &str, value: &serde_json::Value) -> Option<Vec<Violation>> {

@@ -18,28 +18,39 @@
 //!
 //! - Serial: UART to the mesh root module; every body travels in one frame.
 //! - Local (TCP, [`DEFAULT_LOCAL_PORT`]): Local clients speak the same frames as the UART. A first frame `LSTN-` makes the connection the listening connection; any other first frame is one request: one reply, then the gateway closes the connection.
+
 /// Start-of-frame byte.
 pub const FRAME_START: u8 = 0xFF;
+
 /// End-of-frame byte.
 pub const FRAME_END: u8 = 0xFE;
+
 /// Escape byte: the next byte is the body byte XOR [`FRAME_ESCAPE_XOR`].
 pub const FRAME_ESCAPE: u8 = 0xFA;
+
 /// Value XOR-ed into an escaped byte.
 pub const FRAME_ESCAPE_XOR: u8 = 0xFA;
+
 /// Body bytes that are always escaped.
 pub const FRAME_ESCAPED: [u8; 3] = [0xFF, 0xFE, 0xFA];
+
 /// Longest body accepted; longer frames are dropped.
 pub const MAX_BODY: usize = 65536;
+
 /// How long the gateway waits for the module to answer a command it forwarded, in milliseconds.
 pub const MODULE_TIMEOUT_MS: u64 = 2000;
+
 /// [`MODULE_TIMEOUT_MS`] as a `Duration`.
 pub const MODULE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(MODULE_TIMEOUT_MS);
+
 /// Default host of the gateway's local listener.
 pub const DEFAULT_LOCAL_HOST: &str = "127.0.0.1";
+
 /// Default TCP port of the gateway's local listener.
 ///
 /// Local clients speak the same frames as the UART. A first frame `LSTN-` makes the connection the listening connection; any other first frame is one request: one reply, then the gateway closes the connection.
 pub const DEFAULT_LOCAL_PORT: u16 = 50010;
+
 const _: () = assert!(
     FRAME_START == specwire_wire::frame::START
         && FRAME_END == specwire_wire::frame::END
@@ -48,6 +59,7 @@ const _: () = assert!(
         && MAX_BODY == specwire_wire::DEFAULT_MAX_BODY,
     "schema/uart/protocol.json framing differs from specwire_wire"
 );
+
 /// The framing parameters as one value, for tools that print or compare them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Framing {
@@ -64,6 +76,7 @@ pub struct Framing {
     /// [`MAX_BODY`].
     pub max_body: usize,
 }
+
 /// A frame is 0xFF, the escaped body, 0xFE. Inside the body 0xFF, 0xFE and 0xFA are sent as 0xFA followed by the byte XOR 0xFA (0xFF -> FA 05, 0xFE -> FA 04, 0xFA -> FA 00). A decoder resynchronises on the next 0xFF after garbage and drops, and counts, a frame with a bad escape. specwire also drops empty frames and bodies over maxBody.
 pub const FRAMING: Framing = Framing {
     start: FRAME_START,
@@ -73,23 +86,29 @@ pub const FRAMING: Framing = Framing {
     escaped: &FRAME_ESCAPED,
     max_body: MAX_BODY,
 };
+
 pub use specwire_wire::{DecoderStats, FrameDecoder, FrameError};
+
 /// One complete frame (start byte, escaped `body`, end byte) for `body`.
 pub fn encode_frame(body: &[u8]) -> Vec<u8> {
     specwire_wire::encoded_frame(body)
 }
+
 /// Appends one complete frame for `body` to `out` (batches frames in one buffer).
 pub fn encode_frame_into(body: &[u8], out: &mut Vec<u8>) {
     specwire_wire::encode_frame(body, out);
 }
+
 /// Decodes exactly one whole frame into its body (strict: any garbage is an error).
 pub fn decode_frame(frame: &[u8]) -> Result<Vec<u8>, FrameError> {
     specwire_wire::decode_frame(frame)
 }
+
 /// A streaming frame decoder limited to [`MAX_BODY`].
 pub fn frame_decoder() -> FrameDecoder {
     FrameDecoder::with_max_body(MAX_BODY)
 }
+
 /// Why a body (or part of one) could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -162,6 +181,7 @@ pub enum DecodeError {
         len: usize,
     },
 }
+
 /// Why a value could not be encoded: the Rust value holds something the
 /// wire cannot carry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -215,6 +235,7 @@ pub enum EncodeError {
     #[error("unknown data type id {0}")]
     UnknownDataType(u8),
 }
+
 #[doc = concat!("The `", "NodeState", "` enum (one byte on the wire).")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
@@ -226,13 +247,16 @@ pub enum NodeState {
     /// Never announced.
     NeverAnnounced = b'N',
 }
+
 impl NodeState {
     /// Every value, in document order.
     pub const ALL: [Self; 3] = [Self::Active, Self::Disconnected, Self::NeverAnnounced];
+
     /// The wire byte.
     pub const fn value(self) -> u8 {
         self as u8
     }
+
     /// The value for a wire byte, if listed.
     pub const fn from_value(value: u8) -> Option<Self> {
         match value {
@@ -242,6 +266,7 @@ impl NodeState {
             _ => None,
         }
     }
+
     /// The value's name.
     pub const fn name(self) -> &'static str {
         match self {
@@ -250,6 +275,7 @@ impl NodeState {
             Self::NeverAnnounced => "NeverAnnounced",
         }
     }
+
     /// The letter the document gives this value, if any.
     pub const fn as_char(self) -> Option<char> {
         match self {
@@ -259,13 +285,16 @@ impl NodeState {
         }
     }
 }
+
 impl From<NodeState> for u8 {
     fn from(value: NodeState) -> u8 {
         value.value()
     }
 }
+
 impl TryFrom<u8> for NodeState {
     type Error = DecodeError;
+
     fn try_from(value: u8) -> Result<Self, DecodeError> {
         Self::from_value(value).ok_or(DecodeError::UnknownEnumValue {
             what: "NodeState",
@@ -274,6 +303,7 @@ impl TryFrom<u8> for NodeState {
         })
     }
 }
+
 /// The data-type table: what a node can report, with the byte length of
 /// each value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -291,6 +321,7 @@ pub enum DataType {
     /// A monotonic event counter. Id 6, 4 bytes, unit 1.
     Counter,
 }
+
 impl DataType {
     /// Every data type, in table order.
     pub const ALL: [Self; 6] = [
@@ -301,6 +332,7 @@ impl DataType {
         Self::Pressure,
         Self::Counter,
     ];
+
     /// The data id on the wire.
     pub const fn id(self) -> u8 {
         match self {
@@ -312,6 +344,7 @@ impl DataType {
             Self::Counter => 6,
         }
     }
+
     /// The data type with this id, if the table lists it.
     pub const fn from_id(id: u8) -> Option<Self> {
         match id {
@@ -324,6 +357,7 @@ impl DataType {
             _ => None,
         }
     }
+
     /// Length in bytes of one value.
     pub const fn length(self) -> usize {
         match self {
@@ -335,6 +369,7 @@ impl DataType {
             Self::Counter => 4,
         }
     }
+
     /// The table's name (`temperature`).
     pub const fn name(self) -> &'static str {
         match self {
@@ -346,6 +381,7 @@ impl DataType {
             Self::Counter => "counter",
         }
     }
+
     /// The unit of one step of the value, if the table gives one.
     pub const fn unit(self) -> Option<&'static str> {
         match self {
@@ -357,6 +393,7 @@ impl DataType {
             Self::Counter => Some("1"),
         }
     }
+
     /// The table's description.
     pub const fn description(self) -> &'static str {
         match self {
@@ -369,6 +406,7 @@ impl DataType {
         }
     }
 }
+
 /// One value of a data type, typed by the table's `valueType`
 /// (big-endian on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -386,6 +424,7 @@ pub enum DataValue {
     /// A monotonic event counter. Unit: 1.
     Counter(u32),
 }
+
 impl DataValue {
     /// Which data type this is a value of.
     pub const fn data_type(&self) -> DataType {
@@ -398,6 +437,7 @@ impl DataValue {
             Self::Counter(_) => DataType::Counter,
         }
     }
+
     /// Decodes a value of `data_type` from exactly `bytes`.
     pub fn decode(data_type: DataType, bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(bytes);
@@ -422,11 +462,13 @@ impl DataValue {
         reader.finish("DataValue")?;
         Ok(value)
     }
+
     /// Decodes a value of the data type with id `data_id` from exactly `bytes`.
     pub fn decode_id(data_id: u8, bytes: &[u8]) -> Result<Self, DecodeError> {
         let data_type = DataType::from_id(data_id).ok_or(DecodeError::UnknownDataType(data_id))?;
         Self::decode(data_type, bytes)
     }
+
     /// Appends the value's bytes (exactly [`DataType::length`] of them) to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         match self {
@@ -438,6 +480,7 @@ impl DataValue {
             Self::Counter(value) => out.extend_from_slice(&value.to_be_bytes()),
         }
     }
+
     /// The value's bytes in a new `Vec`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.data_type().length());
@@ -445,6 +488,7 @@ impl DataValue {
         out
     }
 }
+
 /// A node address and UUID.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NodeEntry {
@@ -453,6 +497,7 @@ pub struct NodeEntry {
     /// Wire: 16 bytes, the UUID in big-endian (RFC 4122) order.
     pub uuid: uuid::Uuid,
 }
+
 impl NodeEntry {
     /// Decodes one `NodeEntry` from the front of `input` and returns it with the bytes after it.
     pub fn decode_prefix(input: &[u8]) -> Result<(Self, &[u8]), DecodeError> {
@@ -460,6 +505,7 @@ impl NodeEntry {
         let value = Self::read(&mut reader)?;
         Ok((value, reader.remaining()))
     }
+
     /// Decodes exactly one `NodeEntry`: trailing bytes are an error.
     pub fn decode(input: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(input);
@@ -467,24 +513,28 @@ impl NodeEntry {
         reader.finish("NodeEntry")?;
         Ok(value)
     }
+
     /// Appends the wire form to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         let Self { addr, uuid } = self;
         out.extend_from_slice(&addr.to_be_bytes());
         out.extend_from_slice(uuid.as_bytes());
     }
+
     /// The wire form in a new `Vec`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode_into(&mut out);
         out
     }
+
     fn read(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let addr = u16::from_be_bytes(reader.array("NodeEntry.addr")?);
         let uuid = uuid::Uuid::from_bytes(reader.array("NodeEntry.uuid")?);
         Ok(Self { addr, uuid })
     }
 }
+
 /// A node address and one raw value whose length is the enclosing `length` field.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NodeValue {
@@ -493,6 +543,7 @@ pub struct NodeValue {
     /// Wire: raw bytes; their length is the `length` field (checked on encode).
     pub data: Vec<u8>,
 }
+
 impl NodeValue {
     /// Decodes one `NodeValue` from the front of `input` and returns it with the bytes after it.
     ///
@@ -502,6 +553,7 @@ impl NodeValue {
         let value = Self::read(&mut reader, length)?;
         Ok((value, reader.remaining()))
     }
+
     /// Decodes exactly one `NodeValue`: trailing bytes are an error.
     ///
     /// `length`: the enclosing record's `length` field (a length).
@@ -511,6 +563,7 @@ impl NodeValue {
         reader.finish("NodeValue")?;
         Ok(value)
     }
+
     /// Appends the wire form to `out`. Fails (having written part of it) when a count or length does not fit or disagrees with its length field.
     pub fn encode_into(&self, out: &mut Vec<u8>, length: usize) -> Result<(), EncodeError> {
         let Self { addr, data } = self;
@@ -526,18 +579,21 @@ impl NodeValue {
         out.extend_from_slice(data);
         Ok(())
     }
+
     /// The wire form in a new `Vec`.
     pub fn encode(&self, length: usize) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::new();
         self.encode_into(&mut out, length)?;
         Ok(out)
     }
+
     fn read(reader: &mut Reader<'_>, length: usize) -> Result<Self, DecodeError> {
         let addr = u16::from_be_bytes(reader.array("NodeValue.addr")?);
         let data = reader.take(length, "NodeValue.data")?.to_vec();
         Ok(Self { addr, data })
     }
 }
+
 /// A data id and a value whose length comes from the data-type table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DataEntry {
@@ -546,6 +602,7 @@ pub struct DataEntry {
     /// Wire: raw bytes; their length is the data-type table's length for `data_id` (see [`DataType::length`]; checked on encode).
     pub data: Vec<u8>,
 }
+
 impl DataEntry {
     /// Decodes one `DataEntry` from the front of `input` and returns it with the bytes after it.
     pub fn decode_prefix(input: &[u8]) -> Result<(Self, &[u8]), DecodeError> {
@@ -553,6 +610,7 @@ impl DataEntry {
         let value = Self::read(&mut reader)?;
         Ok((value, reader.remaining()))
     }
+
     /// Decodes exactly one `DataEntry`: trailing bytes are an error.
     pub fn decode(input: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(input);
@@ -560,6 +618,7 @@ impl DataEntry {
         reader.finish("DataEntry")?;
         Ok(value)
     }
+
     /// Appends the wire form to `out`. Fails (having written part of it) when a count or length does not fit or disagrees with its length field.
     pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         let Self { data_id, data } = self;
@@ -568,20 +627,24 @@ impl DataEntry {
         out.extend_from_slice(data);
         Ok(())
     }
+
     /// The wire form in a new `Vec`.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::new();
         self.encode_into(&mut out)?;
         Ok(out)
     }
+
     /// The data-type table entry for `data_id`, if the id is known.
     pub fn data_type(&self) -> Option<DataType> {
         DataType::from_id(self.data_id)
     }
+
     /// `data` decoded as the typed value of data type `data_id`.
     pub fn value(&self) -> Result<DataValue, DecodeError> {
         DataValue::decode_id(self.data_id, &self.data)
     }
+
     fn read(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let data_id = u8::from_be_bytes(reader.array("DataEntry.data_id")?);
         let data = reader
@@ -590,6 +653,7 @@ impl DataEntry {
         Ok(Self { data_id, data })
     }
 }
+
 impl From<DataValue> for DataEntry {
     fn from(value: DataValue) -> Self {
         Self {
@@ -598,6 +662,7 @@ impl From<DataValue> for DataEntry {
         }
     }
 }
+
 /// Nodes with their addresses and UUIDs.
 ///
 /// The success result of `NSTAT`.
@@ -606,6 +671,7 @@ pub struct NodeList {
     /// Wire: a count byte, then that many [`NodeEntry`] items.
     pub nodes: Vec<NodeEntry>,
 }
+
 impl NodeList {
     /// Decodes one `NodeList` from the front of `input` and returns it with the bytes after it.
     pub fn decode_prefix(input: &[u8]) -> Result<(Self, &[u8]), DecodeError> {
@@ -613,6 +679,7 @@ impl NodeList {
         let value = Self::read(&mut reader)?;
         Ok((value, reader.remaining()))
     }
+
     /// Decodes exactly one `NodeList`: trailing bytes are an error.
     pub fn decode(input: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(input);
@@ -620,6 +687,7 @@ impl NodeList {
         reader.finish("NodeList")?;
         Ok(value)
     }
+
     /// Appends the wire form to `out`. Fails (having written part of it) when a count or length does not fit or disagrees with its length field.
     pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         let Self { nodes } = self;
@@ -635,12 +703,14 @@ impl NodeList {
         }
         Ok(())
     }
+
     /// The wire form in a new `Vec`.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::new();
         self.encode_into(&mut out)?;
         Ok(out)
     }
+
     fn read(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let nodes = (0..u8::from_be_bytes(reader.array("NodeList.nodes count")?))
             .map(|_| NodeEntry::read(reader))
@@ -648,6 +718,7 @@ impl NodeList {
         Ok(Self { nodes })
     }
 }
+
 /// The latest values of one data type.
 ///
 /// The success result of `[GET]`.
@@ -662,6 +733,7 @@ pub struct DataValues {
     /// Wire: a count byte, then that many [`NodeValue`] items.
     pub values: Vec<NodeValue>,
 }
+
 impl DataValues {
     /// Decodes one `DataValues` from the front of `input` and returns it with the bytes after it.
     pub fn decode_prefix(input: &[u8]) -> Result<(Self, &[u8]), DecodeError> {
@@ -669,6 +741,7 @@ impl DataValues {
         let value = Self::read(&mut reader)?;
         Ok((value, reader.remaining()))
     }
+
     /// Decodes exactly one `DataValues`: trailing bytes are an error.
     pub fn decode(input: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(input);
@@ -676,6 +749,7 @@ impl DataValues {
         reader.finish("DataValues")?;
         Ok(value)
     }
+
     /// Appends the wire form to `out`. Fails (having written part of it) when a count or length does not fit or disagrees with its length field.
     pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         let Self {
@@ -697,16 +771,19 @@ impl DataValues {
         }
         Ok(())
     }
+
     /// The wire form in a new `Vec`.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::new();
         self.encode_into(&mut out)?;
         Ok(out)
     }
+
     /// The data-type table entry for `data_id`, if the id is known.
     pub fn data_type(&self) -> Option<DataType> {
         DataType::from_id(self.data_id)
     }
+
     fn read(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let data_id = u8::from_be_bytes(reader.array("DataValues.data_id")?);
         let length = u8::from_be_bytes(reader.array("DataValues.length")?);
@@ -720,6 +797,7 @@ impl DataValues {
         })
     }
 }
+
 /// A count.
 ///
 /// The success result of `ACT-C`.
@@ -728,6 +806,7 @@ pub struct Count {
     /// Wire: one byte.
     pub count: u8,
 }
+
 impl Count {
     /// Decodes one `Count` from the front of `input` and returns it with the bytes after it.
     pub fn decode_prefix(input: &[u8]) -> Result<(Self, &[u8]), DecodeError> {
@@ -735,6 +814,7 @@ impl Count {
         let value = Self::read(&mut reader)?;
         Ok((value, reader.remaining()))
     }
+
     /// Decodes exactly one `Count`: trailing bytes are an error.
     pub fn decode(input: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(input);
@@ -742,22 +822,26 @@ impl Count {
         reader.finish("Count")?;
         Ok(value)
     }
+
     /// Appends the wire form to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         let Self { count } = self;
         out.push(*count);
     }
+
     /// The wire form in a new `Vec`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode_into(&mut out);
         out
     }
+
     fn read(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let count = u8::from_be_bytes(reader.array("Count.count")?);
         Ok(Self { count })
     }
 }
+
 /// Send a message to one node without delivery tracking.
 ///
 /// Wire name `SEND-`, handled by the module; success reply: `S` alone.
@@ -772,9 +856,11 @@ pub struct Send {
     /// Wire: every remaining byte of the body.
     pub payload: Vec<u8>,
 }
+
 impl Send {
     /// The command's five ASCII bytes.
     pub const NAME: [u8; 5] = *b"SEND-";
+
     /// Decodes the arguments (the body after the five-byte name).
     pub fn decode_args(args: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(args);
@@ -782,34 +868,40 @@ impl Send {
         reader.finish("Send arguments")?;
         Ok(value)
     }
+
     /// Appends the arguments (without the name) to `out`.
     pub fn encode_args_into(&self, out: &mut Vec<u8>) {
         let Self { dst, payload } = self;
         out.extend_from_slice(&dst.to_be_bytes());
         out.extend_from_slice(payload);
     }
+
     /// Appends the whole body (name and arguments) to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&Self::NAME);
         self.encode_args_into(out);
     }
+
     /// The whole body in a new `Vec`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode_into(&mut out);
         out
     }
+
     fn read(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let dst = u16::from_be_bytes(reader.array("Send.dst")?);
         let payload = reader.rest().to_vec();
         Ok(Self { dst, payload })
     }
 }
+
 impl From<Send> for Command {
     fn from(command: Send) -> Self {
         Self::Send(command)
     }
 }
+
 /// Send a message to one node and track delivery; the module retransmits up to 3 times with a higher TTL.
 ///
 /// Wire name `SENDI`, handled by the module; success reply: `S` alone.
@@ -824,9 +916,11 @@ pub struct SendTracked {
     /// Wire: every remaining byte of the body.
     pub payload: Vec<u8>,
 }
+
 impl SendTracked {
     /// The command's five ASCII bytes.
     pub const NAME: [u8; 5] = *b"SENDI";
+
     /// Decodes the arguments (the body after the five-byte name).
     pub fn decode_args(args: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(args);
@@ -834,34 +928,40 @@ impl SendTracked {
         reader.finish("SendTracked arguments")?;
         Ok(value)
     }
+
     /// Appends the arguments (without the name) to `out`.
     pub fn encode_args_into(&self, out: &mut Vec<u8>) {
         let Self { dst, payload } = self;
         out.extend_from_slice(&dst.to_be_bytes());
         out.extend_from_slice(payload);
     }
+
     /// Appends the whole body (name and arguments) to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&Self::NAME);
         self.encode_args_into(out);
     }
+
     /// The whole body in a new `Vec`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode_into(&mut out);
         out
     }
+
     fn read(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let dst = u16::from_be_bytes(reader.array("SendTracked.dst")?);
         let payload = reader.rest().to_vec();
         Ok(Self { dst, payload })
     }
 }
+
 impl From<SendTracked> for Command {
     fn from(command: SendTracked) -> Self {
         Self::SendTracked(command)
     }
 }
+
 /// Broadcast a message to every node. The address is a placeholder that must be 0x0000 (the seed's 'select all nodes').
 ///
 /// Wire name `BCAST`, handled by the module; success reply: `S` alone.
@@ -872,11 +972,14 @@ pub struct Broadcast {
     /// Wire: every remaining byte of the body.
     pub payload: Vec<u8>,
 }
+
 impl Broadcast {
     /// The command's five ASCII bytes.
     pub const NAME: [u8; 5] = *b"BCAST";
+
     /// The fixed value of `dst` (not stored; written on encode, checked on decode).
     pub const DST: u16 = 0;
+
     /// Decodes the arguments (the body after the five-byte name).
     pub fn decode_args(args: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(args);
@@ -884,23 +987,27 @@ impl Broadcast {
         reader.finish("Broadcast arguments")?;
         Ok(value)
     }
+
     /// Appends the arguments (without the name) to `out`.
     pub fn encode_args_into(&self, out: &mut Vec<u8>) {
         let Self { payload } = self;
         out.extend_from_slice(&Self::DST.to_be_bytes());
         out.extend_from_slice(payload);
     }
+
     /// Appends the whole body (name and arguments) to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&Self::NAME);
         self.encode_args_into(out);
     }
+
     /// The whole body in a new `Vec`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode_into(&mut out);
         out
     }
+
     fn read(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let dst = u16::from_be_bytes(reader.array("Broadcast.dst")?);
         if dst != Self::DST {
@@ -914,19 +1021,23 @@ impl Broadcast {
         Ok(Self { payload })
     }
 }
+
 impl From<Broadcast> for Command {
     fn from(command: Broadcast) -> Self {
         Self::Broadcast(command)
     }
 }
+
 /// Restart the root module.
 ///
 /// Wire name `RST-R`, handled by the module; success reply: `S` alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct RestartRoot;
+
 impl RestartRoot {
     /// The command's five ASCII bytes.
     pub const NAME: [u8; 5] = *b"RST-R";
+
     /// Decodes the arguments (the body after the five-byte name).
     pub fn decode_args(args: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(args);
@@ -934,6 +1045,7 @@ impl RestartRoot {
         reader.finish("RestartRoot arguments")?;
         Ok(value)
     }
+
     /// Appends the arguments (without the name) to `out`.
     pub fn encode_args_into(&self, _out: &mut Vec<u8>) {}
     /// Appends the whole body (name and arguments) to `out`.
@@ -941,29 +1053,35 @@ impl RestartRoot {
         out.extend_from_slice(&Self::NAME);
         self.encode_args_into(out);
     }
+
     /// The whole body in a new `Vec`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode_into(&mut out);
         out
     }
+
     fn read(_reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self)
     }
 }
+
 impl From<RestartRoot> for Command {
     fn from(command: RestartRoot) -> Self {
         Self::RestartRoot(command)
     }
 }
+
 /// Clean and reset the network held in the module's persistent memory.
 ///
 /// Wire name `CLEAN`, handled by the module; success reply: `S` alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Clean;
+
 impl Clean {
     /// The command's five ASCII bytes.
     pub const NAME: [u8; 5] = *b"CLEAN";
+
     /// Decodes the arguments (the body after the five-byte name).
     pub fn decode_args(args: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(args);
@@ -971,6 +1089,7 @@ impl Clean {
         reader.finish("Clean arguments")?;
         Ok(value)
     }
+
     /// Appends the arguments (without the name) to `out`.
     pub fn encode_args_into(&self, _out: &mut Vec<u8>) {}
     /// Appends the whole body (name and arguments) to `out`.
@@ -978,29 +1097,35 @@ impl Clean {
         out.extend_from_slice(&Self::NAME);
         self.encode_args_into(out);
     }
+
     /// The whole body in a new `Vec`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode_into(&mut out);
         out
     }
+
     fn read(_reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self)
     }
 }
+
 impl From<Clean> for Command {
     fn from(command: Clean) -> Self {
         Self::Clean(command)
     }
 }
+
 /// Get the node connection state (edge modules only). The reply bytes are the module's own.
 ///
 /// Wire name `STATE`, handled by the module; success reply: `S` then opaque bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct State;
+
 impl State {
     /// The command's five ASCII bytes.
     pub const NAME: [u8; 5] = *b"STATE";
+
     /// Decodes the arguments (the body after the five-byte name).
     pub fn decode_args(args: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(args);
@@ -1008,6 +1133,7 @@ impl State {
         reader.finish("State arguments")?;
         Ok(value)
     }
+
     /// Appends the arguments (without the name) to `out`.
     pub fn encode_args_into(&self, _out: &mut Vec<u8>) {}
     /// Appends the whole body (name and arguments) to `out`.
@@ -1015,29 +1141,35 @@ impl State {
         out.extend_from_slice(&Self::NAME);
         self.encode_args_into(out);
     }
+
     /// The whole body in a new `Vec`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode_into(&mut out);
         out
     }
+
     fn read(_reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self)
     }
 }
+
 impl From<State> for Command {
     fn from(command: State) -> Self {
         Self::State(command)
     }
 }
+
 /// Get network information. The module answers raw bytes; the gateway answers local clients with UTF-8 JSON describing the network (the seed's 'process to json format').
 ///
 /// Wire name `NINFO`, handled by the gateway; success reply: `S` then UTF-8 JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct NetworkInfo;
+
 impl NetworkInfo {
     /// The command's five ASCII bytes.
     pub const NAME: [u8; 5] = *b"NINFO";
+
     /// Decodes the arguments (the body after the five-byte name).
     pub fn decode_args(args: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(args);
@@ -1045,6 +1177,7 @@ impl NetworkInfo {
         reader.finish("NetworkInfo arguments")?;
         Ok(value)
     }
+
     /// Appends the arguments (without the name) to `out`.
     pub fn encode_args_into(&self, _out: &mut Vec<u8>) {}
     /// Appends the whole body (name and arguments) to `out`.
@@ -1052,21 +1185,25 @@ impl NetworkInfo {
         out.extend_from_slice(&Self::NAME);
         self.encode_args_into(out);
     }
+
     /// The whole body in a new `Vec`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode_into(&mut out);
         out
     }
+
     fn read(_reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self)
     }
 }
+
 impl From<NetworkInfo> for Command {
     fn from(command: NetworkInfo) -> Self {
         Self::NetworkInfo(command)
     }
 }
+
 /// List the nodes in one connection state.
 ///
 /// Wire name `NSTAT`, handled by the gateway; success reply: `S` then a [`NodeList`].
@@ -1077,9 +1214,11 @@ pub struct NodeStatus {
     /// Wire: one byte, a [`NodeState`] value.
     pub state: NodeState,
 }
+
 impl NodeStatus {
     /// The command's five ASCII bytes.
     pub const NAME: [u8; 5] = *b"NSTAT";
+
     /// Decodes the arguments (the body after the five-byte name).
     pub fn decode_args(args: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(args);
@@ -1087,22 +1226,26 @@ impl NodeStatus {
         reader.finish("NodeStatus arguments")?;
         Ok(value)
     }
+
     /// Appends the arguments (without the name) to `out`.
     pub fn encode_args_into(&self, out: &mut Vec<u8>) {
         let Self { state } = self;
         out.push(state.value());
     }
+
     /// Appends the whole body (name and arguments) to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&Self::NAME);
         self.encode_args_into(out);
     }
+
     /// The whole body in a new `Vec`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode_into(&mut out);
         out
     }
+
     fn read(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let state = u8::from_be_bytes(reader.array("NodeStatus.state")?);
         let state = NodeState::from_value(state).ok_or(DecodeError::UnknownEnumValue {
@@ -1113,11 +1256,13 @@ impl NodeStatus {
         Ok(Self { state })
     }
 }
+
 impl From<NodeStatus> for Command {
     fn from(command: NodeStatus) -> Self {
         Self::NodeStatus(command)
     }
 }
+
 /// Get the latest value of one data type from one node, or from every node when addr is 0x0000.
 ///
 /// Wire name `[GET]`, handled by the gateway; success reply: `S` then a [`DataValues`].
@@ -1132,9 +1277,11 @@ pub struct GetData {
     /// Wire: `u16`, big-endian.
     pub addr: u16,
 }
+
 impl GetData {
     /// The command's five ASCII bytes.
     pub const NAME: [u8; 5] = *b"[GET]";
+
     /// Decodes the arguments (the body after the five-byte name).
     pub fn decode_args(args: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(args);
@@ -1142,46 +1289,55 @@ impl GetData {
         reader.finish("GetData arguments")?;
         Ok(value)
     }
+
     /// Appends the arguments (without the name) to `out`.
     pub fn encode_args_into(&self, out: &mut Vec<u8>) {
         let Self { data_id, addr } = self;
         out.push(*data_id);
         out.extend_from_slice(&addr.to_be_bytes());
     }
+
     /// Appends the whole body (name and arguments) to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&Self::NAME);
         self.encode_args_into(out);
     }
+
     /// The whole body in a new `Vec`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode_into(&mut out);
         out
     }
+
     /// The data-type table entry for `data_id`, if the id is known.
     pub fn data_type(&self) -> Option<DataType> {
         DataType::from_id(self.data_id)
     }
+
     fn read(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let data_id = u8::from_be_bytes(reader.array("GetData.data_id")?);
         let addr = u16::from_be_bytes(reader.array("GetData.addr")?);
         Ok(Self { data_id, addr })
     }
 }
+
 impl From<GetData> for Command {
     fn from(command: GetData) -> Self {
         Self::GetData(command)
     }
 }
+
 /// Count the active nodes.
 ///
 /// Wire name `ACT-C`, handled by the gateway; success reply: `S` then a [`Count`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct ActiveCount;
+
 impl ActiveCount {
     /// The command's five ASCII bytes.
     pub const NAME: [u8; 5] = *b"ACT-C";
+
     /// Decodes the arguments (the body after the five-byte name).
     pub fn decode_args(args: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(args);
@@ -1189,6 +1345,7 @@ impl ActiveCount {
         reader.finish("ActiveCount arguments")?;
         Ok(value)
     }
+
     /// Appends the arguments (without the name) to `out`.
     pub fn encode_args_into(&self, _out: &mut Vec<u8>) {}
     /// Appends the whole body (name and arguments) to `out`.
@@ -1196,29 +1353,35 @@ impl ActiveCount {
         out.extend_from_slice(&Self::NAME);
         self.encode_args_into(out);
     }
+
     /// The whole body in a new `Vec`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode_into(&mut out);
         out
     }
+
     fn read(_reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self)
     }
 }
+
 impl From<ActiveCount> for Command {
     fn from(command: ActiveCount) -> Self {
         Self::ActiveCount(command)
     }
 }
+
 /// Make this connection the listening connection: it gets every later M body the module sends, verbatim. A newer LSTN- replaces (and closes) the older listener. Answered S.
 ///
 /// Wire name `LSTN-`, handled by the gateway; success reply: `S` alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Listen;
+
 impl Listen {
     /// The command's five ASCII bytes.
     pub const NAME: [u8; 5] = *b"LSTN-";
+
     /// Decodes the arguments (the body after the five-byte name).
     pub fn decode_args(args: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(args);
@@ -1226,6 +1389,7 @@ impl Listen {
         reader.finish("Listen arguments")?;
         Ok(value)
     }
+
     /// Appends the arguments (without the name) to `out`.
     pub fn encode_args_into(&self, _out: &mut Vec<u8>) {}
     /// Appends the whole body (name and arguments) to `out`.
@@ -1233,21 +1397,25 @@ impl Listen {
         out.extend_from_slice(&Self::NAME);
         self.encode_args_into(out);
     }
+
     /// The whole body in a new `Vec`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode_into(&mut out);
         out
     }
+
     fn read(_reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self)
     }
 }
+
 impl From<Listen> for Command {
     fn from(command: Listen) -> Self {
         Self::Listen(command)
     }
 }
+
 /// Who answers a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HandledBy {
@@ -1256,6 +1424,7 @@ pub enum HandledBy {
     /// The gateway answers it from its own state.
     Gateway,
 }
+
 /// A client-to-gateway (or gateway-to-module) command: five ASCII bytes,
 /// then the arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -1283,6 +1452,7 @@ pub enum Command {
     /// `LSTN-`: Make this connection the listening connection: it gets every later M body the module sends, verbatim. A newer LSTN- replaces (and closes) the older listener. Answered S.
     Listen(Listen),
 }
+
 impl Command {
     /// Every command name, in document order.
     pub const NAMES: [[u8; 5]; 11] = [
@@ -1298,10 +1468,12 @@ impl Command {
         ActiveCount::NAME,
         Listen::NAME,
     ];
+
     /// Whether `name` is exactly a known five-byte command name.
     pub fn is_known_name(name: &[u8]) -> bool {
         Self::NAMES.iter().any(|known| known.as_slice() == name)
     }
+
     /// The five-byte name as text (`"SEND-"`).
     pub fn name(&self) -> &'static str {
         match self {
@@ -1318,6 +1490,7 @@ impl Command {
             Self::Listen(_) => "LSTN-",
         }
     }
+
     /// The five-byte name.
     pub fn name_bytes(&self) -> [u8; 5] {
         match self {
@@ -1334,6 +1507,7 @@ impl Command {
             Self::Listen(_) => Listen::NAME,
         }
     }
+
     /// The Rust name of the command (`"Send"`).
     pub fn ident(&self) -> &'static str {
         match self {
@@ -1350,6 +1524,7 @@ impl Command {
             Self::Listen(_) => "Listen",
         }
     }
+
     /// Who answers this command.
     pub fn handled_by(&self) -> HandledBy {
         match self {
@@ -1366,6 +1541,7 @@ impl Command {
             Self::Listen(_) => HandledBy::Gateway,
         }
     }
+
     /// How the result bytes of a success reply to this command are laid out.
     pub fn success_shape(&self) -> SuccessShape {
         match self {
@@ -1382,10 +1558,12 @@ impl Command {
             Self::Listen(_) => SuccessShape::Empty,
         }
     }
+
     /// Decodes the result bytes of a success reply to this command.
     pub fn decode_success(&self, result: &[u8]) -> Result<SuccessReply, DecodeError> {
         self.success_shape().decode(result)
     }
+
     /// Decodes a command body: the five-byte name, then its arguments.
     pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
         let Some((name, args)) = body.split_first_chunk::<5>() else {
@@ -1414,6 +1592,7 @@ impl Command {
             _ => Err(DecodeError::UnknownCommand(*name)),
         }
     }
+
     /// Appends the body (name and arguments) to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         match self {
@@ -1430,6 +1609,7 @@ impl Command {
             Self::Listen(command) => command.encode_into(out),
         }
     }
+
     /// The body in a new `Vec`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -1437,6 +1617,7 @@ impl Command {
         out
     }
 }
+
 /// How the result bytes of a success reply are laid out, by command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SuccessShape {
@@ -1453,6 +1634,7 @@ pub enum SuccessShape {
     /// A [`Count`]: A count.
     Count,
 }
+
 impl SuccessShape {
     /// Decodes result bytes of this shape. Trailing bytes are an error.
     pub fn decode(self, result: &[u8]) -> Result<SuccessReply, DecodeError> {
@@ -1477,6 +1659,7 @@ impl SuccessShape {
         }
     }
 }
+
 /// The typed result of a success reply (see [`Command::decode_success`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SuccessReply {
@@ -1493,6 +1676,7 @@ pub enum SuccessReply {
     /// A [`Count`]: A count.
     Count(Count),
 }
+
 impl SuccessReply {
     /// The shape of this result.
     pub fn shape(&self) -> SuccessShape {
@@ -1505,6 +1689,7 @@ impl SuccessReply {
             Self::Count(_) => SuccessShape::Count,
         }
     }
+
     /// The result bytes (what follows the success kind byte). JSON is
     /// written compactly, so it need not match the bytes it was decoded from.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
@@ -1518,22 +1703,27 @@ impl SuccessReply {
         }
     }
 }
+
 /// Root full reset.
 ///
 /// Payload of opcode 0x01 `RST`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct RootReset;
+
 impl RootReset {
     /// The opcode byte.
     pub const OPCODE: u8 = 0x01;
+
     /// The opcode's name in the table.
     pub const NAME: &str = "RST";
+
     /// Decodes one `RootReset` from the front of `input` and returns it with the bytes after it.
     pub fn decode_prefix(input: &[u8]) -> Result<(Self, &[u8]), DecodeError> {
         let mut reader = Reader::new(input);
         let value = Self::read(&mut reader)?;
         Ok((value, reader.remaining()))
     }
+
     /// Decodes exactly one `RootReset`: trailing bytes are an error.
     pub fn decode(input: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(input);
@@ -1541,6 +1731,7 @@ impl RootReset {
         reader.finish("RootReset")?;
         Ok(value)
     }
+
     /// Appends the wire form to `out`.
     pub fn encode_into(&self, _out: &mut Vec<u8>) {}
     /// The wire form in a new `Vec`.
@@ -1549,15 +1740,18 @@ impl RootReset {
         self.encode_into(&mut out);
         out
     }
+
     fn read(_reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self)
     }
 }
+
 impl From<RootReset> for Notification {
     fn from(payload: RootReset) -> Self {
         Self::RootReset(payload)
     }
 }
+
 /// Data update from an edge node.
 ///
 /// Payload of opcode 0x02 `DATA_UPDATE`.
@@ -1566,17 +1760,21 @@ pub struct DataUpdate {
     /// Wire: a count byte, then that many [`DataEntry`] items.
     pub entries: Vec<DataEntry>,
 }
+
 impl DataUpdate {
     /// The opcode byte.
     pub const OPCODE: u8 = 0x02;
+
     /// The opcode's name in the table.
     pub const NAME: &str = "DATA_UPDATE";
+
     /// Decodes one `DataUpdate` from the front of `input` and returns it with the bytes after it.
     pub fn decode_prefix(input: &[u8]) -> Result<(Self, &[u8]), DecodeError> {
         let mut reader = Reader::new(input);
         let value = Self::read(&mut reader)?;
         Ok((value, reader.remaining()))
     }
+
     /// Decodes exactly one `DataUpdate`: trailing bytes are an error.
     pub fn decode(input: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(input);
@@ -1584,6 +1782,7 @@ impl DataUpdate {
         reader.finish("DataUpdate")?;
         Ok(value)
     }
+
     /// Appends the wire form to `out`. Fails (having written part of it) when a count or length does not fit or disagrees with its length field.
     pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         let Self { entries } = self;
@@ -1599,12 +1798,14 @@ impl DataUpdate {
         }
         Ok(())
     }
+
     /// The wire form in a new `Vec`.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::new();
         self.encode_into(&mut out)?;
         Ok(out)
     }
+
     fn read(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let entries = (0..u8::from_be_bytes(reader.array("DataUpdate.entries count")?))
             .map(|_| DataEntry::read(reader))
@@ -1612,11 +1813,13 @@ impl DataUpdate {
         Ok(Self { entries })
     }
 }
+
 impl From<DataUpdate> for Notification {
     fn from(payload: DataUpdate) -> Self {
         Self::DataUpdate(payload)
     }
 }
+
 /// Network status from the root.
 ///
 /// Payload of opcode 0x03 `NET`.
@@ -1625,17 +1828,21 @@ pub struct NetworkStatus {
     /// Wire: a count byte, then that many [`NodeEntry`] items.
     pub nodes: Vec<NodeEntry>,
 }
+
 impl NetworkStatus {
     /// The opcode byte.
     pub const OPCODE: u8 = 0x03;
+
     /// The opcode's name in the table.
     pub const NAME: &str = "NET";
+
     /// Decodes one `NetworkStatus` from the front of `input` and returns it with the bytes after it.
     pub fn decode_prefix(input: &[u8]) -> Result<(Self, &[u8]), DecodeError> {
         let mut reader = Reader::new(input);
         let value = Self::read(&mut reader)?;
         Ok((value, reader.remaining()))
     }
+
     /// Decodes exactly one `NetworkStatus`: trailing bytes are an error.
     pub fn decode(input: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(input);
@@ -1643,6 +1850,7 @@ impl NetworkStatus {
         reader.finish("NetworkStatus")?;
         Ok(value)
     }
+
     /// Appends the wire form to `out`. Fails (having written part of it) when a count or length does not fit or disagrees with its length field.
     pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         let Self { nodes } = self;
@@ -1658,12 +1866,14 @@ impl NetworkStatus {
         }
         Ok(())
     }
+
     /// The wire form in a new `Vec`.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::new();
         self.encode_into(&mut out)?;
         Ok(out)
     }
+
     fn read(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let nodes = (0..u8::from_be_bytes(reader.array("NetworkStatus.nodes count")?))
             .map(|_| NodeEntry::read(reader))
@@ -1671,11 +1881,13 @@ impl NetworkStatus {
         Ok(Self { nodes })
     }
 }
+
 impl From<NetworkStatus> for Notification {
     fn from(payload: NetworkStatus) -> Self {
         Self::NetworkStatus(payload)
     }
 }
+
 /// A node connected.
 ///
 /// Payload of opcode 0x04 `NOD`.
@@ -1686,17 +1898,21 @@ pub struct NodeConnected {
     /// Wire: 16 bytes, the UUID in big-endian (RFC 4122) order.
     pub uuid: uuid::Uuid,
 }
+
 impl NodeConnected {
     /// The opcode byte.
     pub const OPCODE: u8 = 0x04;
+
     /// The opcode's name in the table.
     pub const NAME: &str = "NOD";
+
     /// Decodes one `NodeConnected` from the front of `input` and returns it with the bytes after it.
     pub fn decode_prefix(input: &[u8]) -> Result<(Self, &[u8]), DecodeError> {
         let mut reader = Reader::new(input);
         let value = Self::read(&mut reader)?;
         Ok((value, reader.remaining()))
     }
+
     /// Decodes exactly one `NodeConnected`: trailing bytes are an error.
     pub fn decode(input: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(input);
@@ -1704,29 +1920,34 @@ impl NodeConnected {
         reader.finish("NodeConnected")?;
         Ok(value)
     }
+
     /// Appends the wire form to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         let Self { addr, uuid } = self;
         out.extend_from_slice(&addr.to_be_bytes());
         out.extend_from_slice(uuid.as_bytes());
     }
+
     /// The wire form in a new `Vec`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode_into(&mut out);
         out
     }
+
     fn read(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let addr = u16::from_be_bytes(reader.array("NodeConnected.addr")?);
         let uuid = uuid::Uuid::from_bytes(reader.array("NodeConnected.uuid")?);
         Ok(Self { addr, uuid })
     }
 }
+
 impl From<NodeConnected> for Notification {
     fn from(payload: NodeConnected) -> Self {
         Self::NodeConnected(payload)
     }
 }
+
 /// The payload of an unsolicited message, typed by the opcode table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Notification {
@@ -1747,6 +1968,7 @@ pub enum Notification {
         payload: Vec<u8>,
     },
 }
+
 impl Notification {
     /// The opcode byte.
     pub fn opcode(&self) -> u8 {
@@ -1758,6 +1980,7 @@ impl Notification {
             Self::Unknown { opcode, .. } => *opcode,
         }
     }
+
     /// The opcode's name in the table, or `None` for an unlisted opcode.
     pub fn name(&self) -> Option<&'static str> {
         match self {
@@ -1768,6 +1991,7 @@ impl Notification {
             Self::Unknown { .. } => None,
         }
     }
+
     /// The Rust name (`"DataUpdate"`), or `"Unknown"`.
     pub fn ident(&self) -> &'static str {
         match self {
@@ -1778,6 +2002,7 @@ impl Notification {
             Self::Unknown { .. } => "Unknown",
         }
     }
+
     /// A short label: the Rust name, or `Unknown(0x..)` with the opcode.
     pub fn label(&self) -> String {
         match self {
@@ -1785,6 +2010,7 @@ impl Notification {
             other => other.ident().to_owned(),
         }
     }
+
     /// Decodes `payload` by `opcode`. A listed opcode must have a
     /// well-formed payload; an unlisted one is kept as [`Self::Unknown`].
     pub fn decode(opcode: u8, payload: &[u8]) -> Result<Self, DecodeError> {
@@ -1799,6 +2025,7 @@ impl Notification {
             }),
         }
     }
+
     /// Appends the payload (without the opcode) to `out`.
     pub fn encode_payload_into(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         match self {
@@ -1819,6 +2046,7 @@ impl Notification {
         }
     }
 }
+
 /// An unsolicited message from the network (the `M` reply kind).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UnsolicitedMessage {
@@ -1827,6 +2055,7 @@ pub struct UnsolicitedMessage {
     /// The opcode and payload.
     pub body: Notification,
 }
+
 impl UnsolicitedMessage {
     /// Decodes the bytes after the kind byte.
     pub fn decode(input: &[u8]) -> Result<Self, DecodeError> {
@@ -1836,6 +2065,7 @@ impl UnsolicitedMessage {
         let body = Notification::decode(opcode, reader.rest())?;
         Ok(Self { src, body })
     }
+
     /// Appends the bytes after the kind byte to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         let Self { src, body } = self;
@@ -1844,6 +2074,7 @@ impl UnsolicitedMessage {
         body.encode_payload_into(out)?;
         Ok(())
     }
+
     /// The bytes after the kind byte in a new `Vec`.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::new();
@@ -1851,6 +2082,7 @@ impl UnsolicitedMessage {
         Ok(out)
     }
 }
+
 /// A module-to-gateway or gateway-to-client body: one kind byte, then
 /// the kind's fields.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -1865,19 +2097,25 @@ pub enum Reply {
     /// `M`: An unsolicited message from the network: source address, opcode, payload laid out by the opcode table.
     Message(UnsolicitedMessage),
 }
+
 impl Reply {
     /// Kind byte of [`Reply::Success`] (`S`).
     pub const SUCCESS: u8 = b'S';
+
     /// Kind byte of [`Reply::Failure`] (`F`).
     pub const FAILURE: u8 = b'F';
+
     /// Kind byte of [`Reply::Message`] (`M`).
     pub const MESSAGE: u8 = b'M';
+
     /// Every kind byte, in document order.
     pub const KIND_BYTES: [u8; 3] = [Self::SUCCESS, Self::FAILURE, Self::MESSAGE];
+
     /// Whether `byte` is a known kind byte.
     pub fn is_kind_byte(byte: u8) -> bool {
         Self::KIND_BYTES.contains(&byte)
     }
+
     /// The kind byte.
     pub fn kind_byte(&self) -> u8 {
         match self {
@@ -1886,6 +2124,7 @@ impl Reply {
             Self::Message(_) => Self::MESSAGE,
         }
     }
+
     /// The kind's name (`"Success"`).
     pub fn kind_name(&self) -> &'static str {
         match self {
@@ -1894,6 +2133,7 @@ impl Reply {
             Self::Message(_) => "Message",
         }
     }
+
     /// A short label: the kind letter, and for messages the
     /// notification (`"M/DataUpdate"`).
     pub fn label(&self) -> String {
@@ -1903,6 +2143,7 @@ impl Reply {
             Self::Message(message) => format!("M/{}", message.body.label()),
         }
     }
+
     /// Decodes a reply body.
     pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
         let Some((&kind, rest)) = body.split_first() else {
@@ -1920,6 +2161,7 @@ impl Reply {
             _ => Err(DecodeError::UnknownReplyKind(kind)),
         }
     }
+
     /// Appends the body to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         match self {
@@ -1945,6 +2187,7 @@ impl Reply {
         }
         Ok(())
     }
+
     /// The body in a new `Vec`.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::new();
@@ -1952,6 +2195,7 @@ impl Reply {
         Ok(out)
     }
 }
+
 /// Any uart body: a command or a reply.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Body {
@@ -1960,6 +2204,7 @@ pub enum Body {
     /// A reply (kind byte first).
     Reply(Reply),
 }
+
 impl Body {
     /// What the body is: `Command/SEND-`, `Reply/S`, `Reply/M/DataUpdate`.
     pub fn kind_name(&self) -> String {
@@ -1968,6 +2213,7 @@ impl Body {
             Self::Reply(reply) => format!("Reply/{}", reply.label()),
         }
     }
+
     /// The body bytes.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         match self {
@@ -1976,6 +2222,7 @@ impl Body {
         }
     }
 }
+
 /// Decodes any body: a command when the first five bytes are a known
 /// command name, else a reply when the first byte is a kind byte.
 ///
@@ -1996,20 +2243,24 @@ pub fn decode_any(body: &[u8]) -> Result<Body, DecodeError> {
         len: body.len(),
     })
 }
+
 /// [`decode_any`], then [`Body::kind_name`]: `"Command/SEND-"`, `"Reply/M/NodeConnected"`.
 pub fn describe_body(body: &[u8]) -> Result<String, DecodeError> {
     decode_any(body).map(|body| body.kind_name())
 }
+
 /// Bounds-checked cursor over a body. Every read returns the bytes or
 /// [`DecodeError::Truncated`], so decoders never index out of range.
 #[derive(Debug)]
 struct Reader<'a> {
     rest: &'a [u8],
 }
+
 impl<'a> Reader<'a> {
     fn new(input: &'a [u8]) -> Self {
         Self { rest: input }
     }
+
     /// The next `N` bytes as an array (integers, UUIDs, prefixes).
     fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
         let Some((head, tail)) = self.rest.split_first_chunk::<N>() else {
@@ -2022,6 +2273,7 @@ impl<'a> Reader<'a> {
         self.rest = tail;
         Ok(*head)
     }
+
     /// The next `n` bytes.
     fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
         let Some((head, tail)) = self.rest.split_at_checked(n) else {
@@ -2034,14 +2286,17 @@ impl<'a> Reader<'a> {
         self.rest = tail;
         Ok(head)
     }
+
     /// Every remaining byte.
     fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.rest)
     }
+
     /// The unread bytes, without consuming them.
     fn remaining(&self) -> &'a [u8] {
         self.rest
     }
+
     /// A length byte, then that many bytes of UTF-8.
     fn string_u8(&mut self, what: &'static str) -> Result<String, DecodeError> {
         let [len] = self.array(what)?;
@@ -2050,6 +2305,7 @@ impl<'a> Reader<'a> {
             .map(str::to_owned)
             .map_err(|_| DecodeError::InvalidUtf8 { what })
     }
+
     /// Fails if bytes are left after a complete `what`.
     fn finish(self, what: &'static str) -> Result<(), DecodeError> {
         if self.rest.is_empty() {
@@ -2062,12 +2318,14 @@ impl<'a> Reader<'a> {
         }
     }
 }
+
 /// The data-type table's length for `id`.
 fn table_length(id: u8) -> Result<usize, DecodeError> {
     DataType::from_id(id)
         .map(DataType::length)
         .ok_or(DecodeError::UnknownDataType(id))
 }
+
 /// Checks `len` against the data-type table's length for `data_id`.
 fn check_table_length(data_id: u8, len: usize, what: &'static str) -> Result<(), EncodeError> {
     let data_type = DataType::from_id(data_id).ok_or(EncodeError::UnknownDataType(data_id))?;

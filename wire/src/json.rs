@@ -151,6 +151,84 @@ pub fn candidates(
     found
 }
 
+/// A JSON family as the generated code describes it: its messages, how to
+/// tell them apart, and one validator per message (same order).
+///
+/// The generated family modules are thin wrappers over this, so the
+/// recognise-then-validate logic exists once.
+pub struct Family {
+    /// The family name (`task`).
+    pub name: &'static str,
+    /// The members that tell messages apart, for error messages.
+    pub discriminator: &'static [&'static str],
+    /// Every message, in manifest order.
+    pub messages: &'static [MessageSpec],
+    /// `validators[i]` checks `messages[i]`.
+    pub validators: &'static [LazyValidator],
+}
+
+impl Family {
+    /// Recognises and validates `value`; returns the message's index in
+    /// `messages`. With several candidates (messages that share their
+    /// discriminator and differ by direction) the first whose schema
+    /// accepts the value wins; if none does, the first one's errors are
+    /// reported.
+    pub fn validate_from(
+        &self,
+        value: &Value,
+        direction: Option<Direction>,
+    ) -> Result<usize, DecodeError> {
+        let found = candidates(self.messages, value, direction);
+        let Some(&first) = found.first() else {
+            return Err(DecodeError::UnknownMessage {
+                family: self.name,
+                detail: describe_discriminator(value, self.discriminator),
+            });
+        };
+        let chosen = if found.len() > 1 {
+            found
+                .iter()
+                .copied()
+                .find(|&index| self.validators[index].is_valid(value))
+                .unwrap_or(first)
+        } else {
+            first
+        };
+        let violations = self.validators[chosen].violations(value);
+        if violations.is_empty() {
+            Ok(chosen)
+        } else {
+            Err(DecodeError::Invalid {
+                family: self.name,
+                message: self.messages[chosen].name,
+                violations,
+            })
+        }
+    }
+
+    /// Every violation of message `name`'s schema by `value` (`None` when
+    /// the family has no such message).
+    pub fn violations_of(&self, name: &str, value: &Value) -> Option<Vec<Violation>> {
+        let index = self.messages.iter().position(|spec| spec.name == name)?;
+        Some(self.validators[index].violations(value))
+    }
+
+    /// Compiles every validator now instead of on first use.
+    pub fn warm_up(&self) -> Result<(), String> {
+        self.validators.iter().try_for_each(LazyValidator::warm_up)
+    }
+
+    /// Wraps a serde error from decoding message `index` (the schema
+    /// accepted the value but the Rust type did not).
+    pub fn type_mismatch(&self, index: usize, source: serde_json::Error) -> DecodeError {
+        DecodeError::TypeMismatch {
+            family: self.name,
+            message: self.messages.get(index).map_or("?", |spec| spec.name),
+            source,
+        }
+    }
+}
+
 /// One failed schema rule.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Violation {

@@ -5,27 +5,38 @@
 //! A JSON request/response chat over raw TCP: `join_chat`, `send_message`, `get_users`, `leave_chat`; broadcasts to the other joined clients; JSON-RPC error codes for protocol faults. Requests carry no id: responses come back in request order.
 //!
 //! Generated from `schema/chat/`; see `generated/docs/chat.md`.
+
 mod schema;
+
 pub mod types;
+
 pub use schema::SCHEMA;
+
 use serde_json::Value;
 use specwire_wire::json::{
-    candidates, describe_discriminator, DecodeError, Direction, LazyValidator, MatchRule,
-    MessageSpec, Violation,
+    DecodeError, Direction, Family, LazyValidator, MatchRule, MessageSpec, Violation,
 };
+
 pub use types::*;
+
 /// The family name.
 pub const FAMILY: &str = "chat";
+
 /// The transport (`websocket`, `tcp`, `udp-broadcast`).
 pub const TRANSPORT: &str = "tcp";
+
 /// Default host to bind or connect to.
 pub const DEFAULT_HOST: &str = "127.0.0.1";
+
 /// Default port.
-pub const DEFAULT_PORT: u16 = 65432u16;
+pub const DEFAULT_PORT: u16 = 65432;
+
 /// Largest message a receiver must accept, in bytes.
-pub const MAX_MESSAGE_BYTES: usize = 1048576usize;
+pub const MAX_MESSAGE_BYTES: usize = 1048576;
+
 /// The members that tell messages apart.
 pub const DISCRIMINATOR: &[&str] = &["/method", "/type", "/status", "/code"];
+
 /// Every message of the family, in manifest order.
 pub static MESSAGES: &[MessageSpec] = &[
     MessageSpec {
@@ -98,6 +109,7 @@ pub static MESSAGES: &[MessageSpec] = &[
         }],
     },
 ];
+
 static VALIDATORS: [LazyValidator; 9usize] = [
     LazyValidator::new(SCHEMA, "JoinChat"),
     LazyValidator::new(SCHEMA, "SendMessage"),
@@ -109,6 +121,14 @@ static VALIDATORS: [LazyValidator; 9usize] = [
     LazyValidator::new(SCHEMA, "ChatBroadcast"),
     LazyValidator::new(SCHEMA, "SystemBroadcast"),
 ];
+
+static TABLE: Family = Family {
+    name: FAMILY,
+    discriminator: DISCRIMINATOR,
+    messages: MESSAGES,
+    validators: &VALIDATORS,
+};
+
 /// Any message of the family.
 ///
 /// Serializes as the message itself (the discriminator is a field of
@@ -136,56 +156,67 @@ pub enum Message {
     /// `SystemBroadcast` (broadcast): Join/leave/welcome announcement.
     SystemBroadcast(types::SystemBroadcast),
 }
+
 impl From<types::JoinChat> for Message {
     fn from(message: types::JoinChat) -> Self {
         Message::JoinChat(message)
     }
 }
+
 impl From<types::SendMessage> for Message {
     fn from(message: types::SendMessage) -> Self {
         Message::SendMessage(message)
     }
 }
+
 impl From<types::GetUsers> for Message {
     fn from(message: types::GetUsers) -> Self {
         Message::GetUsers(message)
     }
 }
+
 impl From<types::LeaveChat> for Message {
     fn from(message: types::LeaveChat) -> Self {
         Message::LeaveChat(message)
     }
 }
+
 impl From<types::SuccessResponse> for Message {
     fn from(message: types::SuccessResponse) -> Self {
         Message::SuccessResponse(message)
     }
 }
+
 impl From<types::ErrorResponse> for Message {
     fn from(message: types::ErrorResponse) -> Self {
         Message::ErrorResponse(message)
     }
 }
+
 impl From<types::RpcError> for Message {
     fn from(message: types::RpcError) -> Self {
         Message::RpcError(message)
     }
 }
+
 impl From<types::ChatBroadcast> for Message {
     fn from(message: types::ChatBroadcast) -> Self {
         Message::ChatBroadcast(message)
     }
 }
+
 impl From<types::SystemBroadcast> for Message {
     fn from(message: types::SystemBroadcast) -> Self {
         Message::SystemBroadcast(message)
     }
 }
+
 impl Message {
     /// The message name (`AssignTask`, ...).
     pub fn name(&self) -> &'static str {
         self.spec().name
     }
+
     /// The message's entry in [`MESSAGES`].
     pub fn spec(&self) -> &'static MessageSpec {
         let index = match self {
@@ -201,23 +232,26 @@ impl Message {
         };
         &MESSAGES[index]
     }
+
     /// Parses, recognises, validates and decodes one message.
     pub fn from_slice(bytes: &[u8]) -> Result<Message, DecodeError> {
         let value: Value = serde_json::from_slice(bytes).map_err(DecodeError::NotJson)?;
         Message::decode(value)
     }
+
     /// Recognises, validates and decodes an already-parsed value.
     pub fn decode(value: Value) -> Result<Message, DecodeError> {
         Message::decode_from(value, None)
     }
+
     /// As [`Message::decode`], considering only messages sent in
     /// `direction` (when given).
     pub fn decode_from(value: Value, direction: Option<Direction>) -> Result<Message, DecodeError> {
         let index = validate_from(&value, direction)?;
         Message::from_index(index, value)
     }
+
     fn from_index(index: usize, value: Value) -> Result<Message, DecodeError> {
-        let name = MESSAGES[index].name;
         let decoded = match index {
             0 => serde_json::from_value(value).map(Message::JoinChat),
             1 => serde_json::from_value(value).map(Message::SendMessage),
@@ -235,58 +269,33 @@ impl Message {
                 });
             }
         };
-        decoded.map_err(|source| DecodeError::TypeMismatch {
-            family: FAMILY,
-            message: name,
-            source,
-        })
+        decoded.map_err(|source| TABLE.type_mismatch(index, source))
     }
+
     /// The message as JSON text.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
 }
+
 /// Recognises and validates `value`; returns the message's index in
 /// [`MESSAGES`]. Does not build the Rust value.
 pub fn validate(value: &Value) -> Result<usize, DecodeError> {
     validate_from(value, None)
 }
+
 /// As [`validate`], considering only messages sent in `direction`.
 pub fn validate_from(value: &Value, direction: Option<Direction>) -> Result<usize, DecodeError> {
-    let found = candidates(MESSAGES, value, direction);
-    let Some(&first) = found.first() else {
-        return Err(DecodeError::UnknownMessage {
-            family: FAMILY,
-            detail: describe_discriminator(value, DISCRIMINATOR),
-        });
-    };
-    let chosen = if found.len() > 1 {
-        found
-            .iter()
-            .copied()
-            .find(|&index| VALIDATORS[index].is_valid(value))
-            .unwrap_or(first)
-    } else {
-        first
-    };
-    let violations = VALIDATORS[chosen].violations(value);
-    if violations.is_empty() {
-        Ok(chosen)
-    } else {
-        Err(DecodeError::Invalid {
-            family: FAMILY,
-            message: MESSAGES[chosen].name,
-            violations,
-        })
-    }
+    TABLE.validate_from(value, direction)
 }
+
 /// Every violation of message `name`'s schema by `value` (`None`
 /// when the family has no such message).
 pub fn violations_of(name: &str, value: &Value) -> Option<Vec<Violation>> {
-    let index = MESSAGES.iter().position(|spec| spec.name == name)?;
-    Some(VALIDATORS[index].violations(value))
+    TABLE.violations_of(name, value)
 }
+
 /// Compiles every validator now instead of on first use.
 pub fn warm_up() -> Result<(), String> {
-    VALIDATORS.iter().try_for_each(LazyValidator::warm_up)
+    TABLE.warm_up()
 }

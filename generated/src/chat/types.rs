@@ -11,6 +11,7 @@ pub struct ChatBroadcast {
     ///The sender.
     pub username: ::std::string::String,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -28,6 +29,7 @@ pub enum ChatBroadcastType {
     #[serde(rename = "chat")]
     Chat,
 }
+
 impl ::std::fmt::Display for ChatBroadcastType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -35,8 +37,10 @@ impl ::std::fmt::Display for ChatBroadcastType {
         }
     }
 }
+
 impl ::std::str::FromStr for ChatBroadcastType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "chat" => Ok(Self::Chat),
@@ -44,20 +48,25 @@ impl ::std::str::FromStr for ChatBroadcastType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ChatBroadcastType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ChatBroadcastType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Server → requester: the request was refused (validation, state, name taken).
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct ErrorResponse {
@@ -65,23 +74,29 @@ pub struct ErrorResponse {
     pub message: ErrorResponseMessage,
     pub status: ErrorResponseStatus,
 }
+
 ///Why.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct ErrorResponseMessage(::std::string::String);
+
 impl ::std::ops::Deref for ErrorResponseMessage {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<ErrorResponseMessage> for ::std::string::String {
     fn from(value: ErrorResponseMessage) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for ErrorResponseMessage {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() < 1usize {
             return Err("shorter than 1 characters".into());
@@ -89,20 +104,25 @@ impl ::std::str::FromStr for ErrorResponseMessage {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ErrorResponseMessage {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ErrorResponseMessage {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for ErrorResponseMessage {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -115,6 +135,7 @@ impl<'de> ::serde::Deserialize<'de> for ErrorResponseMessage {
             })
     }
 }
+
 ///`ErrorResponseStatus`
 #[derive(
     ::serde::Deserialize,
@@ -132,6 +153,7 @@ pub enum ErrorResponseStatus {
     #[serde(rename = "error")]
     Error,
 }
+
 impl ::std::fmt::Display for ErrorResponseStatus {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -139,8 +161,10 @@ impl ::std::fmt::Display for ErrorResponseStatus {
         }
     }
 }
+
 impl ::std::str::FromStr for ErrorResponseStatus {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "error" => Ok(Self::Error),
@@ -148,20 +172,25 @@ impl ::std::str::FromStr for ErrorResponseStatus {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ErrorResponseStatus {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ErrorResponseStatus {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///List the joined users. Before `join_chat` it gets `status: error`.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct GetUsers {
@@ -169,6 +198,7 @@ pub struct GetUsers {
     pub method: GetUsersMethod,
     pub params: NoParams,
 }
+
 ///Request method.
 #[derive(
     ::serde::Deserialize,
@@ -186,6 +216,7 @@ pub enum GetUsersMethod {
     #[serde(rename = "get_users")]
     GetUsers,
 }
+
 impl ::std::fmt::Display for GetUsersMethod {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -193,8 +224,10 @@ impl ::std::fmt::Display for GetUsersMethod {
         }
     }
 }
+
 impl ::std::str::FromStr for GetUsersMethod {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "get_users" => Ok(Self::GetUsers),
@@ -202,20 +235,25 @@ impl ::std::str::FromStr for GetUsersMethod {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for GetUsersMethod {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for GetUsersMethod {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Join the chat with a username. A name already taken is refused (`Username already taken`) or made unique by appending the joiner's port; both conform.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct JoinChat {
@@ -223,6 +261,7 @@ pub struct JoinChat {
     pub method: JoinChatMethod,
     pub params: JoinChatParams,
 }
+
 ///Request method.
 #[derive(
     ::serde::Deserialize,
@@ -240,6 +279,7 @@ pub enum JoinChatMethod {
     #[serde(rename = "join_chat")]
     JoinChat,
 }
+
 impl ::std::fmt::Display for JoinChatMethod {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -247,8 +287,10 @@ impl ::std::fmt::Display for JoinChatMethod {
         }
     }
 }
+
 impl ::std::str::FromStr for JoinChatMethod {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "join_chat" => Ok(Self::JoinChat),
@@ -256,25 +298,31 @@ impl ::std::str::FromStr for JoinChatMethod {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for JoinChatMethod {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for JoinChatMethod {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Parameters.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct JoinChatParams {
     pub username: Username,
 }
+
 ///Leave the chat; the others get a system broadcast. Before `join_chat` it gets `status: error`.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct LeaveChat {
@@ -282,6 +330,7 @@ pub struct LeaveChat {
     pub method: LeaveChatMethod,
     pub params: NoParams,
 }
+
 ///Request method.
 #[derive(
     ::serde::Deserialize,
@@ -299,6 +348,7 @@ pub enum LeaveChatMethod {
     #[serde(rename = "leave_chat")]
     LeaveChat,
 }
+
 impl ::std::fmt::Display for LeaveChatMethod {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -306,8 +356,10 @@ impl ::std::fmt::Display for LeaveChatMethod {
         }
     }
 }
+
 impl ::std::str::FromStr for LeaveChatMethod {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "leave_chat" => Ok(Self::LeaveChat),
@@ -315,37 +367,47 @@ impl ::std::str::FromStr for LeaveChatMethod {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for LeaveChatMethod {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for LeaveChatMethod {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///1–1000 characters after trimming white space. A server answers a violation with `{"status":"error"}`.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct MessageText(::std::string::String);
+
 impl ::std::ops::Deref for MessageText {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<MessageText> for ::std::string::String {
     fn from(value: MessageText) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for MessageText {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
             ::std::sync::LazyLock::new(|| {
@@ -357,20 +419,25 @@ impl ::std::str::FromStr for MessageText {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for MessageText {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for MessageText {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for MessageText {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -383,16 +450,20 @@ impl<'de> ::serde::Deserialize<'de> for MessageText {
             })
     }
 }
+
 ///No parameters.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(transparent)]
 pub struct NoParams(pub ::serde_json::Map<::std::string::String, ::serde_json::Value>);
+
 impl ::std::ops::Deref for NoParams {
     type Target = ::serde_json::Map<::std::string::String, ::serde_json::Value>;
+
     fn deref(&self) -> &::serde_json::Map<::std::string::String, ::serde_json::Value> {
         &self.0
     }
 }
+
 impl ::std::convert::From<NoParams>
     for ::serde_json::Map<::std::string::String, ::serde_json::Value>
 {
@@ -400,6 +471,7 @@ impl ::std::convert::From<NoParams>
         value.0
     }
 }
+
 impl ::std::convert::From<::serde_json::Map<::std::string::String, ::serde_json::Value>>
     for NoParams
 {
@@ -407,6 +479,7 @@ impl ::std::convert::From<::serde_json::Map<::std::string::String, ::serde_json:
         Self(value)
     }
 }
+
 ///Server → requester: JSON-RPC level failure: parse error, invalid request, unknown method, bad params, internal error.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct RpcError {
@@ -414,23 +487,29 @@ pub struct RpcError {
     ///Error text.
     pub error: RpcErrorError,
 }
+
 ///`RpcErrorCode`
 #[derive(::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(transparent)]
 pub struct RpcErrorCode(f64);
+
 impl ::std::ops::Deref for RpcErrorCode {
     type Target = f64;
+
     fn deref(&self) -> &f64 {
         &self.0
     }
 }
+
 impl ::std::convert::From<RpcErrorCode> for f64 {
     fn from(value: RpcErrorCode) -> Self {
         value.0
     }
 }
+
 impl ::std::convert::TryFrom<f64> for RpcErrorCode {
     type Error = self::error::ConversionError;
+
     fn try_from(value: f64) -> ::std::result::Result<Self, self::error::ConversionError> {
         if ![-32700_f64, -32600_f64, -32601_f64, -32602_f64, -32603_f64].contains(&value) {
             Err("invalid value".into())
@@ -439,6 +518,7 @@ impl ::std::convert::TryFrom<f64> for RpcErrorCode {
         }
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for RpcErrorCode {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -448,23 +528,29 @@ impl<'de> ::serde::Deserialize<'de> for RpcErrorCode {
             .map_err(|e| <D::Error as ::serde::de::Error>::custom(e.to_string()))
     }
 }
+
 ///Error text.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct RpcErrorError(::std::string::String);
+
 impl ::std::ops::Deref for RpcErrorError {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<RpcErrorError> for ::std::string::String {
     fn from(value: RpcErrorError) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for RpcErrorError {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() < 1usize {
             return Err("shorter than 1 characters".into());
@@ -472,20 +558,25 @@ impl ::std::str::FromStr for RpcErrorError {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for RpcErrorError {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for RpcErrorError {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for RpcErrorError {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -498,6 +589,7 @@ impl<'de> ::serde::Deserialize<'de> for RpcErrorError {
             })
     }
 }
+
 ///Send a message to every other joined client. Before `join_chat` it gets `status: error`.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct SendMessage {
@@ -505,6 +597,7 @@ pub struct SendMessage {
     pub method: SendMessageMethod,
     pub params: SendMessageParams,
 }
+
 ///Request method.
 #[derive(
     ::serde::Deserialize,
@@ -522,6 +615,7 @@ pub enum SendMessageMethod {
     #[serde(rename = "send_message")]
     SendMessage,
 }
+
 impl ::std::fmt::Display for SendMessageMethod {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -529,8 +623,10 @@ impl ::std::fmt::Display for SendMessageMethod {
         }
     }
 }
+
 impl ::std::str::FromStr for SendMessageMethod {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "send_message" => Ok(Self::SendMessage),
@@ -538,25 +634,31 @@ impl ::std::str::FromStr for SendMessageMethod {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for SendMessageMethod {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for SendMessageMethod {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Parameters.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct SendMessageParams {
     pub message: MessageText,
 }
+
 ///Server → requester: the request succeeded. Responses come back in request order on the same connection.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct SuccessResponse {
@@ -574,6 +676,7 @@ pub struct SuccessResponse {
     #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
     pub users: ::std::vec::Vec<UserEntry>,
 }
+
 ///`SuccessResponseStatus`
 #[derive(
     ::serde::Deserialize,
@@ -591,6 +694,7 @@ pub enum SuccessResponseStatus {
     #[serde(rename = "success")]
     Success,
 }
+
 impl ::std::fmt::Display for SuccessResponseStatus {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -598,8 +702,10 @@ impl ::std::fmt::Display for SuccessResponseStatus {
         }
     }
 }
+
 impl ::std::str::FromStr for SuccessResponseStatus {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "success" => Ok(Self::Success),
@@ -607,20 +713,25 @@ impl ::std::str::FromStr for SuccessResponseStatus {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for SuccessResponseStatus {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for SuccessResponseStatus {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Server → joined clients: a join, a leave (also when a client disconnects without leave_chat) or a welcome.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct SystemBroadcast {
@@ -631,6 +742,7 @@ pub struct SystemBroadcast {
     pub type_: SystemBroadcastType,
     pub username: SystemBroadcastUsername,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -648,6 +760,7 @@ pub enum SystemBroadcastType {
     #[serde(rename = "system")]
     System,
 }
+
 impl ::std::fmt::Display for SystemBroadcastType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -655,8 +768,10 @@ impl ::std::fmt::Display for SystemBroadcastType {
         }
     }
 }
+
 impl ::std::str::FromStr for SystemBroadcastType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "system" => Ok(Self::System),
@@ -664,20 +779,25 @@ impl ::std::str::FromStr for SystemBroadcastType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for SystemBroadcastType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for SystemBroadcastType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///`SystemBroadcastUsername`
 #[derive(
     ::serde::Deserialize,
@@ -695,6 +815,7 @@ pub enum SystemBroadcastUsername {
     #[serde(rename = "SYSTEM")]
     System,
 }
+
 impl ::std::fmt::Display for SystemBroadcastUsername {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -702,8 +823,10 @@ impl ::std::fmt::Display for SystemBroadcastUsername {
         }
     }
 }
+
 impl ::std::str::FromStr for SystemBroadcastUsername {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "SYSTEM" => Ok(Self::System),
@@ -711,20 +834,25 @@ impl ::std::str::FromStr for SystemBroadcastUsername {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for SystemBroadcastUsername {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for SystemBroadcastUsername {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///A user: a plain name or `{username, address}`; both conform.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(untagged)]
@@ -736,23 +864,29 @@ pub enum UserEntry {
         username: ::std::string::String,
     },
 }
+
 ///`host:port` of the user's connection.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct UserEntryObjectAddress(::std::string::String);
+
 impl ::std::ops::Deref for UserEntryObjectAddress {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<UserEntryObjectAddress> for ::std::string::String {
     fn from(value: UserEntryObjectAddress) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for UserEntryObjectAddress {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
             ::std::sync::LazyLock::new(|| ::regress::Regex::new("^\\S+:[0-9]{1,5}$").unwrap());
@@ -762,20 +896,25 @@ impl ::std::str::FromStr for UserEntryObjectAddress {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for UserEntryObjectAddress {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for UserEntryObjectAddress {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for UserEntryObjectAddress {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -788,23 +927,29 @@ impl<'de> ::serde::Deserialize<'de> for UserEntryObjectAddress {
             })
     }
 }
+
 ///1–50 characters after trimming white space. A server answers a violation with `{"status":"error"}`.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct Username(::std::string::String);
+
 impl ::std::ops::Deref for Username {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<Username> for ::std::string::String {
     fn from(value: Username) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for Username {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
             ::std::sync::LazyLock::new(|| {
@@ -816,20 +961,25 @@ impl ::std::str::FromStr for Username {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for Username {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for Username {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for Username {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -842,26 +992,31 @@ impl<'de> ::serde::Deserialize<'de> for Username {
             })
     }
 }
+
 /// Error types.
 pub mod error {
     /// Error from a `TryFrom` or `FromStr` implementation.
     pub struct ConversionError(::std::borrow::Cow<'static, str>);
+
     impl ::std::error::Error for ConversionError {}
     impl ::std::fmt::Display for ConversionError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
             ::std::fmt::Display::fmt(&self.0, f)
         }
     }
+
     impl ::std::fmt::Debug for ConversionError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
             ::std::fmt::Debug::fmt(&self.0, f)
         }
     }
+
     impl From<&'static str> for ConversionError {
         fn from(value: &'static str) -> Self {
             Self(value.into())
         }
     }
+
     impl From<String> for ConversionError {
         fn from(value: String) -> Self {
             Self(value.into())

@@ -5,19 +5,27 @@
 //! Devices and clients share one WebSocket hub speaking text frames, one command per frame, fields separated by `:`: devices register with `id:`, clients subscribe with `s` and send `cmd:<target>:<command>:<parameters>`; device data is broadcast to subscribers as `<deviceId>:<data>`.
 //!
 //! Generated from `schema/device/`; see `generated/docs/device.md`.
+
 pub mod registry;
+
 pub use registry::CommandRegistry;
+
 use serde_json::Value;
 use specwire_wire::json::{DecodeError, Direction, LazyValidator, Violation};
 use std::sync::LazyLock;
+
 /// The family name.
 pub const FAMILY: &str = "device";
+
 /// Default host to bind or connect to.
 pub const DEFAULT_HOST: &str = "127.0.0.1";
+
 /// Default port.
-pub const DEFAULT_PORT: u16 = 5003u16;
+pub const DEFAULT_PORT: u16 = 5003;
+
 /// Largest frame a receiver must accept, in bytes.
-pub const MAX_MESSAGE_BYTES: usize = 65536usize;
+pub const MAX_MESSAGE_BYTES: usize = 65536;
+
 /// The registry's bundled JSON Schema.
 pub const REGISTRY_SCHEMA: &str = r##"{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -104,6 +112,7 @@ pub const REGISTRY_SCHEMA: &str = r##"{
     }
   }
 }"##;
+
 /// A line kind of the family.
 #[derive(Clone, Copy, Debug)]
 pub struct LineSpec {
@@ -114,6 +123,7 @@ pub struct LineSpec {
     /// The anchored ECMAScript pattern whose named groups are its fields.
     pub pattern: &'static str,
 }
+
 /// Every line kind, in the order the parser tries them.
 pub static MESSAGES: &[LineSpec] = &[
     LineSpec {
@@ -167,6 +177,7 @@ pub static MESSAGES: &[LineSpec] = &[
         pattern: "^(?<command>[^:\\s]+)(?::(?<parameters>[\\s\\S]*))?$",
     },
 ];
+
 fn pattern(index: usize) -> Result<&'static regress::Regex, LineError> {
     static COMPILED: LazyLock<Vec<Result<regress::Regex, String>>> = LazyLock::new(|| {
         MESSAGES
@@ -180,6 +191,7 @@ fn pattern(index: usize) -> Result<&'static regress::Regex, LineError> {
         None => Err(LineError::BadPattern(format!("no pattern #{index}"))),
     }
 }
+
 /// Why a text frame is not a message of the family.
 #[derive(Debug, thiserror::Error)]
 pub enum LineError {
@@ -200,12 +212,14 @@ pub enum LineError {
     #[error("pattern does not compile: {0}")]
     BadPattern(String),
 }
+
 /// `Register` (client-to-server): Register this connection as a device. No reply. Pattern: `^id:(?<deviceId>[^:\s]+)$`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Register {
     /// The `deviceId` group.
     pub device_id: String,
 }
+
 /// `Command` (client-to-server): Send a registered command to one device or to `all`. No reply when accepted; `error:` for an unknown command or target. Pattern: `^cmd:(?<target>[^:\s]+):(?<command>[^:\s]+)(?::(?<parameters>[\s\S]*))?$`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Command {
@@ -216,18 +230,21 @@ pub struct Command {
     /// The `parameters` group.
     pub parameters: Option<String>,
 }
+
 /// `DeviceData` (client-to-server): Any other text from a registered device: its data, broadcast to subscribers. Pattern: `^(?<data>[\s\S]+)$`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceData {
     /// The `data` group.
     pub data: String,
 }
+
 /// `Error` (server-to-client): A frame could not be handled. Pattern: `^error:(?<reason>[\s\S]+)$`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Error {
     /// The `reason` group.
     pub reason: String,
 }
+
 /// `DataBroadcast` (server-to-client): Device data relayed to subscribers. Pattern: `^(?<deviceId>[^:\s]+):(?<data>[\s\S]*)$`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DataBroadcast {
@@ -236,6 +253,7 @@ pub struct DataBroadcast {
     /// The `data` group.
     pub data: String,
 }
+
 /// `DeviceCommand` (server-to-client): A command delivered to its target device. Pattern: `^(?<command>[^:\s]+)(?::(?<parameters>[\s\S]*))?$`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceCommand {
@@ -244,6 +262,7 @@ pub struct DeviceCommand {
     /// The `parameters` group.
     pub parameters: Option<String>,
 }
+
 /// Any line of the family.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Line {
@@ -268,11 +287,13 @@ pub enum Line {
     /// `DeviceCommand` (server-to-client): A command delivered to its target device. Pattern: `^(?<command>[^:\s]+)(?::(?<parameters>[\s\S]*))?$`.
     DeviceCommand(DeviceCommand),
 }
+
 impl Line {
     /// Parses one frame, trying every line kind in order.
     pub fn parse(text: &str) -> Result<Line, LineError> {
         Line::parse_from(text, None)
     }
+
     /// Parses one frame sent in `direction` (when given). Patterns are
     /// tried in manifest order; the first that matches the whole
     /// frame wins.
@@ -355,6 +376,7 @@ impl Line {
             text: text.to_owned(),
         })
     }
+
     /// Parses one frame as the message called `name`: for a receiver
     /// that knows what it gets (a device gets `DeviceCommand`, a
     /// subscriber `DataBroadcast`; both come from the hub).
@@ -431,6 +453,7 @@ impl Line {
             _ => return Err(LineError::UnknownMessage(name.to_owned())),
         })
     }
+
     /// The line as sent on the wire.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
@@ -483,6 +506,7 @@ impl Line {
         }
         out
     }
+
     /// The message's entry in [`MESSAGES`].
     pub fn spec(&self) -> &'static LineSpec {
         let index = match self {
@@ -499,16 +523,20 @@ impl Line {
         };
         &MESSAGES[index]
     }
+
     /// The message name.
     pub fn name(&self) -> &'static str {
         self.spec().name
     }
 }
+
 static REGISTRY_VALIDATOR: LazyValidator = LazyValidator::new(REGISTRY_SCHEMA, "CommandRegistry");
+
 /// Every violation of the registry schema by `value`.
 pub fn registry_violations(value: &Value) -> Vec<Violation> {
     REGISTRY_VALIDATOR.violations(value)
 }
+
 /// Parses and validates a registry document (`commands.json`).
 pub fn parse_registry(bytes: &[u8]) -> Result<CommandRegistry, DecodeError> {
     let value: Value = serde_json::from_slice(bytes).map_err(DecodeError::NotJson)?;

@@ -9,6 +9,7 @@ pub struct CommandRegistry {
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
     pub version: ::std::option::Option<::std::string::String>,
 }
+
 ///One command.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct CommandSpec {
@@ -20,23 +21,29 @@ pub struct CommandSpec {
     #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
     pub parameters: ::std::vec::Vec<ParameterSpec>,
 }
+
 ///Command name as used in `cmd:<target>:<name>`.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct CommandSpecName(::std::string::String);
+
 impl ::std::ops::Deref for CommandSpecName {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<CommandSpecName> for ::std::string::String {
     fn from(value: CommandSpecName) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for CommandSpecName {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
             ::std::sync::LazyLock::new(|| ::regress::Regex::new("^[^:\\s]+$").unwrap());
@@ -46,20 +53,25 @@ impl ::std::str::FromStr for CommandSpecName {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for CommandSpecName {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for CommandSpecName {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for CommandSpecName {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -72,6 +84,7 @@ impl<'de> ::serde::Deserialize<'de> for CommandSpecName {
             })
     }
 }
+
 ///One parameter.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct ParameterSpec {
@@ -86,6 +99,7 @@ pub struct ParameterSpec {
     #[serde(rename = "type")]
     pub type_: ParameterSpecType,
 }
+
 ///Value type; `color` is a hex colour like `ff0000`.
 #[derive(
     ::serde::Deserialize,
@@ -111,6 +125,7 @@ pub enum ParameterSpecType {
     #[serde(rename = "color")]
     Color,
 }
+
 impl ::std::fmt::Display for ParameterSpecType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -122,8 +137,10 @@ impl ::std::fmt::Display for ParameterSpecType {
         }
     }
 }
+
 impl ::std::str::FromStr for ParameterSpecType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "string" => Ok(Self::String),
@@ -135,40 +152,49 @@ impl ::std::str::FromStr for ParameterSpecType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ParameterSpecType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ParameterSpecType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 /// Error types.
 pub mod error {
     /// Error from a `TryFrom` or `FromStr` implementation.
     pub struct ConversionError(::std::borrow::Cow<'static, str>);
+
     impl ::std::error::Error for ConversionError {}
     impl ::std::fmt::Display for ConversionError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
             ::std::fmt::Display::fmt(&self.0, f)
         }
     }
+
     impl ::std::fmt::Debug for ConversionError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
             ::std::fmt::Debug::fmt(&self.0, f)
         }
     }
+
     impl From<&'static str> for ConversionError {
         fn from(value: &'static str) -> Self {
             Self(value.into())
         }
     }
+
     impl From<String> for ConversionError {
         fn from(value: String) -> Self {
             Self(value.into())

@@ -8,23 +8,29 @@ pub struct Capability {
     ///The parameters this operation accepts.
     pub settings: ::std::vec::Vec<Setting>,
 }
+
 ///Operation name, used as `AssignTask.payload.operation`.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct CapabilityKey(::std::string::String);
+
 impl ::std::ops::Deref for CapabilityKey {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<CapabilityKey> for ::std::string::String {
     fn from(value: CapabilityKey) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for CapabilityKey {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 256usize {
             return Err("longer than 256 characters".into());
@@ -35,20 +41,25 @@ impl ::std::str::FromStr for CapabilityKey {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for CapabilityKey {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for CapabilityKey {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for CapabilityKey {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -61,23 +72,29 @@ impl<'de> ::serde::Deserialize<'de> for CapabilityKey {
             })
     }
 }
+
 ///Identifier of the requesting client instance.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct ClientId(::std::string::String);
+
 impl ::std::ops::Deref for ClientId {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<ClientId> for ::std::string::String {
     fn from(value: ClientId) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for ClientId {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 256usize {
             return Err("longer than 256 characters".into());
@@ -88,20 +105,25 @@ impl ::std::str::FromStr for ClientId {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ClientId {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ClientId {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for ClientId {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -114,6 +136,7 @@ impl<'de> ::serde::Deserialize<'de> for ClientId {
             })
     }
 }
+
 ///Client → all (UDP broadcast): ask every provider to advertise. Sent at start-up, every 5 minutes and on demand. Providers answer within 1 s.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct ClientServiceDiscoveryRequest {
@@ -124,6 +147,7 @@ pub struct ClientServiceDiscoveryRequest {
     pub discovery_type: ClientServiceDiscoveryRequestDiscoveryType,
     pub timestamp: Timestamp,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -140,6 +164,7 @@ pub struct ClientServiceDiscoveryRequest {
 pub enum ClientServiceDiscoveryRequestDiscoveryType {
     ClientServiceDiscoveryRequest,
 }
+
 impl ::std::fmt::Display for ClientServiceDiscoveryRequestDiscoveryType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -147,8 +172,10 @@ impl ::std::fmt::Display for ClientServiceDiscoveryRequestDiscoveryType {
         }
     }
 }
+
 impl ::std::str::FromStr for ClientServiceDiscoveryRequestDiscoveryType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "ClientServiceDiscoveryRequest" => Ok(Self::ClientServiceDiscoveryRequest),
@@ -156,20 +183,25 @@ impl ::std::str::FromStr for ClientServiceDiscoveryRequestDiscoveryType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ClientServiceDiscoveryRequestDiscoveryType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ClientServiceDiscoveryRequestDiscoveryType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Provider → all (UDP broadcast, and unicast to a requester): announces a service instance: on request, as a heartbeat (default every 30 s), on start-up, on status or load changes, and `Offline` on graceful shutdown.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct ServiceAdvertisement {
@@ -201,6 +233,7 @@ pub struct ServiceAdvertisement {
     pub status: ServiceAdvertisementStatus,
     pub timestamp: Timestamp,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -217,6 +250,7 @@ pub struct ServiceAdvertisement {
 pub enum ServiceAdvertisementDiscoveryType {
     ServiceAdvertisement,
 }
+
 impl ::std::fmt::Display for ServiceAdvertisementDiscoveryType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -224,8 +258,10 @@ impl ::std::fmt::Display for ServiceAdvertisementDiscoveryType {
         }
     }
 }
+
 impl ::std::str::FromStr for ServiceAdvertisementDiscoveryType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "ServiceAdvertisement" => Ok(Self::ServiceAdvertisement),
@@ -233,37 +269,47 @@ impl ::std::str::FromStr for ServiceAdvertisementDiscoveryType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ServiceAdvertisementDiscoveryType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ServiceAdvertisementDiscoveryType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///WebSocket endpoint (`ws://` or `wss://`).
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct ServiceAdvertisementEndpoint(::std::string::String);
+
 impl ::std::ops::Deref for ServiceAdvertisementEndpoint {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<ServiceAdvertisementEndpoint> for ::std::string::String {
     fn from(value: ServiceAdvertisementEndpoint) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for ServiceAdvertisementEndpoint {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
             ::std::sync::LazyLock::new(|| {
@@ -275,20 +321,25 @@ impl ::std::str::FromStr for ServiceAdvertisementEndpoint {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ServiceAdvertisementEndpoint {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ServiceAdvertisementEndpoint {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for ServiceAdvertisementEndpoint {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -301,23 +352,29 @@ impl<'de> ::serde::Deserialize<'de> for ServiceAdvertisementEndpoint {
             })
     }
 }
+
 ///Unique id of this service instance.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct ServiceAdvertisementServiceId(::std::string::String);
+
 impl ::std::ops::Deref for ServiceAdvertisementServiceId {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<ServiceAdvertisementServiceId> for ::std::string::String {
     fn from(value: ServiceAdvertisementServiceId) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for ServiceAdvertisementServiceId {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 256usize {
             return Err("longer than 256 characters".into());
@@ -328,20 +385,25 @@ impl ::std::str::FromStr for ServiceAdvertisementServiceId {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ServiceAdvertisementServiceId {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ServiceAdvertisementServiceId {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for ServiceAdvertisementServiceId {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -354,23 +416,29 @@ impl<'de> ::serde::Deserialize<'de> for ServiceAdvertisementServiceId {
             })
     }
 }
+
 ///Name clients select by.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct ServiceAdvertisementServiceName(::std::string::String);
+
 impl ::std::ops::Deref for ServiceAdvertisementServiceName {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<ServiceAdvertisementServiceName> for ::std::string::String {
     fn from(value: ServiceAdvertisementServiceName) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for ServiceAdvertisementServiceName {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 256usize {
             return Err("longer than 256 characters".into());
@@ -381,20 +449,25 @@ impl ::std::str::FromStr for ServiceAdvertisementServiceName {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ServiceAdvertisementServiceName {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ServiceAdvertisementServiceName {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for ServiceAdvertisementServiceName {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -407,23 +480,29 @@ impl<'de> ::serde::Deserialize<'de> for ServiceAdvertisementServiceName {
             })
     }
 }
+
 ///Version of the service.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct ServiceAdvertisementServiceVersion(::std::string::String);
+
 impl ::std::ops::Deref for ServiceAdvertisementServiceVersion {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<ServiceAdvertisementServiceVersion> for ::std::string::String {
     fn from(value: ServiceAdvertisementServiceVersion) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for ServiceAdvertisementServiceVersion {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 64usize {
             return Err("longer than 64 characters".into());
@@ -434,20 +513,25 @@ impl ::std::str::FromStr for ServiceAdvertisementServiceVersion {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ServiceAdvertisementServiceVersion {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ServiceAdvertisementServiceVersion {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for ServiceAdvertisementServiceVersion {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -460,6 +544,7 @@ impl<'de> ::serde::Deserialize<'de> for ServiceAdvertisementServiceVersion {
             })
     }
 }
+
 ///Selection prefers `Online`; never `Offline`.
 #[derive(
     ::serde::Deserialize,
@@ -479,6 +564,7 @@ pub enum ServiceAdvertisementStatus {
     Degraded,
     Offline,
 }
+
 impl ::std::fmt::Display for ServiceAdvertisementStatus {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -489,8 +575,10 @@ impl ::std::fmt::Display for ServiceAdvertisementStatus {
         }
     }
 }
+
 impl ::std::str::FromStr for ServiceAdvertisementStatus {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "Online" => Ok(Self::Online),
@@ -501,40 +589,50 @@ impl ::std::str::FromStr for ServiceAdvertisementStatus {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ServiceAdvertisementStatus {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ServiceAdvertisementStatus {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///One task parameter: a one-key object `{"<type>": "<parameterName>"}`.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(transparent)]
 pub struct Setting(pub ::std::collections::HashMap<SettingType, SettingValue>);
+
 impl ::std::ops::Deref for Setting {
     type Target = ::std::collections::HashMap<SettingType, SettingValue>;
+
     fn deref(&self) -> &::std::collections::HashMap<SettingType, SettingValue> {
         &self.0
     }
 }
+
 impl ::std::convert::From<Setting> for ::std::collections::HashMap<SettingType, SettingValue> {
     fn from(value: Setting) -> Self {
         value.0
     }
 }
+
 impl ::std::convert::From<::std::collections::HashMap<SettingType, SettingValue>> for Setting {
     fn from(value: ::std::collections::HashMap<SettingType, SettingValue>) -> Self {
         Self(value)
     }
 }
+
 ///JSON type of a task parameter: `string`, `int` (integer), `float` (number), `bool` (boolean).
 #[derive(
     ::serde::Deserialize,
@@ -558,6 +656,7 @@ pub enum SettingType {
     #[serde(rename = "bool")]
     Bool,
 }
+
 impl ::std::fmt::Display for SettingType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -568,8 +667,10 @@ impl ::std::fmt::Display for SettingType {
         }
     }
 }
+
 impl ::std::str::FromStr for SettingType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "string" => Ok(Self::String),
@@ -580,37 +681,47 @@ impl ::std::str::FromStr for SettingType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for SettingType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for SettingType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///`SettingValue`
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct SettingValue(::std::string::String);
+
 impl ::std::ops::Deref for SettingValue {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<SettingValue> for ::std::string::String {
     fn from(value: SettingValue) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for SettingValue {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 256usize {
             return Err("longer than 256 characters".into());
@@ -621,20 +732,25 @@ impl ::std::str::FromStr for SettingValue {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for SettingValue {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for SettingValue {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for SettingValue {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -647,69 +763,86 @@ impl<'de> ::serde::Deserialize<'de> for SettingValue {
             })
     }
 }
+
 ///RFC 3339 with a zone; fractional seconds accepted.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(transparent)]
 pub struct Timestamp(pub ::chrono::DateTime<::chrono::offset::Utc>);
+
 impl ::std::ops::Deref for Timestamp {
     type Target = ::chrono::DateTime<::chrono::offset::Utc>;
+
     fn deref(&self) -> &::chrono::DateTime<::chrono::offset::Utc> {
         &self.0
     }
 }
+
 impl ::std::convert::From<Timestamp> for ::chrono::DateTime<::chrono::offset::Utc> {
     fn from(value: Timestamp) -> Self {
         value.0
     }
 }
+
 impl ::std::convert::From<::chrono::DateTime<::chrono::offset::Utc>> for Timestamp {
     fn from(value: ::chrono::DateTime<::chrono::offset::Utc>) -> Self {
         Self(value)
     }
 }
+
 impl ::std::fmt::Display for Timestamp {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         self.0.fmt(f)
     }
 }
+
 impl ::std::str::FromStr for Timestamp {
     type Err = <::chrono::DateTime<::chrono::offset::Utc> as ::std::str::FromStr>::Err;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
         Ok(Self(value.parse()?))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for Timestamp {
     type Error = <::chrono::DateTime<::chrono::offset::Utc> as ::std::str::FromStr>::Err;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, Self::Error> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<String> for Timestamp {
     type Error = <::chrono::DateTime<::chrono::offset::Utc> as ::std::str::FromStr>::Err;
+
     fn try_from(value: String) -> ::std::result::Result<Self, Self::Error> {
         value.parse()
     }
 }
+
 /// Error types.
 pub mod error {
     /// Error from a `TryFrom` or `FromStr` implementation.
     pub struct ConversionError(::std::borrow::Cow<'static, str>);
+
     impl ::std::error::Error for ConversionError {}
     impl ::std::fmt::Display for ConversionError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
             ::std::fmt::Display::fmt(&self.0, f)
         }
     }
+
     impl ::std::fmt::Debug for ConversionError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
             ::std::fmt::Debug::fmt(&self.0, f)
         }
     }
+
     impl From<&'static str> for ConversionError {
         fn from(value: &'static str) -> Self {
             Self(value.into())
         }
     }
+
     impl From<String> for ConversionError {
         fn from(value: String) -> Self {
             Self(value.into())

@@ -5,27 +5,38 @@
 //! Clients open a WebSocket on a resource path with a JWT, get that resource's events, and subscribe to more; events are routed up the resource hierarchy (task → experiment → project → user; worker → system; system → all).
 //!
 //! Generated from `schema/subscription/`; see `generated/docs/subscription.md`.
+
 mod schema;
+
 pub mod types;
+
 pub use schema::SCHEMA;
+
 use serde_json::Value;
 use specwire_wire::json::{
-    candidates, describe_discriminator, DecodeError, Direction, LazyValidator, MatchRule,
-    MessageSpec, Violation,
+    DecodeError, Direction, Family, LazyValidator, MatchRule, MessageSpec, Violation,
 };
+
 pub use types::*;
+
 /// The family name.
 pub const FAMILY: &str = "subscription";
+
 /// The transport (`websocket`, `tcp`, `udp-broadcast`).
 pub const TRANSPORT: &str = "websocket";
+
 /// Default host to bind or connect to.
 pub const DEFAULT_HOST: &str = "127.0.0.1";
+
 /// Default port.
-pub const DEFAULT_PORT: u16 = 8080u16;
+pub const DEFAULT_PORT: u16 = 8080;
+
 /// Largest message a receiver must accept, in bytes.
-pub const MAX_MESSAGE_BYTES: usize = 1048576usize;
+pub const MAX_MESSAGE_BYTES: usize = 1048576;
+
 /// The members that tell messages apart.
 pub const DISCRIMINATOR: &[&str] = &["/type", "/data/action"];
+
 /// Every message of the family, in manifest order.
 pub static MESSAGES: &[MessageSpec] = &[
     MessageSpec {
@@ -230,6 +241,7 @@ pub static MESSAGES: &[MessageSpec] = &[
         }],
     },
 ];
+
 static VALIDATORS: [LazyValidator; 23usize] = [
     LazyValidator::new(SCHEMA, "Subscribe"),
     LazyValidator::new(SCHEMA, "Unsubscribe"),
@@ -255,6 +267,14 @@ static VALIDATORS: [LazyValidator; 23usize] = [
     LazyValidator::new(SCHEMA, "WorkerUpdated"),
     LazyValidator::new(SCHEMA, "WorkerOffline"),
 ];
+
+static TABLE: Family = Family {
+    name: FAMILY,
+    discriminator: DISCRIMINATOR,
+    messages: MESSAGES,
+    validators: &VALIDATORS,
+};
+
 /// Any message of the family.
 ///
 /// Serializes as the message itself (the discriminator is a field of
@@ -310,126 +330,151 @@ pub enum Message {
     /// `WorkerOffline` (server-to-client): A worker went offline.
     WorkerOffline(types::WorkerOffline),
 }
+
 impl From<types::Subscribe> for Message {
     fn from(message: types::Subscribe) -> Self {
         Message::Subscribe(message)
     }
 }
+
 impl From<types::Unsubscribe> for Message {
     fn from(message: types::Unsubscribe) -> Self {
         Message::Unsubscribe(message)
     }
 }
+
 impl From<types::ClientPing> for Message {
     fn from(message: types::ClientPing) -> Self {
         Message::ClientPing(message)
     }
 }
+
 impl From<types::ClientPong> for Message {
     fn from(message: types::ClientPong) -> Self {
         Message::ClientPong(message)
     }
 }
+
 impl From<types::Publish> for Message {
     fn from(message: types::Publish) -> Self {
         Message::Publish(message)
     }
 }
+
 impl From<types::SubscriptionResponse> for Message {
     fn from(message: types::SubscriptionResponse) -> Self {
         Message::SubscriptionResponse(message)
     }
 }
+
 impl From<types::ServerPing> for Message {
     fn from(message: types::ServerPing) -> Self {
         Message::ServerPing(message)
     }
 }
+
 impl From<types::ServerPong> for Message {
     fn from(message: types::ServerPong) -> Self {
         Message::ServerPong(message)
     }
 }
+
 impl From<types::Error> for Message {
     fn from(message: types::Error) -> Self {
         Message::Error(message)
     }
 }
+
 impl From<types::SystemStatus> for Message {
     fn from(message: types::SystemStatus) -> Self {
         Message::SystemStatus(message)
     }
 }
+
 impl From<types::ExperimentCreated> for Message {
     fn from(message: types::ExperimentCreated) -> Self {
         Message::ExperimentCreated(message)
     }
 }
+
 impl From<types::ExperimentUpdated> for Message {
     fn from(message: types::ExperimentUpdated) -> Self {
         Message::ExperimentUpdated(message)
     }
 }
+
 impl From<types::ExperimentProgress> for Message {
     fn from(message: types::ExperimentProgress) -> Self {
         Message::ExperimentProgress(message)
     }
 }
+
 impl From<types::ExperimentCompleted> for Message {
     fn from(message: types::ExperimentCompleted) -> Self {
         Message::ExperimentCompleted(message)
     }
 }
+
 impl From<types::ExperimentFailed> for Message {
     fn from(message: types::ExperimentFailed) -> Self {
         Message::ExperimentFailed(message)
     }
 }
+
 impl From<types::TaskCreated> for Message {
     fn from(message: types::TaskCreated) -> Self {
         Message::TaskCreated(message)
     }
 }
+
 impl From<types::TaskUpdated> for Message {
     fn from(message: types::TaskUpdated) -> Self {
         Message::TaskUpdated(message)
     }
 }
+
 impl From<types::TaskProgress> for Message {
     fn from(message: types::TaskProgress) -> Self {
         Message::TaskProgress(message)
     }
 }
+
 impl From<types::TaskCompleted> for Message {
     fn from(message: types::TaskCompleted) -> Self {
         Message::TaskCompleted(message)
     }
 }
+
 impl From<types::TaskFailed> for Message {
     fn from(message: types::TaskFailed) -> Self {
         Message::TaskFailed(message)
     }
 }
+
 impl From<types::WorkerRegistered> for Message {
     fn from(message: types::WorkerRegistered) -> Self {
         Message::WorkerRegistered(message)
     }
 }
+
 impl From<types::WorkerUpdated> for Message {
     fn from(message: types::WorkerUpdated) -> Self {
         Message::WorkerUpdated(message)
     }
 }
+
 impl From<types::WorkerOffline> for Message {
     fn from(message: types::WorkerOffline) -> Self {
         Message::WorkerOffline(message)
     }
 }
+
 impl Message {
     /// The message name (`AssignTask`, ...).
     pub fn name(&self) -> &'static str {
         self.spec().name
     }
+
     /// The message's entry in [`MESSAGES`].
     pub fn spec(&self) -> &'static MessageSpec {
         let index = match self {
@@ -459,23 +504,26 @@ impl Message {
         };
         &MESSAGES[index]
     }
+
     /// Parses, recognises, validates and decodes one message.
     pub fn from_slice(bytes: &[u8]) -> Result<Message, DecodeError> {
         let value: Value = serde_json::from_slice(bytes).map_err(DecodeError::NotJson)?;
         Message::decode(value)
     }
+
     /// Recognises, validates and decodes an already-parsed value.
     pub fn decode(value: Value) -> Result<Message, DecodeError> {
         Message::decode_from(value, None)
     }
+
     /// As [`Message::decode`], considering only messages sent in
     /// `direction` (when given).
     pub fn decode_from(value: Value, direction: Option<Direction>) -> Result<Message, DecodeError> {
         let index = validate_from(&value, direction)?;
         Message::from_index(index, value)
     }
+
     fn from_index(index: usize, value: Value) -> Result<Message, DecodeError> {
-        let name = MESSAGES[index].name;
         let decoded = match index {
             0 => serde_json::from_value(value).map(Message::Subscribe),
             1 => serde_json::from_value(value).map(Message::Unsubscribe),
@@ -507,58 +555,33 @@ impl Message {
                 });
             }
         };
-        decoded.map_err(|source| DecodeError::TypeMismatch {
-            family: FAMILY,
-            message: name,
-            source,
-        })
+        decoded.map_err(|source| TABLE.type_mismatch(index, source))
     }
+
     /// The message as JSON text.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
 }
+
 /// Recognises and validates `value`; returns the message's index in
 /// [`MESSAGES`]. Does not build the Rust value.
 pub fn validate(value: &Value) -> Result<usize, DecodeError> {
     validate_from(value, None)
 }
+
 /// As [`validate`], considering only messages sent in `direction`.
 pub fn validate_from(value: &Value, direction: Option<Direction>) -> Result<usize, DecodeError> {
-    let found = candidates(MESSAGES, value, direction);
-    let Some(&first) = found.first() else {
-        return Err(DecodeError::UnknownMessage {
-            family: FAMILY,
-            detail: describe_discriminator(value, DISCRIMINATOR),
-        });
-    };
-    let chosen = if found.len() > 1 {
-        found
-            .iter()
-            .copied()
-            .find(|&index| VALIDATORS[index].is_valid(value))
-            .unwrap_or(first)
-    } else {
-        first
-    };
-    let violations = VALIDATORS[chosen].violations(value);
-    if violations.is_empty() {
-        Ok(chosen)
-    } else {
-        Err(DecodeError::Invalid {
-            family: FAMILY,
-            message: MESSAGES[chosen].name,
-            violations,
-        })
-    }
+    TABLE.validate_from(value, direction)
 }
+
 /// Every violation of message `name`'s schema by `value` (`None`
 /// when the family has no such message).
 pub fn violations_of(name: &str, value: &Value) -> Option<Vec<Violation>> {
-    let index = MESSAGES.iter().position(|spec| spec.name == name)?;
-    Some(VALIDATORS[index].violations(value))
+    TABLE.violations_of(name, value)
 }
+
 /// Compiles every validator now instead of on first use.
 pub fn warm_up() -> Result<(), String> {
-    VALIDATORS.iter().try_for_each(LazyValidator::warm_up)
+    TABLE.warm_up()
 }

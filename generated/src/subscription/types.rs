@@ -11,6 +11,7 @@ pub struct ClientPing {
     #[serde(rename = "type")]
     pub type_: ClientPingType,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -28,6 +29,7 @@ pub enum ClientPingType {
     #[serde(rename = "ping")]
     Ping,
 }
+
 impl ::std::fmt::Display for ClientPingType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -35,8 +37,10 @@ impl ::std::fmt::Display for ClientPingType {
         }
     }
 }
+
 impl ::std::str::FromStr for ClientPingType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "ping" => Ok(Self::Ping),
@@ -44,20 +48,25 @@ impl ::std::str::FromStr for ClientPingType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ClientPingType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ClientPingType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Client → server: answer to a server `ping`, with the ping's `id`.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct ClientPong {
@@ -68,6 +77,7 @@ pub struct ClientPong {
     #[serde(rename = "type")]
     pub type_: ClientPongType,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -85,6 +95,7 @@ pub enum ClientPongType {
     #[serde(rename = "pong")]
     Pong,
 }
+
 impl ::std::fmt::Display for ClientPongType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -92,8 +103,10 @@ impl ::std::fmt::Display for ClientPongType {
         }
     }
 }
+
 impl ::std::str::FromStr for ClientPongType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "pong" => Ok(Self::Pong),
@@ -101,63 +114,80 @@ impl ::std::str::FromStr for ClientPongType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ClientPongType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ClientPongType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///A count.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(transparent)]
 pub struct Count(pub u64);
+
 impl ::std::ops::Deref for Count {
     type Target = u64;
+
     fn deref(&self) -> &u64 {
         &self.0
     }
 }
+
 impl ::std::convert::From<Count> for u64 {
     fn from(value: Count) -> Self {
         value.0
     }
 }
+
 impl ::std::convert::From<u64> for Count {
     fn from(value: u64) -> Self {
         Self(value)
     }
 }
+
 impl ::std::fmt::Display for Count {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         self.0.fmt(f)
     }
 }
+
 impl ::std::str::FromStr for Count {
     type Err = <u64 as ::std::str::FromStr>::Err;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
         Ok(Self(value.parse()?))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for Count {
     type Error = <u64 as ::std::str::FromStr>::Err;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, Self::Error> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<String> for Count {
     type Error = <u64 as ::std::str::FromStr>::Err;
+
     fn try_from(value: String) -> ::std::result::Result<Self, Self::Error> {
         value.parse()
     }
 }
+
 ///Server → client: an error. Auth errors (`Authentication required`, `Invalid or expired token`) and limit errors are followed by a close frame (1008); message errors (`Invalid message format`, `Unknown message type`, `Rate limit exceeded`) keep the connection open.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct Error {
@@ -171,23 +201,29 @@ pub struct Error {
     #[serde(rename = "type")]
     pub type_: ErrorType,
 }
+
 ///Error text.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct ErrorError(::std::string::String);
+
 impl ::std::ops::Deref for ErrorError {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<ErrorError> for ::std::string::String {
     fn from(value: ErrorError) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for ErrorError {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() < 1usize {
             return Err("shorter than 1 characters".into());
@@ -195,20 +231,25 @@ impl ::std::str::FromStr for ErrorError {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ErrorError {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ErrorError {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for ErrorError {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -221,6 +262,7 @@ impl<'de> ::serde::Deserialize<'de> for ErrorError {
             })
     }
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -238,6 +280,7 @@ pub enum ErrorType {
     #[serde(rename = "error")]
     Error,
 }
+
 impl ::std::fmt::Display for ErrorType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -245,8 +288,10 @@ impl ::std::fmt::Display for ErrorType {
         }
     }
 }
+
 impl ::std::str::FromStr for ErrorType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "error" => Ok(Self::Error),
@@ -254,20 +299,25 @@ impl ::std::str::FromStr for ErrorType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ErrorType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ErrorType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///An experiment.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct Experiment {
@@ -282,6 +332,7 @@ pub struct Experiment {
     pub project_id: ResourceId,
     pub status: Status,
 }
+
 ///Server → client event: An experiment completed. Routed to subscribers of the experiment, its project and its owner (user).
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct ExperimentCompleted {
@@ -292,6 +343,7 @@ pub struct ExperimentCompleted {
     #[serde(rename = "type")]
     pub type_: ExperimentCompletedType,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -309,6 +361,7 @@ pub enum ExperimentCompletedType {
     #[serde(rename = "experiment_completed")]
     ExperimentCompleted,
 }
+
 impl ::std::fmt::Display for ExperimentCompletedType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -316,8 +369,10 @@ impl ::std::fmt::Display for ExperimentCompletedType {
         }
     }
 }
+
 impl ::std::str::FromStr for ExperimentCompletedType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "experiment_completed" => Ok(Self::ExperimentCompleted),
@@ -325,20 +380,25 @@ impl ::std::str::FromStr for ExperimentCompletedType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ExperimentCompletedType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ExperimentCompletedType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Server → client event: An experiment was created. Routed to subscribers of the experiment, its project and its owner (user).
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct ExperimentCreated {
@@ -349,6 +409,7 @@ pub struct ExperimentCreated {
     #[serde(rename = "type")]
     pub type_: ExperimentCreatedType,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -366,6 +427,7 @@ pub enum ExperimentCreatedType {
     #[serde(rename = "experiment_created")]
     ExperimentCreated,
 }
+
 impl ::std::fmt::Display for ExperimentCreatedType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -373,8 +435,10 @@ impl ::std::fmt::Display for ExperimentCreatedType {
         }
     }
 }
+
 impl ::std::str::FromStr for ExperimentCreatedType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "experiment_created" => Ok(Self::ExperimentCreated),
@@ -382,26 +446,32 @@ impl ::std::str::FromStr for ExperimentCreatedType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ExperimentCreatedType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ExperimentCreatedType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Payload of experiment lifecycle events.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct ExperimentEventData {
     pub experiment: Experiment,
     pub summary: ExperimentSummary,
 }
+
 ///Server → client event: An experiment failed. Routed to subscribers of the experiment, its project and its owner (user).
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct ExperimentFailed {
@@ -412,6 +482,7 @@ pub struct ExperimentFailed {
     #[serde(rename = "type")]
     pub type_: ExperimentFailedType,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -429,6 +500,7 @@ pub enum ExperimentFailedType {
     #[serde(rename = "experiment_failed")]
     ExperimentFailed,
 }
+
 impl ::std::fmt::Display for ExperimentFailedType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -436,8 +508,10 @@ impl ::std::fmt::Display for ExperimentFailedType {
         }
     }
 }
+
 impl ::std::str::FromStr for ExperimentFailedType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "experiment_failed" => Ok(Self::ExperimentFailed),
@@ -445,20 +519,25 @@ impl ::std::str::FromStr for ExperimentFailedType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ExperimentFailedType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ExperimentFailedType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Server → client event: Progress of an experiment's tasks. Routed to subscribers of the experiment, its project and its owner (user).
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct ExperimentProgress {
@@ -469,6 +548,7 @@ pub struct ExperimentProgress {
     #[serde(rename = "type")]
     pub type_: ExperimentProgressType,
 }
+
 ///Experiment progress.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct ExperimentProgressData {
@@ -493,6 +573,7 @@ pub struct ExperimentProgressData {
     #[serde(rename = "totalTasks")]
     pub total_tasks: Count,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -510,6 +591,7 @@ pub enum ExperimentProgressType {
     #[serde(rename = "experiment_progress")]
     ExperimentProgress,
 }
+
 impl ::std::fmt::Display for ExperimentProgressType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -517,8 +599,10 @@ impl ::std::fmt::Display for ExperimentProgressType {
         }
     }
 }
+
 impl ::std::str::FromStr for ExperimentProgressType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "experiment_progress" => Ok(Self::ExperimentProgress),
@@ -526,20 +610,25 @@ impl ::std::str::FromStr for ExperimentProgressType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ExperimentProgressType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ExperimentProgressType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Short form of an experiment.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct ExperimentSummary {
@@ -549,6 +638,7 @@ pub struct ExperimentSummary {
     pub owner_id: ResourceId,
     pub status: Status,
 }
+
 ///Server → client event: An experiment changed. Routed to subscribers of the experiment, its project and its owner (user).
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct ExperimentUpdated {
@@ -559,6 +649,7 @@ pub struct ExperimentUpdated {
     #[serde(rename = "type")]
     pub type_: ExperimentUpdatedType,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -576,6 +667,7 @@ pub enum ExperimentUpdatedType {
     #[serde(rename = "experiment_updated")]
     ExperimentUpdated,
 }
+
 impl ::std::fmt::Display for ExperimentUpdatedType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -583,8 +675,10 @@ impl ::std::fmt::Display for ExperimentUpdatedType {
         }
     }
 }
+
 impl ::std::str::FromStr for ExperimentUpdatedType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "experiment_updated" => Ok(Self::ExperimentUpdated),
@@ -592,37 +686,47 @@ impl ::std::str::FromStr for ExperimentUpdatedType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ExperimentUpdatedType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ExperimentUpdatedType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Unique message id. Event ids SHOULD follow the seed's formats (`exp_{experimentId}_{timestamp}`, `task_{taskId}_{timestamp}`, `worker_{workerId}_{timestamp}`, `system_{timestamp}`, `user_{userId}_{timestamp}`).
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct MessageId(::std::string::String);
+
 impl ::std::ops::Deref for MessageId {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<MessageId> for ::std::string::String {
     fn from(value: MessageId) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for MessageId {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 256usize {
             return Err("longer than 256 characters".into());
@@ -633,20 +737,25 @@ impl ::std::str::FromStr for MessageId {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for MessageId {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for MessageId {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for MessageId {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -659,49 +768,62 @@ impl<'de> ::serde::Deserialize<'de> for MessageId {
             })
     }
 }
+
 ///Percentage 0–100.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(transparent)]
 pub struct Percent(pub f64);
+
 impl ::std::ops::Deref for Percent {
     type Target = f64;
+
     fn deref(&self) -> &f64 {
         &self.0
     }
 }
+
 impl ::std::convert::From<Percent> for f64 {
     fn from(value: Percent) -> Self {
         value.0
     }
 }
+
 impl ::std::convert::From<f64> for Percent {
     fn from(value: f64) -> Self {
         Self(value)
     }
 }
+
 impl ::std::fmt::Display for Percent {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         self.0.fmt(f)
     }
 }
+
 impl ::std::str::FromStr for Percent {
     type Err = <f64 as ::std::str::FromStr>::Err;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
         Ok(Self(value.parse()?))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for Percent {
     type Error = <f64 as ::std::str::FromStr>::Err;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, Self::Error> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<String> for Percent {
     type Error = <f64 as ::std::str::FromStr>::Err;
+
     fn try_from(value: String) -> ::std::result::Result<Self, Self::Error> {
         value.parse()
     }
 }
+
 ///Admin client → server: publish an event (token claim `role: "admin"`). The server routes `data` like an event of its own.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct Publish {
@@ -715,6 +837,7 @@ pub struct Publish {
     #[serde(rename = "type")]
     pub type_: PublishType,
 }
+
 ///The event to route.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(untagged)]
@@ -734,76 +857,91 @@ pub enum PublishData {
     WorkerOffline(WorkerOffline),
     SystemStatus(SystemStatus),
 }
+
 impl ::std::convert::From<ExperimentCreated> for PublishData {
     fn from(value: ExperimentCreated) -> Self {
         Self::ExperimentCreated(value)
     }
 }
+
 impl ::std::convert::From<ExperimentUpdated> for PublishData {
     fn from(value: ExperimentUpdated) -> Self {
         Self::ExperimentUpdated(value)
     }
 }
+
 impl ::std::convert::From<ExperimentProgress> for PublishData {
     fn from(value: ExperimentProgress) -> Self {
         Self::ExperimentProgress(value)
     }
 }
+
 impl ::std::convert::From<ExperimentCompleted> for PublishData {
     fn from(value: ExperimentCompleted) -> Self {
         Self::ExperimentCompleted(value)
     }
 }
+
 impl ::std::convert::From<ExperimentFailed> for PublishData {
     fn from(value: ExperimentFailed) -> Self {
         Self::ExperimentFailed(value)
     }
 }
+
 impl ::std::convert::From<TaskCreated> for PublishData {
     fn from(value: TaskCreated) -> Self {
         Self::TaskCreated(value)
     }
 }
+
 impl ::std::convert::From<TaskUpdated> for PublishData {
     fn from(value: TaskUpdated) -> Self {
         Self::TaskUpdated(value)
     }
 }
+
 impl ::std::convert::From<TaskProgress> for PublishData {
     fn from(value: TaskProgress) -> Self {
         Self::TaskProgress(value)
     }
 }
+
 impl ::std::convert::From<TaskCompleted> for PublishData {
     fn from(value: TaskCompleted) -> Self {
         Self::TaskCompleted(value)
     }
 }
+
 impl ::std::convert::From<TaskFailed> for PublishData {
     fn from(value: TaskFailed) -> Self {
         Self::TaskFailed(value)
     }
 }
+
 impl ::std::convert::From<WorkerRegistered> for PublishData {
     fn from(value: WorkerRegistered) -> Self {
         Self::WorkerRegistered(value)
     }
 }
+
 impl ::std::convert::From<WorkerUpdated> for PublishData {
     fn from(value: WorkerUpdated) -> Self {
         Self::WorkerUpdated(value)
     }
 }
+
 impl ::std::convert::From<WorkerOffline> for PublishData {
     fn from(value: WorkerOffline) -> Self {
         Self::WorkerOffline(value)
     }
 }
+
 impl ::std::convert::From<SystemStatus> for PublishData {
     fn from(value: SystemStatus) -> Self {
         Self::SystemStatus(value)
     }
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -821,6 +959,7 @@ pub enum PublishType {
     #[serde(rename = "publish")]
     Publish,
 }
+
 impl ::std::fmt::Display for PublishType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -828,8 +967,10 @@ impl ::std::fmt::Display for PublishType {
         }
     }
 }
+
 impl ::std::str::FromStr for PublishType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "publish" => Ok(Self::Publish),
@@ -837,37 +978,47 @@ impl ::std::str::FromStr for PublishType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for PublishType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for PublishType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Id of a resource.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct ResourceId(::std::string::String);
+
 impl ::std::ops::Deref for ResourceId {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<ResourceId> for ::std::string::String {
     fn from(value: ResourceId) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for ResourceId {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 256usize {
             return Err("longer than 256 characters".into());
@@ -878,20 +1029,25 @@ impl ::std::str::FromStr for ResourceId {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ResourceId {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ResourceId {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for ResourceId {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -904,6 +1060,7 @@ impl<'de> ::serde::Deserialize<'de> for ResourceId {
             })
     }
 }
+
 ///Subscribable resources. `worker` is in the seed's routing table though not its type table.
 #[derive(
     ::serde::Deserialize,
@@ -931,6 +1088,7 @@ pub enum ResourceType {
     #[serde(rename = "worker")]
     Worker,
 }
+
 impl ::std::fmt::Display for ResourceType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -943,8 +1101,10 @@ impl ::std::fmt::Display for ResourceType {
         }
     }
 }
+
 impl ::std::str::FromStr for ResourceType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "experiment" => Ok(Self::Experiment),
@@ -957,20 +1117,25 @@ impl ::std::str::FromStr for ResourceType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ResourceType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ResourceType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Server → client heartbeat, every 30 s. The client answers `pong` with the same `id`.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct ServerPing {
@@ -980,6 +1145,7 @@ pub struct ServerPing {
     #[serde(rename = "type")]
     pub type_: ServerPingType,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -997,6 +1163,7 @@ pub enum ServerPingType {
     #[serde(rename = "ping")]
     Ping,
 }
+
 impl ::std::fmt::Display for ServerPingType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -1004,8 +1171,10 @@ impl ::std::fmt::Display for ServerPingType {
         }
     }
 }
+
 impl ::std::str::FromStr for ServerPingType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "ping" => Ok(Self::Ping),
@@ -1013,20 +1182,25 @@ impl ::std::str::FromStr for ServerPingType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ServerPingType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ServerPingType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Server → client: answer to a client `ping`, carrying the ping's `id`.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct ServerPong {
@@ -1036,6 +1210,7 @@ pub struct ServerPong {
     #[serde(rename = "type")]
     pub type_: ServerPongType,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -1053,6 +1228,7 @@ pub enum ServerPongType {
     #[serde(rename = "pong")]
     Pong,
 }
+
 impl ::std::fmt::Display for ServerPongType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -1060,8 +1236,10 @@ impl ::std::fmt::Display for ServerPongType {
         }
     }
 }
+
 impl ::std::str::FromStr for ServerPongType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "pong" => Ok(Self::Pong),
@@ -1069,37 +1247,47 @@ impl ::std::str::FromStr for ServerPongType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ServerPongType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ServerPongType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Upper-case status (e.g. CREATED, RUNNING, COMPLETED, FAILED, OFFLINE).
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct Status(::std::string::String);
+
 impl ::std::ops::Deref for Status {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<Status> for ::std::string::String {
     fn from(value: Status) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for Status {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
             ::std::sync::LazyLock::new(|| ::regress::Regex::new("^[A-Z][A-Z_]*$").unwrap());
@@ -1109,20 +1297,25 @@ impl ::std::str::FromStr for Status {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for Status {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for Status {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for Status {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -1135,6 +1328,7 @@ impl<'de> ::serde::Deserialize<'de> for Status {
             })
     }
 }
+
 ///Client → server: subscribe this connection to a resource. Answered by a `SubscriptionResponse` with action `subscribed`.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct Subscribe {
@@ -1147,6 +1341,7 @@ pub struct Subscribe {
     #[serde(rename = "type")]
     pub type_: SubscribeType,
 }
+
 ///What to subscribe.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct SubscribeData {
@@ -1157,6 +1352,7 @@ pub struct SubscribeData {
     #[serde(rename = "resourceType")]
     pub resource_type: ResourceType,
 }
+
 ///Tells subscribe/unsubscribe requests and their response apart from the system status event.
 #[derive(
     ::serde::Deserialize,
@@ -1174,6 +1370,7 @@ pub enum SubscribeDataAction {
     #[serde(rename = "subscribe")]
     Subscribe,
 }
+
 impl ::std::fmt::Display for SubscribeDataAction {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -1181,8 +1378,10 @@ impl ::std::fmt::Display for SubscribeDataAction {
         }
     }
 }
+
 impl ::std::str::FromStr for SubscribeDataAction {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "subscribe" => Ok(Self::Subscribe),
@@ -1190,20 +1389,25 @@ impl ::std::str::FromStr for SubscribeDataAction {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for SubscribeDataAction {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for SubscribeDataAction {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -1221,6 +1425,7 @@ pub enum SubscribeType {
     #[serde(rename = "system_status")]
     SystemStatus,
 }
+
 impl ::std::fmt::Display for SubscribeType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -1228,8 +1433,10 @@ impl ::std::fmt::Display for SubscribeType {
         }
     }
 }
+
 impl ::std::str::FromStr for SubscribeType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "system_status" => Ok(Self::SystemStatus),
@@ -1237,20 +1444,25 @@ impl ::std::str::FromStr for SubscribeType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for SubscribeType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for SubscribeType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Server → client: the outcome of a subscribe or unsubscribe, with the same resourceType/resourceId.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct SubscriptionResponse {
@@ -1261,6 +1473,7 @@ pub struct SubscriptionResponse {
     #[serde(rename = "type")]
     pub type_: SubscriptionResponseType,
 }
+
 ///Outcome.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct SubscriptionResponseData {
@@ -1275,6 +1488,7 @@ pub struct SubscriptionResponseData {
     pub resource_type: ResourceType,
     pub status: SubscriptionResponseDataStatus,
 }
+
 ///Tells subscribe/unsubscribe requests and their response apart from the system status event.
 #[derive(
     ::serde::Deserialize,
@@ -1294,6 +1508,7 @@ pub enum SubscriptionResponseDataAction {
     #[serde(rename = "unsubscribed")]
     Unsubscribed,
 }
+
 impl ::std::fmt::Display for SubscriptionResponseDataAction {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -1302,8 +1517,10 @@ impl ::std::fmt::Display for SubscriptionResponseDataAction {
         }
     }
 }
+
 impl ::std::str::FromStr for SubscriptionResponseDataAction {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "subscribed" => Ok(Self::Subscribed),
@@ -1312,20 +1529,25 @@ impl ::std::str::FromStr for SubscriptionResponseDataAction {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for SubscriptionResponseDataAction {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for SubscriptionResponseDataAction {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///`SubscriptionResponseDataStatus`
 #[derive(
     ::serde::Deserialize,
@@ -1345,6 +1567,7 @@ pub enum SubscriptionResponseDataStatus {
     #[serde(rename = "error")]
     Error,
 }
+
 impl ::std::fmt::Display for SubscriptionResponseDataStatus {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -1353,8 +1576,10 @@ impl ::std::fmt::Display for SubscriptionResponseDataStatus {
         }
     }
 }
+
 impl ::std::str::FromStr for SubscriptionResponseDataStatus {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "success" => Ok(Self::Success),
@@ -1363,20 +1588,25 @@ impl ::std::str::FromStr for SubscriptionResponseDataStatus {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for SubscriptionResponseDataStatus {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for SubscriptionResponseDataStatus {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -1394,6 +1624,7 @@ pub enum SubscriptionResponseType {
     #[serde(rename = "system_status")]
     SystemStatus,
 }
+
 impl ::std::fmt::Display for SubscriptionResponseType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -1401,8 +1632,10 @@ impl ::std::fmt::Display for SubscriptionResponseType {
         }
     }
 }
+
 impl ::std::str::FromStr for SubscriptionResponseType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "system_status" => Ok(Self::SystemStatus),
@@ -1410,20 +1643,25 @@ impl ::std::str::FromStr for SubscriptionResponseType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for SubscriptionResponseType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for SubscriptionResponseType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Server → client system event: server health. System events reach every authenticated connection.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct SystemStatus {
@@ -1434,6 +1672,7 @@ pub struct SystemStatus {
     #[serde(rename = "type")]
     pub type_: SystemStatusType,
 }
+
 ///Server statistics.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct SystemStatusData {
@@ -1451,6 +1690,7 @@ pub struct SystemStatusData {
     ///e.g. `2h 30m 15s`.
     pub uptime: ::std::string::String,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -1468,6 +1708,7 @@ pub enum SystemStatusType {
     #[serde(rename = "system_status")]
     SystemStatus,
 }
+
 impl ::std::fmt::Display for SystemStatusType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -1475,8 +1716,10 @@ impl ::std::fmt::Display for SystemStatusType {
         }
     }
 }
+
 impl ::std::str::FromStr for SystemStatusType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "system_status" => Ok(Self::SystemStatus),
@@ -1484,20 +1727,25 @@ impl ::std::str::FromStr for SystemStatusType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for SystemStatusType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for SystemStatusType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///A task.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct Task {
@@ -1517,6 +1765,7 @@ pub struct Task {
     )]
     pub worker_id: ::std::option::Option<::std::string::String>,
 }
+
 ///Server → client event: A task completed. Routed to subscribers of the task, its experiment, project and user.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct TaskCompleted {
@@ -1527,6 +1776,7 @@ pub struct TaskCompleted {
     #[serde(rename = "type")]
     pub type_: TaskCompletedType,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -1544,6 +1794,7 @@ pub enum TaskCompletedType {
     #[serde(rename = "task_completed")]
     TaskCompleted,
 }
+
 impl ::std::fmt::Display for TaskCompletedType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -1551,8 +1802,10 @@ impl ::std::fmt::Display for TaskCompletedType {
         }
     }
 }
+
 impl ::std::str::FromStr for TaskCompletedType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "task_completed" => Ok(Self::TaskCompleted),
@@ -1560,20 +1813,25 @@ impl ::std::str::FromStr for TaskCompletedType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for TaskCompletedType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for TaskCompletedType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Server → client event: A task was created. Routed to subscribers of the task, its experiment, project and user.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct TaskCreated {
@@ -1584,6 +1842,7 @@ pub struct TaskCreated {
     #[serde(rename = "type")]
     pub type_: TaskCreatedType,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -1601,6 +1860,7 @@ pub enum TaskCreatedType {
     #[serde(rename = "task_created")]
     TaskCreated,
 }
+
 impl ::std::fmt::Display for TaskCreatedType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -1608,8 +1868,10 @@ impl ::std::fmt::Display for TaskCreatedType {
         }
     }
 }
+
 impl ::std::str::FromStr for TaskCreatedType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "task_created" => Ok(Self::TaskCreated),
@@ -1617,26 +1879,32 @@ impl ::std::str::FromStr for TaskCreatedType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for TaskCreatedType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for TaskCreatedType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Payload of task lifecycle events.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct TaskEventData {
     pub summary: TaskSummary,
     pub task: Task,
 }
+
 ///Server → client event: A task failed. Routed to subscribers of the task, its experiment, project and user.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct TaskFailed {
@@ -1647,6 +1915,7 @@ pub struct TaskFailed {
     #[serde(rename = "type")]
     pub type_: TaskFailedType,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -1664,6 +1933,7 @@ pub enum TaskFailedType {
     #[serde(rename = "task_failed")]
     TaskFailed,
 }
+
 impl ::std::fmt::Display for TaskFailedType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -1671,8 +1941,10 @@ impl ::std::fmt::Display for TaskFailedType {
         }
     }
 }
+
 impl ::std::str::FromStr for TaskFailedType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "task_failed" => Ok(Self::TaskFailed),
@@ -1680,20 +1952,25 @@ impl ::std::str::FromStr for TaskFailedType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for TaskFailedType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for TaskFailedType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Server → client event: Progress of a task. Routed to subscribers of the task, its experiment, project and user.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct TaskProgress {
@@ -1704,6 +1981,7 @@ pub struct TaskProgress {
     #[serde(rename = "type")]
     pub type_: TaskProgressType,
 }
+
 ///Task progress.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct TaskProgressData {
@@ -1738,6 +2016,7 @@ pub struct TaskProgressData {
     )]
     pub worker_id: ::std::option::Option<::std::string::String>,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -1755,6 +2034,7 @@ pub enum TaskProgressType {
     #[serde(rename = "task_progress")]
     TaskProgress,
 }
+
 impl ::std::fmt::Display for TaskProgressType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -1762,8 +2042,10 @@ impl ::std::fmt::Display for TaskProgressType {
         }
     }
 }
+
 impl ::std::str::FromStr for TaskProgressType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "task_progress" => Ok(Self::TaskProgress),
@@ -1771,20 +2053,25 @@ impl ::std::str::FromStr for TaskProgressType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for TaskProgressType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for TaskProgressType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Short form of a task.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct TaskSummary {
@@ -1800,6 +2087,7 @@ pub struct TaskSummary {
     )]
     pub worker_id: ::std::option::Option<::std::string::String>,
 }
+
 ///Server → client event: A task changed. Routed to subscribers of the task, its experiment, project and user.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct TaskUpdated {
@@ -1810,6 +2098,7 @@ pub struct TaskUpdated {
     #[serde(rename = "type")]
     pub type_: TaskUpdatedType,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -1827,6 +2116,7 @@ pub enum TaskUpdatedType {
     #[serde(rename = "task_updated")]
     TaskUpdated,
 }
+
 impl ::std::fmt::Display for TaskUpdatedType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -1834,8 +2124,10 @@ impl ::std::fmt::Display for TaskUpdatedType {
         }
     }
 }
+
 impl ::std::str::FromStr for TaskUpdatedType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "task_updated" => Ok(Self::TaskUpdated),
@@ -1843,63 +2135,80 @@ impl ::std::str::FromStr for TaskUpdatedType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for TaskUpdatedType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for TaskUpdatedType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///RFC 3339 with a zone; fractional seconds accepted.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(transparent)]
 pub struct Timestamp(pub ::chrono::DateTime<::chrono::offset::Utc>);
+
 impl ::std::ops::Deref for Timestamp {
     type Target = ::chrono::DateTime<::chrono::offset::Utc>;
+
     fn deref(&self) -> &::chrono::DateTime<::chrono::offset::Utc> {
         &self.0
     }
 }
+
 impl ::std::convert::From<Timestamp> for ::chrono::DateTime<::chrono::offset::Utc> {
     fn from(value: Timestamp) -> Self {
         value.0
     }
 }
+
 impl ::std::convert::From<::chrono::DateTime<::chrono::offset::Utc>> for Timestamp {
     fn from(value: ::chrono::DateTime<::chrono::offset::Utc>) -> Self {
         Self(value)
     }
 }
+
 impl ::std::fmt::Display for Timestamp {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         self.0.fmt(f)
     }
 }
+
 impl ::std::str::FromStr for Timestamp {
     type Err = <::chrono::DateTime<::chrono::offset::Utc> as ::std::str::FromStr>::Err;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
         Ok(Self(value.parse()?))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for Timestamp {
     type Error = <::chrono::DateTime<::chrono::offset::Utc> as ::std::str::FromStr>::Err;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, Self::Error> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<String> for Timestamp {
     type Error = <::chrono::DateTime<::chrono::offset::Utc> as ::std::str::FromStr>::Err;
+
     fn try_from(value: String) -> ::std::result::Result<Self, Self::Error> {
         value.parse()
     }
 }
+
 ///Client → server: drop a subscription. Answered by a `SubscriptionResponse` with action `unsubscribed`.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct Unsubscribe {
@@ -1912,6 +2221,7 @@ pub struct Unsubscribe {
     #[serde(rename = "type")]
     pub type_: UnsubscribeType,
 }
+
 ///What to unsubscribe.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct UnsubscribeData {
@@ -1922,6 +2232,7 @@ pub struct UnsubscribeData {
     #[serde(rename = "resourceType")]
     pub resource_type: ResourceType,
 }
+
 ///Tells subscribe/unsubscribe requests and their response apart from the system status event.
 #[derive(
     ::serde::Deserialize,
@@ -1939,6 +2250,7 @@ pub enum UnsubscribeDataAction {
     #[serde(rename = "unsubscribe")]
     Unsubscribe,
 }
+
 impl ::std::fmt::Display for UnsubscribeDataAction {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -1946,8 +2258,10 @@ impl ::std::fmt::Display for UnsubscribeDataAction {
         }
     }
 }
+
 impl ::std::str::FromStr for UnsubscribeDataAction {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "unsubscribe" => Ok(Self::Unsubscribe),
@@ -1955,20 +2269,25 @@ impl ::std::str::FromStr for UnsubscribeDataAction {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for UnsubscribeDataAction {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for UnsubscribeDataAction {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -1986,6 +2305,7 @@ pub enum UnsubscribeType {
     #[serde(rename = "system_status")]
     SystemStatus,
 }
+
 impl ::std::fmt::Display for UnsubscribeType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -1993,8 +2313,10 @@ impl ::std::fmt::Display for UnsubscribeType {
         }
     }
 }
+
 impl ::std::str::FromStr for UnsubscribeType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "system_status" => Ok(Self::SystemStatus),
@@ -2002,20 +2324,25 @@ impl ::std::str::FromStr for UnsubscribeType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for UnsubscribeType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for UnsubscribeType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///A worker.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct Worker {
@@ -2032,12 +2359,14 @@ pub struct Worker {
     pub id: ResourceId,
     pub status: Status,
 }
+
 ///Payload of worker events.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct WorkerEventData {
     pub summary: WorkerSummary,
     pub worker: Worker,
 }
+
 ///Server → client event: A worker went offline. Routed to subscribers of the worker and of `system`.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct WorkerOffline {
@@ -2048,6 +2377,7 @@ pub struct WorkerOffline {
     #[serde(rename = "type")]
     pub type_: WorkerOfflineType,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -2065,6 +2395,7 @@ pub enum WorkerOfflineType {
     #[serde(rename = "worker_offline")]
     WorkerOffline,
 }
+
 impl ::std::fmt::Display for WorkerOfflineType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -2072,8 +2403,10 @@ impl ::std::fmt::Display for WorkerOfflineType {
         }
     }
 }
+
 impl ::std::str::FromStr for WorkerOfflineType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "worker_offline" => Ok(Self::WorkerOffline),
@@ -2081,20 +2414,25 @@ impl ::std::str::FromStr for WorkerOfflineType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for WorkerOfflineType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for WorkerOfflineType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Server → client event: A worker registered. Routed to subscribers of the worker and of `system`.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct WorkerRegistered {
@@ -2105,6 +2443,7 @@ pub struct WorkerRegistered {
     #[serde(rename = "type")]
     pub type_: WorkerRegisteredType,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -2122,6 +2461,7 @@ pub enum WorkerRegisteredType {
     #[serde(rename = "worker_registered")]
     WorkerRegistered,
 }
+
 impl ::std::fmt::Display for WorkerRegisteredType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -2129,8 +2469,10 @@ impl ::std::fmt::Display for WorkerRegisteredType {
         }
     }
 }
+
 impl ::std::str::FromStr for WorkerRegisteredType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "worker_registered" => Ok(Self::WorkerRegistered),
@@ -2138,20 +2480,25 @@ impl ::std::str::FromStr for WorkerRegisteredType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for WorkerRegisteredType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for WorkerRegisteredType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Short form of a worker.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct WorkerSummary {
@@ -2162,6 +2509,7 @@ pub struct WorkerSummary {
     pub id: ResourceId,
     pub status: Status,
 }
+
 ///Server → client event: A worker changed. Routed to subscribers of the worker and of `system`.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct WorkerUpdated {
@@ -2172,6 +2520,7 @@ pub struct WorkerUpdated {
     #[serde(rename = "type")]
     pub type_: WorkerUpdatedType,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -2189,6 +2538,7 @@ pub enum WorkerUpdatedType {
     #[serde(rename = "worker_updated")]
     WorkerUpdated,
 }
+
 impl ::std::fmt::Display for WorkerUpdatedType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -2196,8 +2546,10 @@ impl ::std::fmt::Display for WorkerUpdatedType {
         }
     }
 }
+
 impl ::std::str::FromStr for WorkerUpdatedType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "worker_updated" => Ok(Self::WorkerUpdated),
@@ -2205,40 +2557,49 @@ impl ::std::str::FromStr for WorkerUpdatedType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for WorkerUpdatedType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for WorkerUpdatedType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 /// Error types.
 pub mod error {
     /// Error from a `TryFrom` or `FromStr` implementation.
     pub struct ConversionError(::std::borrow::Cow<'static, str>);
+
     impl ::std::error::Error for ConversionError {}
     impl ::std::fmt::Display for ConversionError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
             ::std::fmt::Display::fmt(&self.0, f)
         }
     }
+
     impl ::std::fmt::Debug for ConversionError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
             ::std::fmt::Debug::fmt(&self.0, f)
         }
     }
+
     impl From<&'static str> for ConversionError {
         fn from(value: &'static str) -> Self {
             Self(value.into())
         }
     }
+
     impl From<String> for ConversionError {
         fn from(value: String) -> Self {
             Self(value.into())

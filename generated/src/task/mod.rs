@@ -5,27 +5,38 @@
 //! Clients assign tasks to a discovered service provider over a WebSocket and receive progress and exactly one terminal message per task. Envelope: `type`, `messageId`, `timestamp`, `payload`, optional `acknowledgmentId`.
 //!
 //! Generated from `schema/task/`; see `generated/docs/task.md`.
+
 mod schema;
+
 pub mod types;
+
 pub use schema::SCHEMA;
+
 use serde_json::Value;
 use specwire_wire::json::{
-    candidates, describe_discriminator, DecodeError, Direction, LazyValidator, MatchRule,
-    MessageSpec, Violation,
+    DecodeError, Direction, Family, LazyValidator, MatchRule, MessageSpec, Violation,
 };
+
 pub use types::*;
+
 /// The family name.
 pub const FAMILY: &str = "task";
+
 /// The transport (`websocket`, `tcp`, `udp-broadcast`).
 pub const TRANSPORT: &str = "websocket";
+
 /// Default host to bind or connect to.
 pub const DEFAULT_HOST: &str = "127.0.0.1";
+
 /// Default port.
-pub const DEFAULT_PORT: u16 = 8080u16;
+pub const DEFAULT_PORT: u16 = 8080;
+
 /// Largest message a receiver must accept, in bytes.
-pub const MAX_MESSAGE_BYTES: usize = 1048576usize;
+pub const MAX_MESSAGE_BYTES: usize = 1048576;
+
 /// The members that tell messages apart.
 pub const DISCRIMINATOR: &[&str] = &["/type"];
+
 /// Every message of the family, in manifest order.
 pub static MESSAGES: &[MessageSpec] = &[
     MessageSpec {
@@ -109,6 +120,7 @@ pub static MESSAGES: &[MessageSpec] = &[
         }],
     },
 ];
+
 static VALIDATORS: [LazyValidator; 10usize] = [
     LazyValidator::new(SCHEMA, "Authenticate"),
     LazyValidator::new(SCHEMA, "AssignTask"),
@@ -121,6 +133,14 @@ static VALIDATORS: [LazyValidator; 10usize] = [
     LazyValidator::new(SCHEMA, "TaskFailed"),
     LazyValidator::new(SCHEMA, "Error"),
 ];
+
+static TABLE: Family = Family {
+    name: FAMILY,
+    discriminator: DISCRIMINATOR,
+    messages: MESSAGES,
+    validators: &VALIDATORS,
+};
+
 /// Any message of the family.
 ///
 /// Serializes as the message itself (the discriminator is a field of
@@ -150,61 +170,73 @@ pub enum Message {
     /// `Error` (server-to-client): A message could not be handled; the connection stays open.
     Error(types::Error),
 }
+
 impl From<types::Authenticate> for Message {
     fn from(message: types::Authenticate) -> Self {
         Message::Authenticate(message)
     }
 }
+
 impl From<types::AssignTask> for Message {
     fn from(message: types::AssignTask) -> Self {
         Message::AssignTask(message)
     }
 }
+
 impl From<types::CancelTask> for Message {
     fn from(message: types::CancelTask) -> Self {
         Message::CancelTask(message)
     }
 }
+
 impl From<types::GetStatus> for Message {
     fn from(message: types::GetStatus) -> Self {
         Message::GetStatus(message)
     }
 }
+
 impl From<types::GetResult> for Message {
     fn from(message: types::GetResult) -> Self {
         Message::GetResult(message)
     }
 }
+
 impl From<types::Ack> for Message {
     fn from(message: types::Ack) -> Self {
         Message::Ack(message)
     }
 }
+
 impl From<types::TaskStatusUpdate> for Message {
     fn from(message: types::TaskStatusUpdate) -> Self {
         Message::TaskStatusUpdate(message)
     }
 }
+
 impl From<types::TaskResult> for Message {
     fn from(message: types::TaskResult) -> Self {
         Message::TaskResult(message)
     }
 }
+
 impl From<types::TaskFailed> for Message {
     fn from(message: types::TaskFailed) -> Self {
         Message::TaskFailed(message)
     }
 }
+
 impl From<types::Error> for Message {
     fn from(message: types::Error) -> Self {
         Message::Error(message)
     }
 }
+
 impl Message {
     /// The message name (`AssignTask`, ...).
     pub fn name(&self) -> &'static str {
         self.spec().name
     }
+
     /// The message's entry in [`MESSAGES`].
     pub fn spec(&self) -> &'static MessageSpec {
         let index = match self {
@@ -221,23 +253,26 @@ impl Message {
         };
         &MESSAGES[index]
     }
+
     /// Parses, recognises, validates and decodes one message.
     pub fn from_slice(bytes: &[u8]) -> Result<Message, DecodeError> {
         let value: Value = serde_json::from_slice(bytes).map_err(DecodeError::NotJson)?;
         Message::decode(value)
     }
+
     /// Recognises, validates and decodes an already-parsed value.
     pub fn decode(value: Value) -> Result<Message, DecodeError> {
         Message::decode_from(value, None)
     }
+
     /// As [`Message::decode`], considering only messages sent in
     /// `direction` (when given).
     pub fn decode_from(value: Value, direction: Option<Direction>) -> Result<Message, DecodeError> {
         let index = validate_from(&value, direction)?;
         Message::from_index(index, value)
     }
+
     fn from_index(index: usize, value: Value) -> Result<Message, DecodeError> {
-        let name = MESSAGES[index].name;
         let decoded = match index {
             0 => serde_json::from_value(value).map(Message::Authenticate),
             1 => serde_json::from_value(value).map(Message::AssignTask),
@@ -256,58 +291,33 @@ impl Message {
                 });
             }
         };
-        decoded.map_err(|source| DecodeError::TypeMismatch {
-            family: FAMILY,
-            message: name,
-            source,
-        })
+        decoded.map_err(|source| TABLE.type_mismatch(index, source))
     }
+
     /// The message as JSON text.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
 }
+
 /// Recognises and validates `value`; returns the message's index in
 /// [`MESSAGES`]. Does not build the Rust value.
 pub fn validate(value: &Value) -> Result<usize, DecodeError> {
     validate_from(value, None)
 }
+
 /// As [`validate`], considering only messages sent in `direction`.
 pub fn validate_from(value: &Value, direction: Option<Direction>) -> Result<usize, DecodeError> {
-    let found = candidates(MESSAGES, value, direction);
-    let Some(&first) = found.first() else {
-        return Err(DecodeError::UnknownMessage {
-            family: FAMILY,
-            detail: describe_discriminator(value, DISCRIMINATOR),
-        });
-    };
-    let chosen = if found.len() > 1 {
-        found
-            .iter()
-            .copied()
-            .find(|&index| VALIDATORS[index].is_valid(value))
-            .unwrap_or(first)
-    } else {
-        first
-    };
-    let violations = VALIDATORS[chosen].violations(value);
-    if violations.is_empty() {
-        Ok(chosen)
-    } else {
-        Err(DecodeError::Invalid {
-            family: FAMILY,
-            message: MESSAGES[chosen].name,
-            violations,
-        })
-    }
+    TABLE.validate_from(value, direction)
 }
+
 /// Every violation of message `name`'s schema by `value` (`None`
 /// when the family has no such message).
 pub fn violations_of(name: &str, value: &Value) -> Option<Vec<Violation>> {
-    let index = MESSAGES.iter().position(|spec| spec.name == name)?;
-    Some(VALIDATORS[index].violations(value))
+    TABLE.violations_of(name, value)
 }
+
 /// Compiles every validator now instead of on first use.
 pub fn warm_up() -> Result<(), String> {
-    VALIDATORS.iter().try_for_each(LazyValidator::warm_up)
+    TABLE.warm_up()
 }

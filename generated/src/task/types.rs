@@ -11,6 +11,7 @@ pub struct Ack {
     #[serde(rename = "type")]
     pub type_: AckType,
 }
+
 ///What is acknowledged.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct AckPayload {
@@ -22,6 +23,7 @@ pub struct AckPayload {
     )]
     pub task_id: ::std::option::Option<TaskId>,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -38,6 +40,7 @@ pub struct AckPayload {
 pub enum AckType {
     Ack,
 }
+
 impl ::std::fmt::Display for AckType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -45,8 +48,10 @@ impl ::std::fmt::Display for AckType {
         }
     }
 }
+
 impl ::std::str::FromStr for AckType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "Ack" => Ok(Self::Ack),
@@ -54,37 +59,47 @@ impl ::std::str::FromStr for AckType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for AckType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for AckType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Set by a client that wants an `Ack`; the provider echoes it in `Ack.payload.acknowledgmentId` before any other reply to this message.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct AcknowledgmentId(::std::string::String);
+
 impl ::std::ops::Deref for AcknowledgmentId {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<AcknowledgmentId> for ::std::string::String {
     fn from(value: AcknowledgmentId) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for AcknowledgmentId {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 256usize {
             return Err("longer than 256 characters".into());
@@ -95,20 +110,25 @@ impl ::std::str::FromStr for AcknowledgmentId {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for AcknowledgmentId {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for AcknowledgmentId {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for AcknowledgmentId {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -121,6 +141,7 @@ impl<'de> ::serde::Deserialize<'de> for AcknowledgmentId {
             })
     }
 }
+
 ///Client → provider: run a task. Answered (after an `Ack` if asked for) by any number of `TaskStatusUpdate` and exactly one terminal message. A known `taskId` is not run again: it is answered with the task's current state. A usable `taskId` that cannot run ends at once in `TaskFailed` (`UNKNOWN_OPERATION`, `INVALID_PARAMETERS`, `FORBIDDEN`).
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct AssignTask {
@@ -137,6 +158,7 @@ pub struct AssignTask {
     #[serde(rename = "type")]
     pub type_: AssignTaskType,
 }
+
 ///What to run.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct AssignTaskPayload {
@@ -163,23 +185,29 @@ pub struct AssignTaskPayload {
     )]
     pub task_parameters: ::std::option::Option<TaskParameters>,
 }
+
 ///Optional inline API key (seed §7); providers MAY accept it instead of `Authenticate`.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct AssignTaskPayloadApiKey(::std::string::String);
+
 impl ::std::ops::Deref for AssignTaskPayloadApiKey {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<AssignTaskPayloadApiKey> for ::std::string::String {
     fn from(value: AssignTaskPayloadApiKey) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for AssignTaskPayloadApiKey {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 4096usize {
             return Err("longer than 4096 characters".into());
@@ -190,20 +218,25 @@ impl ::std::str::FromStr for AssignTaskPayloadApiKey {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for AssignTaskPayloadApiKey {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for AssignTaskPayloadApiKey {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for AssignTaskPayloadApiKey {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -216,6 +249,7 @@ impl<'de> ::serde::Deserialize<'de> for AssignTaskPayloadApiKey {
             })
     }
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -232,6 +266,7 @@ impl<'de> ::serde::Deserialize<'de> for AssignTaskPayloadApiKey {
 pub enum AssignTaskType {
     AssignTask,
 }
+
 impl ::std::fmt::Display for AssignTaskType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -239,8 +274,10 @@ impl ::std::fmt::Display for AssignTaskType {
         }
     }
 }
+
 impl ::std::str::FromStr for AssignTaskType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "AssignTask" => Ok(Self::AssignTask),
@@ -248,20 +285,25 @@ impl ::std::str::FromStr for AssignTaskType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for AssignTaskType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for AssignTaskType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Client → provider: authenticate this connection with a pre-shared API key. When a provider requires auth, it must be the first message; anything else first gets `Error` `UNAUTHORIZED` and the connection stays open.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct Authenticate {
@@ -278,6 +320,7 @@ pub struct Authenticate {
     #[serde(rename = "type")]
     pub type_: AuthenticateType,
 }
+
 ///Credentials.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct AuthenticatePayload {
@@ -287,23 +330,29 @@ pub struct AuthenticatePayload {
     #[serde(rename = "clientId")]
     pub client_id: ClientId,
 }
+
 ///Pre-shared API key or session token.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct AuthenticatePayloadApiKey(::std::string::String);
+
 impl ::std::ops::Deref for AuthenticatePayloadApiKey {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<AuthenticatePayloadApiKey> for ::std::string::String {
     fn from(value: AuthenticatePayloadApiKey) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for AuthenticatePayloadApiKey {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 4096usize {
             return Err("longer than 4096 characters".into());
@@ -314,20 +363,25 @@ impl ::std::str::FromStr for AuthenticatePayloadApiKey {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for AuthenticatePayloadApiKey {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for AuthenticatePayloadApiKey {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for AuthenticatePayloadApiKey {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -340,6 +394,7 @@ impl<'de> ::serde::Deserialize<'de> for AuthenticatePayloadApiKey {
             })
     }
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -356,6 +411,7 @@ impl<'de> ::serde::Deserialize<'de> for AuthenticatePayloadApiKey {
 pub enum AuthenticateType {
     Authenticate,
 }
+
 impl ::std::fmt::Display for AuthenticateType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -363,8 +419,10 @@ impl ::std::fmt::Display for AuthenticateType {
         }
     }
 }
+
 impl ::std::str::FromStr for AuthenticateType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "Authenticate" => Ok(Self::Authenticate),
@@ -372,20 +430,25 @@ impl ::std::str::FromStr for AuthenticateType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for AuthenticateType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for AuthenticateType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Client → provider: cancel an in-progress task. The task ends in `TaskStatusUpdate` `Cancelled`; a finished task gets `Error` `TASK_ALREADY_FINISHED`, an unknown one `TASK_NOT_FOUND`, never a second terminal message.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct CancelTask {
@@ -402,6 +465,7 @@ pub struct CancelTask {
     #[serde(rename = "type")]
     pub type_: CancelTaskType,
 }
+
 ///Which task.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct CancelTaskPayload {
@@ -413,6 +477,7 @@ pub struct CancelTaskPayload {
     #[serde(rename = "taskId")]
     pub task_id: TaskId,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -429,6 +494,7 @@ pub struct CancelTaskPayload {
 pub enum CancelTaskType {
     CancelTask,
 }
+
 impl ::std::fmt::Display for CancelTaskType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -436,8 +502,10 @@ impl ::std::fmt::Display for CancelTaskType {
         }
     }
 }
+
 impl ::std::str::FromStr for CancelTaskType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "CancelTask" => Ok(Self::CancelTask),
@@ -445,37 +513,47 @@ impl ::std::str::FromStr for CancelTaskType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for CancelTaskType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for CancelTaskType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Identifier of a client application instance.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct ClientId(::std::string::String);
+
 impl ::std::ops::Deref for ClientId {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<ClientId> for ::std::string::String {
     fn from(value: ClientId) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for ClientId {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 256usize {
             return Err("longer than 256 characters".into());
@@ -486,20 +564,25 @@ impl ::std::str::FromStr for ClientId {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ClientId {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ClientId {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for ClientId {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -512,6 +595,7 @@ impl<'de> ::serde::Deserialize<'de> for ClientId {
             })
     }
 }
+
 ///Provider → client: a message could not be handled (malformed, unknown type, unauthorised, rate limited, unknown task, ...). The connection stays open.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct Error {
@@ -523,23 +607,29 @@ pub struct Error {
     #[serde(rename = "type")]
     pub type_: ErrorType,
 }
+
 ///Upper-snake-case error code. Standard codes: INVALID_MESSAGE, UNKNOWN_TYPE, UNAUTHORIZED, FORBIDDEN, RATE_LIMITED, UNKNOWN_OPERATION, INVALID_PARAMETERS, TASK_NOT_FOUND, RESULT_NOT_READY, TASK_ALREADY_FINISHED, CANCELLED, INTERNAL; services add their own (e.g. FILE_NOT_FOUND).
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct ErrorCode(::std::string::String);
+
 impl ::std::ops::Deref for ErrorCode {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<ErrorCode> for ::std::string::String {
     fn from(value: ErrorCode) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for ErrorCode {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
             ::std::sync::LazyLock::new(|| ::regress::Regex::new("^[A-Z][A-Z0-9_]*$").unwrap());
@@ -549,20 +639,25 @@ impl ::std::str::FromStr for ErrorCode {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ErrorCode {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ErrorCode {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for ErrorCode {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -575,6 +670,7 @@ impl<'de> ::serde::Deserialize<'de> for ErrorCode {
             })
     }
 }
+
 ///What went wrong.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct ErrorPayload {
@@ -595,23 +691,29 @@ pub struct ErrorPayload {
     )]
     pub task_id: ::std::option::Option<TaskId>,
 }
+
 ///Human-readable reason.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct ErrorPayloadErrorMessage(::std::string::String);
+
 impl ::std::ops::Deref for ErrorPayloadErrorMessage {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<ErrorPayloadErrorMessage> for ::std::string::String {
     fn from(value: ErrorPayloadErrorMessage) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for ErrorPayloadErrorMessage {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 4096usize {
             return Err("longer than 4096 characters".into());
@@ -619,20 +721,25 @@ impl ::std::str::FromStr for ErrorPayloadErrorMessage {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ErrorPayloadErrorMessage {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ErrorPayloadErrorMessage {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for ErrorPayloadErrorMessage {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -645,23 +752,29 @@ impl<'de> ::serde::Deserialize<'de> for ErrorPayloadErrorMessage {
             })
     }
 }
+
 ///`messageId` of the message this answers, when it had one.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct ErrorPayloadRelatedMessageId(::std::string::String);
+
 impl ::std::ops::Deref for ErrorPayloadRelatedMessageId {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<ErrorPayloadRelatedMessageId> for ::std::string::String {
     fn from(value: ErrorPayloadRelatedMessageId) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for ErrorPayloadRelatedMessageId {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 256usize {
             return Err("longer than 256 characters".into());
@@ -669,20 +782,25 @@ impl ::std::str::FromStr for ErrorPayloadRelatedMessageId {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ErrorPayloadRelatedMessageId {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ErrorPayloadRelatedMessageId {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for ErrorPayloadRelatedMessageId {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -695,6 +813,7 @@ impl<'de> ::serde::Deserialize<'de> for ErrorPayloadRelatedMessageId {
             })
     }
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -711,6 +830,7 @@ impl<'de> ::serde::Deserialize<'de> for ErrorPayloadRelatedMessageId {
 pub enum ErrorType {
     Error,
 }
+
 impl ::std::fmt::Display for ErrorType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -718,8 +838,10 @@ impl ::std::fmt::Display for ErrorType {
         }
     }
 }
+
 impl ::std::str::FromStr for ErrorType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "Error" => Ok(Self::Error),
@@ -727,20 +849,25 @@ impl ::std::str::FromStr for ErrorType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ErrorType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ErrorType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Client → provider: ask for a task's outcome. Answered with `TaskResult`/`TaskFailed`, or `Error` `RESULT_NOT_READY` / `TASK_NOT_FOUND`.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct GetResult {
@@ -757,12 +884,14 @@ pub struct GetResult {
     #[serde(rename = "type")]
     pub type_: GetResultType,
 }
+
 ///Which task.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct GetResultPayload {
     #[serde(rename = "taskId")]
     pub task_id: TaskId,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -779,6 +908,7 @@ pub struct GetResultPayload {
 pub enum GetResultType {
     GetResult,
 }
+
 impl ::std::fmt::Display for GetResultType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -786,8 +916,10 @@ impl ::std::fmt::Display for GetResultType {
         }
     }
 }
+
 impl ::std::str::FromStr for GetResultType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "GetResult" => Ok(Self::GetResult),
@@ -795,20 +927,25 @@ impl ::std::str::FromStr for GetResultType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for GetResultType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for GetResultType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Client → provider: ask for a task's state. Answered with a `TaskStatusUpdate`, or the terminal message if the task has finished, or `Error` `TASK_NOT_FOUND`.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct GetStatus {
@@ -825,12 +962,14 @@ pub struct GetStatus {
     #[serde(rename = "type")]
     pub type_: GetStatusType,
 }
+
 ///Which task.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct GetStatusPayload {
     #[serde(rename = "taskId")]
     pub task_id: TaskId,
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -847,6 +986,7 @@ pub struct GetStatusPayload {
 pub enum GetStatusType {
     GetStatus,
 }
+
 impl ::std::fmt::Display for GetStatusType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -854,8 +994,10 @@ impl ::std::fmt::Display for GetStatusType {
         }
     }
 }
+
 impl ::std::str::FromStr for GetStatusType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "GetStatus" => Ok(Self::GetStatus),
@@ -863,37 +1005,47 @@ impl ::std::str::FromStr for GetStatusType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for GetStatusType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for GetStatusType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Unique identifier of this message (a UUID is recommended), used for tracking and in `Error.relatedMessageId`.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct MessageId(::std::string::String);
+
 impl ::std::ops::Deref for MessageId {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<MessageId> for ::std::string::String {
     fn from(value: MessageId) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for MessageId {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 256usize {
             return Err("longer than 256 characters".into());
@@ -904,20 +1056,25 @@ impl ::std::str::FromStr for MessageId {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for MessageId {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for MessageId {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for MessageId {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -930,23 +1087,29 @@ impl<'de> ::serde::Deserialize<'de> for MessageId {
             })
     }
 }
+
 ///An operation the service advertises as a capability `key`.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct Operation(::std::string::String);
+
 impl ::std::ops::Deref for Operation {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<Operation> for ::std::string::String {
     fn from(value: Operation) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for Operation {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 256usize {
             return Err("longer than 256 characters".into());
@@ -957,20 +1120,25 @@ impl ::std::str::FromStr for Operation {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for Operation {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for Operation {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for Operation {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -983,66 +1151,84 @@ impl<'de> ::serde::Deserialize<'de> for Operation {
             })
     }
 }
+
 ///Progress 0–100; never decreases for one task.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(transparent)]
 pub struct ProgressPercentage(pub i64);
+
 impl ::std::ops::Deref for ProgressPercentage {
     type Target = i64;
+
     fn deref(&self) -> &i64 {
         &self.0
     }
 }
+
 impl ::std::convert::From<ProgressPercentage> for i64 {
     fn from(value: ProgressPercentage) -> Self {
         value.0
     }
 }
+
 impl ::std::convert::From<i64> for ProgressPercentage {
     fn from(value: i64) -> Self {
         Self(value)
     }
 }
+
 impl ::std::fmt::Display for ProgressPercentage {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         self.0.fmt(f)
     }
 }
+
 impl ::std::str::FromStr for ProgressPercentage {
     type Err = <i64 as ::std::str::FromStr>::Err;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
         Ok(Self(value.parse()?))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ProgressPercentage {
     type Error = <i64 as ::std::str::FromStr>::Err;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, Self::Error> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<String> for ProgressPercentage {
     type Error = <i64 as ::std::str::FromStr>::Err;
+
     fn try_from(value: String) -> ::std::result::Result<Self, Self::Error> {
         value.parse()
     }
 }
+
 ///The advertised `serviceName`.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct ServiceName(::std::string::String);
+
 impl ::std::ops::Deref for ServiceName {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<ServiceName> for ::std::string::String {
     fn from(value: ServiceName) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for ServiceName {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 256usize {
             return Err("longer than 256 characters".into());
@@ -1053,20 +1239,25 @@ impl ::std::str::FromStr for ServiceName {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for ServiceName {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for ServiceName {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for ServiceName {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -1079,6 +1270,7 @@ impl<'de> ::serde::Deserialize<'de> for ServiceName {
             })
     }
 }
+
 ///Provider → client: the task failed or could not run; terminal.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct TaskFailed {
@@ -1090,6 +1282,7 @@ pub struct TaskFailed {
     #[serde(rename = "type")]
     pub type_: TaskFailedType,
 }
+
 ///The failure.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct TaskFailedPayload {
@@ -1110,23 +1303,29 @@ pub struct TaskFailedPayload {
     #[serde(rename = "taskId")]
     pub task_id: TaskId,
 }
+
 ///Extra detail.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct TaskFailedPayloadDetails(::std::string::String);
+
 impl ::std::ops::Deref for TaskFailedPayloadDetails {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<TaskFailedPayloadDetails> for ::std::string::String {
     fn from(value: TaskFailedPayloadDetails) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for TaskFailedPayloadDetails {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 65536usize {
             return Err("longer than 65536 characters".into());
@@ -1134,20 +1333,25 @@ impl ::std::str::FromStr for TaskFailedPayloadDetails {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for TaskFailedPayloadDetails {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for TaskFailedPayloadDetails {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for TaskFailedPayloadDetails {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -1160,23 +1364,29 @@ impl<'de> ::serde::Deserialize<'de> for TaskFailedPayloadDetails {
             })
     }
 }
+
 ///Human-readable reason.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct TaskFailedPayloadErrorMessage(::std::string::String);
+
 impl ::std::ops::Deref for TaskFailedPayloadErrorMessage {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<TaskFailedPayloadErrorMessage> for ::std::string::String {
     fn from(value: TaskFailedPayloadErrorMessage) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for TaskFailedPayloadErrorMessage {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 4096usize {
             return Err("longer than 4096 characters".into());
@@ -1184,20 +1394,25 @@ impl ::std::str::FromStr for TaskFailedPayloadErrorMessage {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for TaskFailedPayloadErrorMessage {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for TaskFailedPayloadErrorMessage {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for TaskFailedPayloadErrorMessage {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -1210,6 +1425,7 @@ impl<'de> ::serde::Deserialize<'de> for TaskFailedPayloadErrorMessage {
             })
     }
 }
+
 ///`TaskFailedPayloadStatus`
 #[derive(
     ::serde::Deserialize,
@@ -1226,6 +1442,7 @@ impl<'de> ::serde::Deserialize<'de> for TaskFailedPayloadErrorMessage {
 pub enum TaskFailedPayloadStatus {
     Failed,
 }
+
 impl ::std::fmt::Display for TaskFailedPayloadStatus {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -1233,8 +1450,10 @@ impl ::std::fmt::Display for TaskFailedPayloadStatus {
         }
     }
 }
+
 impl ::std::str::FromStr for TaskFailedPayloadStatus {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "Failed" => Ok(Self::Failed),
@@ -1242,20 +1461,25 @@ impl ::std::str::FromStr for TaskFailedPayloadStatus {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for TaskFailedPayloadStatus {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for TaskFailedPayloadStatus {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -1272,6 +1496,7 @@ impl ::std::convert::TryFrom<::std::string::String> for TaskFailedPayloadStatus 
 pub enum TaskFailedType {
     TaskFailed,
 }
+
 impl ::std::fmt::Display for TaskFailedType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -1279,8 +1504,10 @@ impl ::std::fmt::Display for TaskFailedType {
         }
     }
 }
+
 impl ::std::str::FromStr for TaskFailedType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "TaskFailed" => Ok(Self::TaskFailed),
@@ -1288,37 +1515,47 @@ impl ::std::str::FromStr for TaskFailedType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for TaskFailedType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for TaskFailedType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Client-generated unique task id; the idempotency key: an `AssignTask` with a known `taskId` is never run again.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct TaskId(::std::string::String);
+
 impl ::std::ops::Deref for TaskId {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<TaskId> for ::std::string::String {
     fn from(value: TaskId) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for TaskId {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 256usize {
             return Err("longer than 256 characters".into());
@@ -1329,20 +1566,25 @@ impl ::std::str::FromStr for TaskId {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for TaskId {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for TaskId {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for TaskId {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -1355,16 +1597,20 @@ impl<'de> ::serde::Deserialize<'de> for TaskId {
             })
     }
 }
+
 ///Operation parameters. The provider's advertised capability settings define the accepted names and JSON types (`string`, `int` → integer, `float` → number, `bool` → boolean); parameters not advertised are allowed but SHOULD be warned about.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(transparent)]
 pub struct TaskParameters(pub ::serde_json::Map<::std::string::String, ::serde_json::Value>);
+
 impl ::std::ops::Deref for TaskParameters {
     type Target = ::serde_json::Map<::std::string::String, ::serde_json::Value>;
+
     fn deref(&self) -> &::serde_json::Map<::std::string::String, ::serde_json::Value> {
         &self.0
     }
 }
+
 impl ::std::convert::From<TaskParameters>
     for ::serde_json::Map<::std::string::String, ::serde_json::Value>
 {
@@ -1372,6 +1618,7 @@ impl ::std::convert::From<TaskParameters>
         value.0
     }
 }
+
 impl ::std::convert::From<::serde_json::Map<::std::string::String, ::serde_json::Value>>
     for TaskParameters
 {
@@ -1379,6 +1626,7 @@ impl ::std::convert::From<::serde_json::Map<::std::string::String, ::serde_json:
         Self(value)
     }
 }
+
 ///Provider → client: the task completed; terminal.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct TaskResult {
@@ -1390,6 +1638,7 @@ pub struct TaskResult {
     #[serde(rename = "type")]
     pub type_: TaskResultType,
 }
+
 ///The result.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct TaskResultPayload {
@@ -1409,6 +1658,7 @@ pub struct TaskResultPayload {
     #[serde(rename = "taskId")]
     pub task_id: TaskId,
 }
+
 ///`TaskResultPayloadStatus`
 #[derive(
     ::serde::Deserialize,
@@ -1425,6 +1675,7 @@ pub struct TaskResultPayload {
 pub enum TaskResultPayloadStatus {
     Completed,
 }
+
 impl ::std::fmt::Display for TaskResultPayloadStatus {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -1432,8 +1683,10 @@ impl ::std::fmt::Display for TaskResultPayloadStatus {
         }
     }
 }
+
 impl ::std::str::FromStr for TaskResultPayloadStatus {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "Completed" => Ok(Self::Completed),
@@ -1441,20 +1694,25 @@ impl ::std::str::FromStr for TaskResultPayloadStatus {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for TaskResultPayloadStatus {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for TaskResultPayloadStatus {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -1471,6 +1729,7 @@ impl ::std::convert::TryFrom<::std::string::String> for TaskResultPayloadStatus 
 pub enum TaskResultType {
     TaskResult,
 }
+
 impl ::std::fmt::Display for TaskResultType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -1478,8 +1737,10 @@ impl ::std::fmt::Display for TaskResultType {
         }
     }
 }
+
 impl ::std::str::FromStr for TaskResultType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "TaskResult" => Ok(Self::TaskResult),
@@ -1487,20 +1748,25 @@ impl ::std::str::FromStr for TaskResultType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for TaskResultType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for TaskResultType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Provider → client: progress of a task. With status `Cancelled` it is the task's terminal message and carries the last progress value.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct TaskStatusUpdate {
@@ -1512,6 +1778,7 @@ pub struct TaskStatusUpdate {
     #[serde(rename = "type")]
     pub type_: TaskStatusUpdateType,
 }
+
 ///Task state.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct TaskStatusUpdatePayload {
@@ -1539,23 +1806,29 @@ pub struct TaskStatusUpdatePayload {
     #[serde(rename = "taskId")]
     pub task_id: TaskId,
 }
+
 ///Human-readable progress note.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
 pub struct TaskStatusUpdatePayloadMessage(::std::string::String);
+
 impl ::std::ops::Deref for TaskStatusUpdatePayloadMessage {
     type Target = ::std::string::String;
+
     fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
+
 impl ::std::convert::From<TaskStatusUpdatePayloadMessage> for ::std::string::String {
     fn from(value: TaskStatusUpdatePayloadMessage) -> Self {
         value.0
     }
 }
+
 impl ::std::str::FromStr for TaskStatusUpdatePayloadMessage {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 4096usize {
             return Err("longer than 4096 characters".into());
@@ -1563,20 +1836,25 @@ impl ::std::str::FromStr for TaskStatusUpdatePayloadMessage {
         Ok(Self(value.to_string()))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for TaskStatusUpdatePayloadMessage {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for TaskStatusUpdatePayloadMessage {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl<'de> ::serde::Deserialize<'de> for TaskStatusUpdatePayloadMessage {
     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
     where
@@ -1589,6 +1867,7 @@ impl<'de> ::serde::Deserialize<'de> for TaskStatusUpdatePayloadMessage {
             })
     }
 }
+
 ///`Cancelled` is terminal.
 #[derive(
     ::serde::Deserialize,
@@ -1608,6 +1887,7 @@ pub enum TaskStatusUpdatePayloadStatus {
     Processing,
     Cancelled,
 }
+
 impl ::std::fmt::Display for TaskStatusUpdatePayloadStatus {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -1618,8 +1898,10 @@ impl ::std::fmt::Display for TaskStatusUpdatePayloadStatus {
         }
     }
 }
+
 impl ::std::str::FromStr for TaskStatusUpdatePayloadStatus {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "Accepted" => Ok(Self::Accepted),
@@ -1630,20 +1912,25 @@ impl ::std::str::FromStr for TaskStatusUpdatePayloadStatus {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for TaskStatusUpdatePayloadStatus {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for TaskStatusUpdatePayloadStatus {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///Message discriminator.
 #[derive(
     ::serde::Deserialize,
@@ -1660,6 +1947,7 @@ impl ::std::convert::TryFrom<::std::string::String> for TaskStatusUpdatePayloadS
 pub enum TaskStatusUpdateType {
     TaskStatusUpdate,
 }
+
 impl ::std::fmt::Display for TaskStatusUpdateType {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
@@ -1667,8 +1955,10 @@ impl ::std::fmt::Display for TaskStatusUpdateType {
         }
     }
 }
+
 impl ::std::str::FromStr for TaskStatusUpdateType {
     type Err = self::error::ConversionError;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "TaskStatusUpdate" => Ok(Self::TaskStatusUpdate),
@@ -1676,83 +1966,104 @@ impl ::std::str::FromStr for TaskStatusUpdateType {
         }
     }
 }
+
 impl ::std::convert::TryFrom<&str> for TaskStatusUpdateType {
     type Error = self::error::ConversionError;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<::std::string::String> for TaskStatusUpdateType {
     type Error = self::error::ConversionError;
+
     fn try_from(
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
+
 ///When the message was sent: RFC 3339 with a zone (`Z` or an offset); fractional seconds are accepted.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(transparent)]
 pub struct Timestamp(pub ::chrono::DateTime<::chrono::offset::Utc>);
+
 impl ::std::ops::Deref for Timestamp {
     type Target = ::chrono::DateTime<::chrono::offset::Utc>;
+
     fn deref(&self) -> &::chrono::DateTime<::chrono::offset::Utc> {
         &self.0
     }
 }
+
 impl ::std::convert::From<Timestamp> for ::chrono::DateTime<::chrono::offset::Utc> {
     fn from(value: Timestamp) -> Self {
         value.0
     }
 }
+
 impl ::std::convert::From<::chrono::DateTime<::chrono::offset::Utc>> for Timestamp {
     fn from(value: ::chrono::DateTime<::chrono::offset::Utc>) -> Self {
         Self(value)
     }
 }
+
 impl ::std::fmt::Display for Timestamp {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         self.0.fmt(f)
     }
 }
+
 impl ::std::str::FromStr for Timestamp {
     type Err = <::chrono::DateTime<::chrono::offset::Utc> as ::std::str::FromStr>::Err;
+
     fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
         Ok(Self(value.parse()?))
     }
 }
+
 impl ::std::convert::TryFrom<&str> for Timestamp {
     type Error = <::chrono::DateTime<::chrono::offset::Utc> as ::std::str::FromStr>::Err;
+
     fn try_from(value: &str) -> ::std::result::Result<Self, Self::Error> {
         value.parse()
     }
 }
+
 impl ::std::convert::TryFrom<String> for Timestamp {
     type Error = <::chrono::DateTime<::chrono::offset::Utc> as ::std::str::FromStr>::Err;
+
     fn try_from(value: String) -> ::std::result::Result<Self, Self::Error> {
         value.parse()
     }
 }
+
 /// Error types.
 pub mod error {
     /// Error from a `TryFrom` or `FromStr` implementation.
     pub struct ConversionError(::std::borrow::Cow<'static, str>);
+
     impl ::std::error::Error for ConversionError {}
     impl ::std::fmt::Display for ConversionError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
             ::std::fmt::Display::fmt(&self.0, f)
         }
     }
+
     impl ::std::fmt::Debug for ConversionError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
             ::std::fmt::Debug::fmt(&self.0, f)
         }
     }
+
     impl From<&'static str> for ConversionError {
         fn from(value: &'static str) -> Self {
             Self(value.into())
         }
     }
+
     impl From<String> for ConversionError {
         fn from(value: String) -> Self {
             Self(value.into())
