@@ -26,7 +26,7 @@ pub fn rust_file(
 /// Puts a blank line between consecutive items at the top level and one
 /// level in (impl and module bodies), as a person would write them.
 /// rustfmt keeps blank lines, so the result stays `cargo fmt`-clean.
-fn separate_items(source: &str) -> String {
+pub(crate) fn separate_items(source: &str) -> String {
     const ITEM_STARTS: &[&str] = &[
         "///",
         "#[",
@@ -51,8 +51,11 @@ fn separate_items(source: &str) -> String {
             let indent = line.len() - line.trim_start().len();
             let prev_indent = prev.len() - prev.trim_start().len();
             let prev_trimmed = prev.trim();
-            let ends_item =
-                prev_trimmed == "}" || prev_trimmed == "};" || prev_trimmed.ends_with(';');
+            let ends_item = !prev_trimmed.starts_with("//")
+                && (prev_trimmed == "}"
+                    || prev_trimmed == "};"
+                    || prev_trimmed.ends_with(";")
+                    || prev_trimmed.ends_with("{}"));
             let starts_item = ITEM_STARTS
                 .iter()
                 .any(|start| line.trim_start().starts_with(start));
@@ -99,4 +102,16 @@ fn rustfmt(source: &str, workspace: &Path) -> Result<String> {
         );
     }
     String::from_utf8(output.stdout).context("rustfmt printed non-UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::separate_items;
+
+    #[test]
+    fn items_are_separated_but_doc_comments_stay_whole() {
+        let source = "use a;\nuse b;\nconst X: u8 = 1;\n/// Ends with a semicolon;\n/// and goes on.\nfn f() {\n    let x = 1;\n    let y = 2;\n}\nimpl T {\n    fn g() {}\n    fn h() {}\n}\n";
+        let expected = "use a;\nuse b;\n\nconst X: u8 = 1;\n\n/// Ends with a semicolon;\n/// and goes on.\nfn f() {\n    let x = 1;\n    let y = 2;\n}\n\nimpl T {\n    fn g() {}\n\n    fn h() {}\n}\n";
+        assert_eq!(separate_items(source), expected);
+    }
 }

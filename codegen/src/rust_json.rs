@@ -68,14 +68,27 @@ pub fn typify_types(bundle: &Value) -> Result<TokenStream> {
     Ok(space.to_stream())
 }
 
-/// typify renders a string `const` as `serde_json::Value`; a one-value
-/// `enum` becomes a real Rust enum, so a message struct cannot be built with
-/// the wrong discriminator. Both mean the same to a validator.
+/// Adapts a bundle for typify.
+///
+/// - A string `const` becomes a one-value `enum`: typify renders `const` as
+///   `serde_json::Value`, but a one-value enum as a real Rust enum, so a
+///   message struct cannot be built with the wrong discriminator.
+/// - String length and pattern constraints are dropped: the validator is
+///   the authority for constraints (typify does not enforce numeric bounds
+///   either), and without them typify emits plain `String`s instead of
+///   newtypes that re-check and re-allocate every string on decode. This
+///   also rules out the type rejecting what the schema accepts (typify's
+///   regex dialect is not the validator's).
 fn prepare_for_typify(value: &mut Value) {
     match value {
         Value::Object(object) => {
             if let Some(constant @ Value::String(_)) = object.remove("const") {
                 object.insert("enum".into(), Value::Array(vec![constant]));
+            }
+            if object.get("type").and_then(Value::as_str) == Some("string") {
+                for keyword in ["minLength", "maxLength", "pattern"] {
+                    object.remove(keyword);
+                }
             }
             object.remove("$id");
             object.retain(|key, _| !key.starts_with("x-"));
@@ -209,7 +222,7 @@ fn message_module(manifest: &Manifest) -> TokenStream {
 
         static VALIDATORS: [LazyValidator; #count] = [#(LazyValidator::new(SCHEMA, #names)),*];
 
-        static TABLE: Family = Family { name: FAMILY, discriminator: DISCRIMINATOR, messages: MESSAGES, validators: &VALIDATORS };
+        static TABLE: Family = Family::new(FAMILY, DISCRIMINATOR, MESSAGES, &VALIDATORS);
 
         /// Any message of the family.
         ///

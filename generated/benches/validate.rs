@@ -7,37 +7,9 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use serde_json::Value;
 use specwire_protocol::task;
 
-const ASSIGN_TASK: &str = r#"{
-  "type": "AssignTask",
-  "messageId": "client-task-request-uuid-1",
-  "timestamp": "2025-07-02T11:50:00Z",
-  "payload": {
-    "taskId": "client-generated-unique-task-id-123",
-    "serviceName": "ImageProcessingService",
-    "operation": "resizeImage",
-    "taskParameters": {
-      "inputPath": "C:\\Data\\Raw\\image.png",
-      "outputPath": "C:\\Data\\Processed\\resized.jpg",
-      "width": 1024,
-      "height": 768
-    },
-    "callbackClientId": "unique-client-app-instance-id-XYZ"
-  }
-}"#;
+const ASSIGN_TASK: &str = include_str!("data/AssignTask.json");
 
-const TASK_STATUS_UPDATE: &str = r#"{
-  "type": "TaskStatusUpdate",
-  "messageId": "service-update-uuid-A",
-  "timestamp": "2025-07-02T12:00:00Z",
-  "payload": {
-    "taskId": "client-generated-unique-task-id-123",
-    "status": "Processing",
-    "progressPercentage": 75,
-    "message": "Applying filters...",
-    "estimatedTimeRemainingSeconds": 30,
-    "originalClientId": "unique-client-app-instance-id-XYZ"
-  }
-}"#;
+const TASK_STATUS_UPDATE: &str = include_str!("data/TaskStatusUpdate.json");
 
 /// A message name, its JSON text, and a bare typed parse of it.
 type Case = (&'static str, &'static str, fn(&[u8]) -> bool);

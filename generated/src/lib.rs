@@ -85,7 +85,6 @@ impl JsonFamily {
     }
 
     /// Recognises and validates `value` as a message of this family;
-
     /// returns the message name.
     pub fn validate(
         self,

@@ -1048,6 +1048,7 @@ impl RestartRoot {
 
     /// Appends the arguments (without the name) to `out`.
     pub fn encode_args_into(&self, _out: &mut Vec<u8>) {}
+
     /// Appends the whole body (name and arguments) to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&Self::NAME);
@@ -1092,6 +1093,7 @@ impl Clean {
 
     /// Appends the arguments (without the name) to `out`.
     pub fn encode_args_into(&self, _out: &mut Vec<u8>) {}
+
     /// Appends the whole body (name and arguments) to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&Self::NAME);
@@ -1136,6 +1138,7 @@ impl State {
 
     /// Appends the arguments (without the name) to `out`.
     pub fn encode_args_into(&self, _out: &mut Vec<u8>) {}
+
     /// Appends the whole body (name and arguments) to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&Self::NAME);
@@ -1180,6 +1183,7 @@ impl NetworkInfo {
 
     /// Appends the arguments (without the name) to `out`.
     pub fn encode_args_into(&self, _out: &mut Vec<u8>) {}
+
     /// Appends the whole body (name and arguments) to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&Self::NAME);
@@ -1348,6 +1352,7 @@ impl ActiveCount {
 
     /// Appends the arguments (without the name) to `out`.
     pub fn encode_args_into(&self, _out: &mut Vec<u8>) {}
+
     /// Appends the whole body (name and arguments) to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&Self::NAME);
@@ -1392,6 +1397,7 @@ impl Listen {
 
     /// Appends the arguments (without the name) to `out`.
     pub fn encode_args_into(&self, _out: &mut Vec<u8>) {}
+
     /// Appends the whole body (name and arguments) to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&Self::NAME);
@@ -1734,6 +1740,7 @@ impl RootReset {
 
     /// Appends the wire form to `out`.
     pub fn encode_into(&self, _out: &mut Vec<u8>) {}
+
     /// The wire form in a new `Vec`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();

@@ -85,27 +85,68 @@ pub enum MatchRule {
 }
 
 impl MatchRule {
-    fn holds(&self, value: &Value) -> bool {
+    fn pointer(&self) -> &'static str {
         match *self {
-            MatchRule::Present { pointer } => value.pointer(pointer).is_some(),
-            MatchRule::Const {
-                pointer,
-                value: expected,
-            } => match value.pointer(pointer) {
-                // Discriminators are almost always strings: compare without
-                // parsing the expected JSON text.
-                Some(Value::String(found)) => {
-                    expected.len() == found.len() + 2
-                        && expected.starts_with('"')
-                        && expected[1..expected.len() - 1] == **found
-                }
-                Some(other) => serde_json::from_str::<Value>(expected)
-                    .map(|expected| &expected == other)
-                    .unwrap_or(false),
-                None => false,
-            },
+            MatchRule::Const { pointer, .. } | MatchRule::Present { pointer } => pointer,
         }
     }
+
+    /// Whether the rule holds, given the member its pointer names.
+    fn holds_for(&self, member: Option<&Value>) -> bool {
+        match (*self, member) {
+            (MatchRule::Present { .. }, member) => member.is_some(),
+            (MatchRule::Const { .. }, None) => false,
+            // Discriminators are almost always strings: compare without
+            // parsing the expected JSON text.
+            (
+                MatchRule::Const {
+                    value: expected, ..
+                },
+                Some(Value::String(found)),
+            ) => {
+                expected.len() == found.len() + 2
+                    && expected.starts_with('"')
+                    && expected[1..expected.len() - 1] == **found
+            }
+            (
+                MatchRule::Const {
+                    value: expected, ..
+                },
+                Some(other),
+            ) => serde_json::from_str::<Value>(expected)
+                .map(|expected| &expected == other)
+                .unwrap_or(false),
+        }
+    }
+}
+
+/// An array index token: digits, no leading zero (RFC 6901).
+fn array_index(token: &str) -> Option<usize> {
+    let digits = !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit());
+    if !digits || (token.len() > 1 && token.starts_with('0')) {
+        return None;
+    }
+    token.parse().ok()
+}
+
+/// Resolves an RFC 6901 pointer without allocating (unlike
+/// `Value::pointer`, which this sits on the hot path of every decode).
+pub fn resolve<'v>(value: &'v Value, pointer: &str) -> Option<&'v Value> {
+    if pointer.is_empty() {
+        return Some(value);
+    }
+    let mut current = value;
+    for token in pointer.strip_prefix('/')?.split('/') {
+        current = match current {
+            Value::Object(map) if token.contains('~') => {
+                map.get(&token.replace("~1", "/").replace("~0", "~"))?
+            }
+            Value::Object(map) => map.get(token)?,
+            Value::Array(items) => items.get(array_index(token)?)?,
+            _ => return None,
+        };
+    }
+    Some(current)
 }
 
 /// A message of a family, as the generated code describes it.
@@ -130,13 +171,36 @@ pub fn candidates(
     value: &Value,
     direction: Option<Direction>,
 ) -> Vec<usize> {
+    // Messages share a few discriminator pointers: resolve each once. The
+    // pointers are the same `&'static str`s, so an address comparison
+    // usually settles it before a string comparison is needed.
+    const CACHED: usize = 8;
+    let mut resolved: [(&str, Option<&Value>); CACHED] = [("", None); CACHED];
+    let mut cached = 0;
+    let mut member = |pointer: &'static str| -> Option<&Value> {
+        for &(known, found) in &resolved[..cached] {
+            if std::ptr::eq(known, pointer) || known == pointer {
+                return found;
+            }
+        }
+        let found = resolve(value, pointer);
+        if cached < CACHED {
+            resolved[cached] = (pointer, found);
+            cached += 1;
+        }
+        found
+    };
     let mut best = 0;
     let mut found = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
         if direction.is_some_and(|d| d != spec.direction) {
             continue;
         }
-        if !spec.rules.iter().all(|rule| rule.holds(value)) {
+        if !spec
+            .rules
+            .iter()
+            .all(|rule| rule.holds_for(member(rule.pointer())))
+        {
             continue;
         }
         let score = spec.rules.len();
@@ -165,9 +229,116 @@ pub struct Family {
     pub messages: &'static [MessageSpec],
     /// `validators[i]` checks `messages[i]`.
     pub validators: &'static [LazyValidator],
+    /// Built on first use; see [`Dispatch`].
+    dispatch: OnceLock<Option<Dispatch>>,
+}
+
+/// A shortcut for the common shape of a family, where every message's
+/// first rule is a string `const` at one pointer (`/type`): the value found
+/// there picks the few messages worth checking, by binary search, instead
+/// of trying every message's rules.
+struct Dispatch {
+    pointer: &'static str,
+    /// (unquoted constant, message index), sorted by constant then index.
+    by_value: Vec<(&'static str, usize)>,
+}
+
+impl Dispatch {
+    fn build(messages: &'static [MessageSpec]) -> Option<Dispatch> {
+        let mut pointer = None;
+        let mut by_value = Vec::with_capacity(messages.len());
+        for (index, spec) in messages.iter().enumerate() {
+            let MatchRule::Const { pointer: p, value } = *spec.rules.first()? else {
+                return None;
+            };
+            if *pointer.get_or_insert(p) != p {
+                return None;
+            }
+            let unquoted = value.strip_prefix('"')?.strip_suffix('"')?;
+            // Escapes would need decoding before comparing; not worth it.
+            if unquoted.contains('\\') {
+                return None;
+            }
+            by_value.push((unquoted, index));
+        }
+        by_value.sort_unstable();
+        Some(Dispatch {
+            pointer: pointer?,
+            by_value,
+        })
+    }
+
+    fn candidates(
+        &self,
+        messages: &[MessageSpec],
+        value: &Value,
+        direction: Option<Direction>,
+    ) -> Vec<usize> {
+        let Some(Value::String(found)) = resolve(value, self.pointer) else {
+            return Vec::new();
+        };
+        let start = self
+            .by_value
+            .partition_point(|(constant, _)| *constant < found.as_str());
+        let mut narrowed = Vec::new();
+        for &(constant, index) in &self.by_value[start..] {
+            if constant != found {
+                break;
+            }
+            narrowed.push(index);
+        }
+        // The remaining rules and the tie-breaks are the general ones.
+        let mut best = 0;
+        let mut chosen = Vec::new();
+        for index in narrowed {
+            let spec = &messages[index];
+            if direction.is_some_and(|d| d != spec.direction) {
+                continue;
+            }
+            if !spec.rules[1..]
+                .iter()
+                .all(|rule| rule.holds_for(resolve(value, rule.pointer())))
+            {
+                continue;
+            }
+            let score = spec.rules.len();
+            if score > best {
+                best = score;
+                chosen.clear();
+            }
+            if score == best {
+                chosen.push(index);
+            }
+        }
+        chosen
+    }
 }
 
 impl Family {
+    /// Describes a family; `validators[i]` must check `messages[i]`.
+    pub const fn new(
+        name: &'static str,
+        discriminator: &'static [&'static str],
+        messages: &'static [MessageSpec],
+        validators: &'static [LazyValidator],
+    ) -> Family {
+        Family {
+            name,
+            discriminator,
+            messages,
+            validators,
+            dispatch: OnceLock::new(),
+        }
+    }
+
+    /// The messages `value` could be, best first (see [`candidates`]).
+    pub fn candidates(&self, value: &Value, direction: Option<Direction>) -> Vec<usize> {
+        match self.dispatch.get_or_init(|| Dispatch::build(self.messages)) {
+            Some(dispatch) => dispatch.candidates(self.messages, value, direction),
+            None => candidates(self.messages, value, direction),
+        }
+    }
+
     /// Recognises and validates `value`; returns the message's index in
     /// `messages`. With several candidates (messages that share their
     /// discriminator and differ by direction) the first whose schema
@@ -178,7 +349,7 @@ impl Family {
         value: &Value,
         direction: Option<Direction>,
     ) -> Result<usize, DecodeError> {
-        let found = candidates(self.messages, value, direction);
+        let found = self.candidates(value, direction);
         let Some(&first) = found.first() else {
             return Err(DecodeError::UnknownMessage {
                 family: self.name,
@@ -492,6 +663,34 @@ mod tests {
     ];
 
     #[test]
+    fn resolve_follows_rfc_6901() {
+        let value = json!({"a": {"b/c": [1, {"d~e": 2}]}, "": 3});
+        assert_eq!(resolve(&value, ""), Some(&value));
+        assert_eq!(resolve(&value, "/a/b~1c/0"), Some(&json!(1)));
+        assert_eq!(resolve(&value, "/a/b~1c/1/d~0e"), Some(&json!(2)));
+        assert_eq!(resolve(&value, "/"), Some(&json!(3)));
+        assert_eq!(resolve(&value, "/a/b~1c/9"), None);
+        assert_eq!(resolve(&value, "/a/b~1c/x"), None);
+        assert_eq!(resolve(&value, "a"), None);
+        for pointer in [
+            "",
+            "/a",
+            "/a/b~1c",
+            "/a/b~1c/1/d~0e",
+            "/zz",
+            "/a/b~1c/01",
+            "/a/b~1c/+1",
+            "/a/b~1c/-1",
+        ] {
+            assert_eq!(
+                resolve(&value, pointer),
+                value.pointer(pointer),
+                "{pointer}"
+            );
+        }
+    }
+
+    #[test]
     fn most_specific_match_wins() {
         let sub = json!({"type": "system_status", "data": {"action": "subscribe"}});
         assert_eq!(candidates(SPECS, &sub, None), vec![1]);
@@ -502,6 +701,74 @@ mod tests {
         assert!(candidates(SPECS, &json!({"n": 4}), None).is_empty());
         assert!(candidates(SPECS, &json!([1]), None).is_empty());
         assert!(candidates(SPECS, &sub, Some(Direction::ServerToClient)) == vec![0]);
+    }
+
+    #[test]
+    fn dispatch_agrees_with_the_linear_scan() {
+        static TYPED: &[MessageSpec] = &[
+            MessageSpec {
+                name: "A",
+                direction: Direction::ClientToServer,
+                rules: &[MatchRule::Const {
+                    pointer: "/type",
+                    value: "\"x\"",
+                }],
+            },
+            MessageSpec {
+                name: "B",
+                direction: Direction::ServerToClient,
+                rules: &[MatchRule::Const {
+                    pointer: "/type",
+                    value: "\"x\"",
+                }],
+            },
+            MessageSpec {
+                name: "C",
+                direction: Direction::ClientToServer,
+                rules: &[
+                    MatchRule::Const {
+                        pointer: "/type",
+                        value: "\"x\"",
+                    },
+                    MatchRule::Present { pointer: "/extra" },
+                ],
+            },
+            MessageSpec {
+                name: "D",
+                direction: Direction::ClientToServer,
+                rules: &[MatchRule::Const {
+                    pointer: "/type",
+                    value: "\"y\"",
+                }],
+            },
+        ];
+        static NO_VALIDATORS: [LazyValidator; 0] = [];
+        let family = Family::new("t", &["/type"], TYPED, &NO_VALIDATORS);
+        let dispatch = Dispatch::build(TYPED).expect("dispatchable");
+        assert_eq!(dispatch.pointer, "/type");
+        for value in [
+            json!({"type": "x"}),
+            json!({"type": "x", "extra": 1}),
+            json!({"type": "y"}),
+            json!({"type": "z"}),
+            json!({"type": 1}),
+            json!({}),
+            json!([]),
+        ] {
+            for direction in [
+                None,
+                Some(Direction::ClientToServer),
+                Some(Direction::ServerToClient),
+            ] {
+                assert_eq!(
+                    family.candidates(&value, direction),
+                    candidates(TYPED, &value, direction),
+                    "{value} {direction:?}"
+                );
+            }
+        }
+        // Mixed pointers fall back to the scan.
+        assert!(Dispatch::build(SPECS).is_none());
     }
 
     #[test]

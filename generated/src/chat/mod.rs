@@ -122,12 +122,7 @@ static VALIDATORS: [LazyValidator; 9usize] = [
     LazyValidator::new(SCHEMA, "SystemBroadcast"),
 ];
 
-static TABLE: Family = Family {
-    name: FAMILY,
-    discriminator: DISCRIMINATOR,
-    messages: MESSAGES,
-    validators: &VALIDATORS,
-};
+static TABLE: Family = Family::new(FAMILY, DISCRIMINATOR, MESSAGES, &VALIDATORS);
 
 /// Any message of the family.
 ///

@@ -71,69 +71,8 @@ impl ::std::convert::TryFrom<::std::string::String> for ChatBroadcastType {
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct ErrorResponse {
     ///Why.
-    pub message: ErrorResponseMessage,
+    pub message: ::std::string::String,
     pub status: ErrorResponseStatus,
-}
-
-///Why.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-#[serde(transparent)]
-pub struct ErrorResponseMessage(::std::string::String);
-
-impl ::std::ops::Deref for ErrorResponseMessage {
-    type Target = ::std::string::String;
-
-    fn deref(&self) -> &::std::string::String {
-        &self.0
-    }
-}
-
-impl ::std::convert::From<ErrorResponseMessage> for ::std::string::String {
-    fn from(value: ErrorResponseMessage) -> Self {
-        value.0
-    }
-}
-
-impl ::std::str::FromStr for ErrorResponseMessage {
-    type Err = self::error::ConversionError;
-
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() < 1usize {
-            return Err("shorter than 1 characters".into());
-        }
-        Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for ErrorResponseMessage {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for ErrorResponseMessage {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for ErrorResponseMessage {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
-    }
 }
 
 ///`ErrorResponseStatus`
@@ -387,9 +326,11 @@ impl ::std::convert::TryFrom<::std::string::String> for LeaveChatMethod {
 }
 
 ///1–1000 characters after trimming white space. A server answers a violation with `{"status":"error"}`.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[derive(
+    ::serde::Deserialize, ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd,
+)]
 #[serde(transparent)]
-pub struct MessageText(::std::string::String);
+pub struct MessageText(pub ::std::string::String);
 
 impl ::std::ops::Deref for MessageText {
     type Target = ::std::string::String;
@@ -405,49 +346,23 @@ impl ::std::convert::From<MessageText> for ::std::string::String {
     }
 }
 
+impl ::std::convert::From<::std::string::String> for MessageText {
+    fn from(value: ::std::string::String) -> Self {
+        Self(value)
+    }
+}
+
+impl ::std::fmt::Display for MessageText {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl ::std::str::FromStr for MessageText {
-    type Err = self::error::ConversionError;
+    type Err = ::std::convert::Infallible;
 
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
-            ::std::sync::LazyLock::new(|| {
-                ::regress::Regex::new("^\\s*\\S(?:[\\s\\S]{0,998}\\S)?\\s*$").unwrap()
-            });
-        if PATTERN.find(value).is_none() {
-            return Err("doesn't match pattern \"^\\s*\\S(?:[\\s\\S]{0,998}\\S)?\\s*$\"".into());
-        }
+    fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
         Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for MessageText {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for MessageText {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for MessageText {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
     }
 }
 
@@ -485,7 +400,7 @@ impl ::std::convert::From<::serde_json::Map<::std::string::String, ::serde_json:
 pub struct RpcError {
     pub code: RpcErrorCode,
     ///Error text.
-    pub error: RpcErrorError,
+    pub error: ::std::string::String,
 }
 
 ///`RpcErrorCode`
@@ -526,67 +441,6 @@ impl<'de> ::serde::Deserialize<'de> for RpcErrorCode {
     {
         Self::try_from(<f64>::deserialize(deserializer)?)
             .map_err(|e| <D::Error as ::serde::de::Error>::custom(e.to_string()))
-    }
-}
-
-///Error text.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-#[serde(transparent)]
-pub struct RpcErrorError(::std::string::String);
-
-impl ::std::ops::Deref for RpcErrorError {
-    type Target = ::std::string::String;
-
-    fn deref(&self) -> &::std::string::String {
-        &self.0
-    }
-}
-
-impl ::std::convert::From<RpcErrorError> for ::std::string::String {
-    fn from(value: RpcErrorError) -> Self {
-        value.0
-    }
-}
-
-impl ::std::str::FromStr for RpcErrorError {
-    type Err = self::error::ConversionError;
-
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() < 1usize {
-            return Err("shorter than 1 characters".into());
-        }
-        Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for RpcErrorError {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for RpcErrorError {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for RpcErrorError {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
     }
 }
 
@@ -860,78 +714,17 @@ pub enum UserEntry {
     String(::std::string::String),
     Object {
         ///`host:port` of the user's connection.
-        address: UserEntryObjectAddress,
+        address: ::std::string::String,
         username: ::std::string::String,
     },
 }
 
-///`host:port` of the user's connection.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-#[serde(transparent)]
-pub struct UserEntryObjectAddress(::std::string::String);
-
-impl ::std::ops::Deref for UserEntryObjectAddress {
-    type Target = ::std::string::String;
-
-    fn deref(&self) -> &::std::string::String {
-        &self.0
-    }
-}
-
-impl ::std::convert::From<UserEntryObjectAddress> for ::std::string::String {
-    fn from(value: UserEntryObjectAddress) -> Self {
-        value.0
-    }
-}
-
-impl ::std::str::FromStr for UserEntryObjectAddress {
-    type Err = self::error::ConversionError;
-
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
-            ::std::sync::LazyLock::new(|| ::regress::Regex::new("^\\S+:[0-9]{1,5}$").unwrap());
-        if PATTERN.find(value).is_none() {
-            return Err("doesn't match pattern \"^\\S+:[0-9]{1,5}$\"".into());
-        }
-        Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for UserEntryObjectAddress {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for UserEntryObjectAddress {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for UserEntryObjectAddress {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
-    }
-}
-
 ///1–50 characters after trimming white space. A server answers a violation with `{"status":"error"}`.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[derive(
+    ::serde::Deserialize, ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd,
+)]
 #[serde(transparent)]
-pub struct Username(::std::string::String);
+pub struct Username(pub ::std::string::String);
 
 impl ::std::ops::Deref for Username {
     type Target = ::std::string::String;
@@ -947,49 +740,23 @@ impl ::std::convert::From<Username> for ::std::string::String {
     }
 }
 
+impl ::std::convert::From<::std::string::String> for Username {
+    fn from(value: ::std::string::String) -> Self {
+        Self(value)
+    }
+}
+
+impl ::std::fmt::Display for Username {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl ::std::str::FromStr for Username {
-    type Err = self::error::ConversionError;
+    type Err = ::std::convert::Infallible;
 
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
-            ::std::sync::LazyLock::new(|| {
-                ::regress::Regex::new("^\\s*\\S(?:[\\s\\S]{0,48}\\S)?\\s*$").unwrap()
-            });
-        if PATTERN.find(value).is_none() {
-            return Err("doesn't match pattern \"^\\s*\\S(?:[\\s\\S]{0,48}\\S)?\\s*$\"".into());
-        }
+    fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
         Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for Username {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for Username {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for Username {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
     }
 }
 
@@ -999,6 +766,7 @@ pub mod error {
     pub struct ConversionError(::std::borrow::Cow<'static, str>);
 
     impl ::std::error::Error for ConversionError {}
+
     impl ::std::fmt::Display for ConversionError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
             ::std::fmt::Display::fmt(&self.0, f)

@@ -16,73 +16,10 @@ pub struct CommandSpec {
     ///What the command does.
     pub description: ::std::string::String,
     ///Command name as used in `cmd:<target>:<name>`.
-    pub name: CommandSpecName,
+    pub name: ::std::string::String,
     ///Parameters, in order, joined with `:` in the frame.
     #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
     pub parameters: ::std::vec::Vec<ParameterSpec>,
-}
-
-///Command name as used in `cmd:<target>:<name>`.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-#[serde(transparent)]
-pub struct CommandSpecName(::std::string::String);
-
-impl ::std::ops::Deref for CommandSpecName {
-    type Target = ::std::string::String;
-
-    fn deref(&self) -> &::std::string::String {
-        &self.0
-    }
-}
-
-impl ::std::convert::From<CommandSpecName> for ::std::string::String {
-    fn from(value: CommandSpecName) -> Self {
-        value.0
-    }
-}
-
-impl ::std::str::FromStr for CommandSpecName {
-    type Err = self::error::ConversionError;
-
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
-            ::std::sync::LazyLock::new(|| ::regress::Regex::new("^[^:\\s]+$").unwrap());
-        if PATTERN.find(value).is_none() {
-            return Err("doesn't match pattern \"^[^:\\s]+$\"".into());
-        }
-        Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for CommandSpecName {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for CommandSpecName {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for CommandSpecName {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
-    }
 }
 
 ///One parameter.
@@ -177,6 +114,7 @@ pub mod error {
     pub struct ConversionError(::std::borrow::Cow<'static, str>);
 
     impl ::std::error::Error for ConversionError {}
+
     impl ::std::fmt::Display for ConversionError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
             ::std::fmt::Display::fmt(&self.0, f)

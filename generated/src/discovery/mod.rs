@@ -62,12 +62,7 @@ static VALIDATORS: [LazyValidator; 2usize] = [
     LazyValidator::new(SCHEMA, "ServiceAdvertisement"),
 ];
 
-static TABLE: Family = Family {
-    name: FAMILY,
-    discriminator: DISCRIMINATOR,
-    messages: MESSAGES,
-    validators: &VALIDATORS,
-};
+static TABLE: Family = Family::new(FAMILY, DISCRIMINATOR, MESSAGES, &VALIDATORS);
 
 /// Any message of the family.
 ///

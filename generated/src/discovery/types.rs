@@ -4,79 +4,17 @@
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct Capability {
     ///Operation name, used as `AssignTask.payload.operation`.
-    pub key: CapabilityKey,
+    pub key: ::std::string::String,
     ///The parameters this operation accepts.
     pub settings: ::std::vec::Vec<Setting>,
 }
 
-///Operation name, used as `AssignTask.payload.operation`.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-#[serde(transparent)]
-pub struct CapabilityKey(::std::string::String);
-
-impl ::std::ops::Deref for CapabilityKey {
-    type Target = ::std::string::String;
-
-    fn deref(&self) -> &::std::string::String {
-        &self.0
-    }
-}
-
-impl ::std::convert::From<CapabilityKey> for ::std::string::String {
-    fn from(value: CapabilityKey) -> Self {
-        value.0
-    }
-}
-
-impl ::std::str::FromStr for CapabilityKey {
-    type Err = self::error::ConversionError;
-
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 256usize {
-            return Err("longer than 256 characters".into());
-        }
-        if value.chars().count() < 1usize {
-            return Err("shorter than 1 characters".into());
-        }
-        Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for CapabilityKey {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for CapabilityKey {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for CapabilityKey {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
-    }
-}
-
 ///Identifier of the requesting client instance.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[derive(
+    ::serde::Deserialize, ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd,
+)]
 #[serde(transparent)]
-pub struct ClientId(::std::string::String);
+pub struct ClientId(pub ::std::string::String);
 
 impl ::std::ops::Deref for ClientId {
     type Target = ::std::string::String;
@@ -92,48 +30,23 @@ impl ::std::convert::From<ClientId> for ::std::string::String {
     }
 }
 
+impl ::std::convert::From<::std::string::String> for ClientId {
+    fn from(value: ::std::string::String) -> Self {
+        Self(value)
+    }
+}
+
+impl ::std::fmt::Display for ClientId {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl ::std::str::FromStr for ClientId {
-    type Err = self::error::ConversionError;
+    type Err = ::std::convert::Infallible;
 
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 256usize {
-            return Err("longer than 256 characters".into());
-        }
-        if value.chars().count() < 1usize {
-            return Err("shorter than 1 characters".into());
-        }
+    fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
         Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for ClientId {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for ClientId {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for ClientId {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
     }
 }
 
@@ -211,7 +124,7 @@ pub struct ServiceAdvertisement {
     #[serde(rename = "discoveryType")]
     pub discovery_type: ServiceAdvertisementDiscoveryType,
     ///WebSocket endpoint (`ws://` or `wss://`).
-    pub endpoint: ServiceAdvertisementEndpoint,
+    pub endpoint: ::std::string::String,
     ///Current load 0.0–1.0; lower is preferred.
     pub load: f64,
     ///Present only on an answer to a request: the request's `clientId`. Heartbeats omit it.
@@ -222,13 +135,13 @@ pub struct ServiceAdvertisement {
     pub responds_to_client_id: ::std::option::Option<ClientId>,
     ///Unique id of this service instance.
     #[serde(rename = "serviceId")]
-    pub service_id: ServiceAdvertisementServiceId,
+    pub service_id: ::std::string::String,
     ///Name clients select by.
     #[serde(rename = "serviceName")]
-    pub service_name: ServiceAdvertisementServiceName,
+    pub service_name: ::std::string::String,
     ///Version of the service.
     #[serde(rename = "serviceVersion")]
-    pub service_version: ServiceAdvertisementServiceVersion,
+    pub service_version: ::std::string::String,
     ///Selection prefers `Online`; never `Offline`.
     pub status: ServiceAdvertisementStatus,
     pub timestamp: Timestamp,
@@ -285,263 +198,6 @@ impl ::std::convert::TryFrom<::std::string::String> for ServiceAdvertisementDisc
         value: ::std::string::String,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
-    }
-}
-
-///WebSocket endpoint (`ws://` or `wss://`).
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-#[serde(transparent)]
-pub struct ServiceAdvertisementEndpoint(::std::string::String);
-
-impl ::std::ops::Deref for ServiceAdvertisementEndpoint {
-    type Target = ::std::string::String;
-
-    fn deref(&self) -> &::std::string::String {
-        &self.0
-    }
-}
-
-impl ::std::convert::From<ServiceAdvertisementEndpoint> for ::std::string::String {
-    fn from(value: ServiceAdvertisementEndpoint) -> Self {
-        value.0
-    }
-}
-
-impl ::std::str::FromStr for ServiceAdvertisementEndpoint {
-    type Err = self::error::ConversionError;
-
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
-            ::std::sync::LazyLock::new(|| {
-                ::regress::Regex::new("^wss?://[^\\s/]+(/\\S*)?$").unwrap()
-            });
-        if PATTERN.find(value).is_none() {
-            return Err("doesn't match pattern \"^wss?://[^\\s/]+(/\\S*)?$\"".into());
-        }
-        Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for ServiceAdvertisementEndpoint {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for ServiceAdvertisementEndpoint {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for ServiceAdvertisementEndpoint {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
-    }
-}
-
-///Unique id of this service instance.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-#[serde(transparent)]
-pub struct ServiceAdvertisementServiceId(::std::string::String);
-
-impl ::std::ops::Deref for ServiceAdvertisementServiceId {
-    type Target = ::std::string::String;
-
-    fn deref(&self) -> &::std::string::String {
-        &self.0
-    }
-}
-
-impl ::std::convert::From<ServiceAdvertisementServiceId> for ::std::string::String {
-    fn from(value: ServiceAdvertisementServiceId) -> Self {
-        value.0
-    }
-}
-
-impl ::std::str::FromStr for ServiceAdvertisementServiceId {
-    type Err = self::error::ConversionError;
-
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 256usize {
-            return Err("longer than 256 characters".into());
-        }
-        if value.chars().count() < 1usize {
-            return Err("shorter than 1 characters".into());
-        }
-        Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for ServiceAdvertisementServiceId {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for ServiceAdvertisementServiceId {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for ServiceAdvertisementServiceId {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
-    }
-}
-
-///Name clients select by.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-#[serde(transparent)]
-pub struct ServiceAdvertisementServiceName(::std::string::String);
-
-impl ::std::ops::Deref for ServiceAdvertisementServiceName {
-    type Target = ::std::string::String;
-
-    fn deref(&self) -> &::std::string::String {
-        &self.0
-    }
-}
-
-impl ::std::convert::From<ServiceAdvertisementServiceName> for ::std::string::String {
-    fn from(value: ServiceAdvertisementServiceName) -> Self {
-        value.0
-    }
-}
-
-impl ::std::str::FromStr for ServiceAdvertisementServiceName {
-    type Err = self::error::ConversionError;
-
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 256usize {
-            return Err("longer than 256 characters".into());
-        }
-        if value.chars().count() < 1usize {
-            return Err("shorter than 1 characters".into());
-        }
-        Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for ServiceAdvertisementServiceName {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for ServiceAdvertisementServiceName {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for ServiceAdvertisementServiceName {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
-    }
-}
-
-///Version of the service.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-#[serde(transparent)]
-pub struct ServiceAdvertisementServiceVersion(::std::string::String);
-
-impl ::std::ops::Deref for ServiceAdvertisementServiceVersion {
-    type Target = ::std::string::String;
-
-    fn deref(&self) -> &::std::string::String {
-        &self.0
-    }
-}
-
-impl ::std::convert::From<ServiceAdvertisementServiceVersion> for ::std::string::String {
-    fn from(value: ServiceAdvertisementServiceVersion) -> Self {
-        value.0
-    }
-}
-
-impl ::std::str::FromStr for ServiceAdvertisementServiceVersion {
-    type Err = self::error::ConversionError;
-
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 64usize {
-            return Err("longer than 64 characters".into());
-        }
-        if value.chars().count() < 1usize {
-            return Err("shorter than 1 characters".into());
-        }
-        Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for ServiceAdvertisementServiceVersion {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for ServiceAdvertisementServiceVersion {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for ServiceAdvertisementServiceVersion {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
     }
 }
 
@@ -611,24 +267,28 @@ impl ::std::convert::TryFrom<::std::string::String> for ServiceAdvertisementStat
 ///One task parameter: a one-key object `{"<type>": "<parameterName>"}`.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(transparent)]
-pub struct Setting(pub ::std::collections::HashMap<SettingType, SettingValue>);
+pub struct Setting(pub ::std::collections::HashMap<SettingType, ::std::string::String>);
 
 impl ::std::ops::Deref for Setting {
-    type Target = ::std::collections::HashMap<SettingType, SettingValue>;
+    type Target = ::std::collections::HashMap<SettingType, ::std::string::String>;
 
-    fn deref(&self) -> &::std::collections::HashMap<SettingType, SettingValue> {
+    fn deref(&self) -> &::std::collections::HashMap<SettingType, ::std::string::String> {
         &self.0
     }
 }
 
-impl ::std::convert::From<Setting> for ::std::collections::HashMap<SettingType, SettingValue> {
+impl ::std::convert::From<Setting>
+    for ::std::collections::HashMap<SettingType, ::std::string::String>
+{
     fn from(value: Setting) -> Self {
         value.0
     }
 }
 
-impl ::std::convert::From<::std::collections::HashMap<SettingType, SettingValue>> for Setting {
-    fn from(value: ::std::collections::HashMap<SettingType, SettingValue>) -> Self {
+impl ::std::convert::From<::std::collections::HashMap<SettingType, ::std::string::String>>
+    for Setting
+{
+    fn from(value: ::std::collections::HashMap<SettingType, ::std::string::String>) -> Self {
         Self(value)
     }
 }
@@ -700,70 +360,6 @@ impl ::std::convert::TryFrom<::std::string::String> for SettingType {
     }
 }
 
-///`SettingValue`
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-#[serde(transparent)]
-pub struct SettingValue(::std::string::String);
-
-impl ::std::ops::Deref for SettingValue {
-    type Target = ::std::string::String;
-
-    fn deref(&self) -> &::std::string::String {
-        &self.0
-    }
-}
-
-impl ::std::convert::From<SettingValue> for ::std::string::String {
-    fn from(value: SettingValue) -> Self {
-        value.0
-    }
-}
-
-impl ::std::str::FromStr for SettingValue {
-    type Err = self::error::ConversionError;
-
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 256usize {
-            return Err("longer than 256 characters".into());
-        }
-        if value.chars().count() < 1usize {
-            return Err("shorter than 1 characters".into());
-        }
-        Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for SettingValue {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for SettingValue {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for SettingValue {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
-    }
-}
-
 ///RFC 3339 with a zone; fractional seconds accepted.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(transparent)]
@@ -825,6 +421,7 @@ pub mod error {
     pub struct ConversionError(::std::borrow::Cow<'static, str>);
 
     impl ::std::error::Error for ConversionError {}
+
     impl ::std::fmt::Display for ConversionError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
             ::std::fmt::Display::fmt(&self.0, f)

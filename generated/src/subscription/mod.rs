@@ -268,12 +268,7 @@ static VALIDATORS: [LazyValidator; 23usize] = [
     LazyValidator::new(SCHEMA, "WorkerOffline"),
 ];
 
-static TABLE: Family = Family {
-    name: FAMILY,
-    discriminator: DISCRIMINATOR,
-    messages: MESSAGES,
-    validators: &VALIDATORS,
-};
+static TABLE: Family = Family::new(FAMILY, DISCRIMINATOR, MESSAGES, &VALIDATORS);
 
 /// Any message of the family.
 ///

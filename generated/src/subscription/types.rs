@@ -194,73 +194,12 @@ pub struct Error {
     #[serde(default, skip_serializing_if = "::serde_json::Map::is_empty")]
     pub data: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     ///Error text.
-    pub error: ErrorError,
+    pub error: ::std::string::String,
     pub id: MessageId,
     pub timestamp: Timestamp,
     ///Message discriminator.
     #[serde(rename = "type")]
     pub type_: ErrorType,
-}
-
-///Error text.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-#[serde(transparent)]
-pub struct ErrorError(::std::string::String);
-
-impl ::std::ops::Deref for ErrorError {
-    type Target = ::std::string::String;
-
-    fn deref(&self) -> &::std::string::String {
-        &self.0
-    }
-}
-
-impl ::std::convert::From<ErrorError> for ::std::string::String {
-    fn from(value: ErrorError) -> Self {
-        value.0
-    }
-}
-
-impl ::std::str::FromStr for ErrorError {
-    type Err = self::error::ConversionError;
-
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() < 1usize {
-            return Err("shorter than 1 characters".into());
-        }
-        Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for ErrorError {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for ErrorError {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for ErrorError {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
-    }
 }
 
 ///Message discriminator.
@@ -706,9 +645,11 @@ impl ::std::convert::TryFrom<::std::string::String> for ExperimentUpdatedType {
 }
 
 ///Unique message id. Event ids SHOULD follow the seed's formats (`exp_{experimentId}_{timestamp}`, `task_{taskId}_{timestamp}`, `worker_{workerId}_{timestamp}`, `system_{timestamp}`, `user_{userId}_{timestamp}`).
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[derive(
+    ::serde::Deserialize, ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd,
+)]
 #[serde(transparent)]
-pub struct MessageId(::std::string::String);
+pub struct MessageId(pub ::std::string::String);
 
 impl ::std::ops::Deref for MessageId {
     type Target = ::std::string::String;
@@ -724,48 +665,23 @@ impl ::std::convert::From<MessageId> for ::std::string::String {
     }
 }
 
+impl ::std::convert::From<::std::string::String> for MessageId {
+    fn from(value: ::std::string::String) -> Self {
+        Self(value)
+    }
+}
+
+impl ::std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl ::std::str::FromStr for MessageId {
-    type Err = self::error::ConversionError;
+    type Err = ::std::convert::Infallible;
 
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 256usize {
-            return Err("longer than 256 characters".into());
-        }
-        if value.chars().count() < 1usize {
-            return Err("shorter than 1 characters".into());
-        }
+    fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
         Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for MessageId {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for MessageId {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for MessageId {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
     }
 }
 
@@ -998,9 +914,11 @@ impl ::std::convert::TryFrom<::std::string::String> for PublishType {
 }
 
 ///Id of a resource.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[derive(
+    ::serde::Deserialize, ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd,
+)]
 #[serde(transparent)]
-pub struct ResourceId(::std::string::String);
+pub struct ResourceId(pub ::std::string::String);
 
 impl ::std::ops::Deref for ResourceId {
     type Target = ::std::string::String;
@@ -1016,48 +934,23 @@ impl ::std::convert::From<ResourceId> for ::std::string::String {
     }
 }
 
+impl ::std::convert::From<::std::string::String> for ResourceId {
+    fn from(value: ::std::string::String) -> Self {
+        Self(value)
+    }
+}
+
+impl ::std::fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl ::std::str::FromStr for ResourceId {
-    type Err = self::error::ConversionError;
+    type Err = ::std::convert::Infallible;
 
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 256usize {
-            return Err("longer than 256 characters".into());
-        }
-        if value.chars().count() < 1usize {
-            return Err("shorter than 1 characters".into());
-        }
+    fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
         Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for ResourceId {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for ResourceId {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for ResourceId {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
     }
 }
 
@@ -1267,9 +1160,11 @@ impl ::std::convert::TryFrom<::std::string::String> for ServerPongType {
 }
 
 ///Upper-case status (e.g. CREATED, RUNNING, COMPLETED, FAILED, OFFLINE).
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[derive(
+    ::serde::Deserialize, ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd,
+)]
 #[serde(transparent)]
-pub struct Status(::std::string::String);
+pub struct Status(pub ::std::string::String);
 
 impl ::std::ops::Deref for Status {
     type Target = ::std::string::String;
@@ -1285,47 +1180,23 @@ impl ::std::convert::From<Status> for ::std::string::String {
     }
 }
 
+impl ::std::convert::From<::std::string::String> for Status {
+    fn from(value: ::std::string::String) -> Self {
+        Self(value)
+    }
+}
+
+impl ::std::fmt::Display for Status {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl ::std::str::FromStr for Status {
-    type Err = self::error::ConversionError;
+    type Err = ::std::convert::Infallible;
 
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
-            ::std::sync::LazyLock::new(|| ::regress::Regex::new("^[A-Z][A-Z_]*$").unwrap());
-        if PATTERN.find(value).is_none() {
-            return Err("doesn't match pattern \"^[A-Z][A-Z_]*$\"".into());
-        }
+    fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
         Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for Status {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for Status {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for Status {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
     }
 }
 
@@ -2582,6 +2453,7 @@ pub mod error {
     pub struct ConversionError(::std::borrow::Cow<'static, str>);
 
     impl ::std::error::Error for ConversionError {}
+
     impl ::std::fmt::Display for ConversionError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
             ::std::fmt::Display::fmt(&self.0, f)

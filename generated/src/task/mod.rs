@@ -134,12 +134,7 @@ static VALIDATORS: [LazyValidator; 10usize] = [
     LazyValidator::new(SCHEMA, "Error"),
 ];
 
-static TABLE: Family = Family {
-    name: FAMILY,
-    discriminator: DISCRIMINATOR,
-    messages: MESSAGES,
-    validators: &VALIDATORS,
-};
+static TABLE: Family = Family::new(FAMILY, DISCRIMINATOR, MESSAGES, &VALIDATORS);
 
 /// Any message of the family.
 ///

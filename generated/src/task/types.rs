@@ -79,9 +79,11 @@ impl ::std::convert::TryFrom<::std::string::String> for AckType {
 }
 
 ///Set by a client that wants an `Ack`; the provider echoes it in `Ack.payload.acknowledgmentId` before any other reply to this message.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[derive(
+    ::serde::Deserialize, ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd,
+)]
 #[serde(transparent)]
-pub struct AcknowledgmentId(::std::string::String);
+pub struct AcknowledgmentId(pub ::std::string::String);
 
 impl ::std::ops::Deref for AcknowledgmentId {
     type Target = ::std::string::String;
@@ -97,48 +99,23 @@ impl ::std::convert::From<AcknowledgmentId> for ::std::string::String {
     }
 }
 
+impl ::std::convert::From<::std::string::String> for AcknowledgmentId {
+    fn from(value: ::std::string::String) -> Self {
+        Self(value)
+    }
+}
+
+impl ::std::fmt::Display for AcknowledgmentId {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl ::std::str::FromStr for AcknowledgmentId {
-    type Err = self::error::ConversionError;
+    type Err = ::std::convert::Infallible;
 
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 256usize {
-            return Err("longer than 256 characters".into());
-        }
-        if value.chars().count() < 1usize {
-            return Err("shorter than 1 characters".into());
-        }
+    fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
         Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for AcknowledgmentId {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for AcknowledgmentId {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for AcknowledgmentId {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
     }
 }
 
@@ -167,7 +144,7 @@ pub struct AssignTaskPayload {
         rename = "apiKey",
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub api_key: ::std::option::Option<AssignTaskPayloadApiKey>,
+    pub api_key: ::std::option::Option<::std::string::String>,
     ///The client to report to; used for authorization (seed §7).
     #[serde(
         rename = "callbackClientId",
@@ -184,70 +161,6 @@ pub struct AssignTaskPayload {
         skip_serializing_if = "::std::option::Option::is_none"
     )]
     pub task_parameters: ::std::option::Option<TaskParameters>,
-}
-
-///Optional inline API key (seed §7); providers MAY accept it instead of `Authenticate`.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-#[serde(transparent)]
-pub struct AssignTaskPayloadApiKey(::std::string::String);
-
-impl ::std::ops::Deref for AssignTaskPayloadApiKey {
-    type Target = ::std::string::String;
-
-    fn deref(&self) -> &::std::string::String {
-        &self.0
-    }
-}
-
-impl ::std::convert::From<AssignTaskPayloadApiKey> for ::std::string::String {
-    fn from(value: AssignTaskPayloadApiKey) -> Self {
-        value.0
-    }
-}
-
-impl ::std::str::FromStr for AssignTaskPayloadApiKey {
-    type Err = self::error::ConversionError;
-
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 4096usize {
-            return Err("longer than 4096 characters".into());
-        }
-        if value.chars().count() < 1usize {
-            return Err("shorter than 1 characters".into());
-        }
-        Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for AssignTaskPayloadApiKey {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for AssignTaskPayloadApiKey {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for AssignTaskPayloadApiKey {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
-    }
 }
 
 ///Message discriminator.
@@ -326,73 +239,9 @@ pub struct Authenticate {
 pub struct AuthenticatePayload {
     ///Pre-shared API key or session token.
     #[serde(rename = "apiKey")]
-    pub api_key: AuthenticatePayloadApiKey,
+    pub api_key: ::std::string::String,
     #[serde(rename = "clientId")]
     pub client_id: ClientId,
-}
-
-///Pre-shared API key or session token.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-#[serde(transparent)]
-pub struct AuthenticatePayloadApiKey(::std::string::String);
-
-impl ::std::ops::Deref for AuthenticatePayloadApiKey {
-    type Target = ::std::string::String;
-
-    fn deref(&self) -> &::std::string::String {
-        &self.0
-    }
-}
-
-impl ::std::convert::From<AuthenticatePayloadApiKey> for ::std::string::String {
-    fn from(value: AuthenticatePayloadApiKey) -> Self {
-        value.0
-    }
-}
-
-impl ::std::str::FromStr for AuthenticatePayloadApiKey {
-    type Err = self::error::ConversionError;
-
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 4096usize {
-            return Err("longer than 4096 characters".into());
-        }
-        if value.chars().count() < 1usize {
-            return Err("shorter than 1 characters".into());
-        }
-        Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for AuthenticatePayloadApiKey {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for AuthenticatePayloadApiKey {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for AuthenticatePayloadApiKey {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
-    }
 }
 
 ///Message discriminator.
@@ -533,9 +382,11 @@ impl ::std::convert::TryFrom<::std::string::String> for CancelTaskType {
 }
 
 ///Identifier of a client application instance.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[derive(
+    ::serde::Deserialize, ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd,
+)]
 #[serde(transparent)]
-pub struct ClientId(::std::string::String);
+pub struct ClientId(pub ::std::string::String);
 
 impl ::std::ops::Deref for ClientId {
     type Target = ::std::string::String;
@@ -551,48 +402,23 @@ impl ::std::convert::From<ClientId> for ::std::string::String {
     }
 }
 
+impl ::std::convert::From<::std::string::String> for ClientId {
+    fn from(value: ::std::string::String) -> Self {
+        Self(value)
+    }
+}
+
+impl ::std::fmt::Display for ClientId {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl ::std::str::FromStr for ClientId {
-    type Err = self::error::ConversionError;
+    type Err = ::std::convert::Infallible;
 
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 256usize {
-            return Err("longer than 256 characters".into());
-        }
-        if value.chars().count() < 1usize {
-            return Err("shorter than 1 characters".into());
-        }
+    fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
         Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for ClientId {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for ClientId {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for ClientId {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
     }
 }
 
@@ -609,9 +435,11 @@ pub struct Error {
 }
 
 ///Upper-snake-case error code. Standard codes: INVALID_MESSAGE, UNKNOWN_TYPE, UNAUTHORIZED, FORBIDDEN, RATE_LIMITED, UNKNOWN_OPERATION, INVALID_PARAMETERS, TASK_NOT_FOUND, RESULT_NOT_READY, TASK_ALREADY_FINISHED, CANCELLED, INTERNAL; services add their own (e.g. FILE_NOT_FOUND).
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[derive(
+    ::serde::Deserialize, ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd,
+)]
 #[serde(transparent)]
-pub struct ErrorCode(::std::string::String);
+pub struct ErrorCode(pub ::std::string::String);
 
 impl ::std::ops::Deref for ErrorCode {
     type Target = ::std::string::String;
@@ -627,47 +455,23 @@ impl ::std::convert::From<ErrorCode> for ::std::string::String {
     }
 }
 
+impl ::std::convert::From<::std::string::String> for ErrorCode {
+    fn from(value: ::std::string::String) -> Self {
+        Self(value)
+    }
+}
+
+impl ::std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl ::std::str::FromStr for ErrorCode {
-    type Err = self::error::ConversionError;
+    type Err = ::std::convert::Infallible;
 
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
-            ::std::sync::LazyLock::new(|| ::regress::Regex::new("^[A-Z][A-Z0-9_]*$").unwrap());
-        if PATTERN.find(value).is_none() {
-            return Err("doesn't match pattern \"^[A-Z][A-Z0-9_]*$\"".into());
-        }
+    fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
         Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for ErrorCode {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for ErrorCode {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for ErrorCode {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
     }
 }
 
@@ -678,140 +482,18 @@ pub struct ErrorPayload {
     pub error_code: ErrorCode,
     ///Human-readable reason.
     #[serde(rename = "errorMessage")]
-    pub error_message: ErrorPayloadErrorMessage,
+    pub error_message: ::std::string::String,
     ///`messageId` of the message this answers, when it had one.
     #[serde(
         rename = "relatedMessageId",
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub related_message_id: ::std::option::Option<ErrorPayloadRelatedMessageId>,
+    pub related_message_id: ::std::option::Option<::std::string::String>,
     #[serde(
         rename = "taskId",
         skip_serializing_if = "::std::option::Option::is_none"
     )]
     pub task_id: ::std::option::Option<TaskId>,
-}
-
-///Human-readable reason.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-#[serde(transparent)]
-pub struct ErrorPayloadErrorMessage(::std::string::String);
-
-impl ::std::ops::Deref for ErrorPayloadErrorMessage {
-    type Target = ::std::string::String;
-
-    fn deref(&self) -> &::std::string::String {
-        &self.0
-    }
-}
-
-impl ::std::convert::From<ErrorPayloadErrorMessage> for ::std::string::String {
-    fn from(value: ErrorPayloadErrorMessage) -> Self {
-        value.0
-    }
-}
-
-impl ::std::str::FromStr for ErrorPayloadErrorMessage {
-    type Err = self::error::ConversionError;
-
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 4096usize {
-            return Err("longer than 4096 characters".into());
-        }
-        Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for ErrorPayloadErrorMessage {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for ErrorPayloadErrorMessage {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for ErrorPayloadErrorMessage {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
-    }
-}
-
-///`messageId` of the message this answers, when it had one.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-#[serde(transparent)]
-pub struct ErrorPayloadRelatedMessageId(::std::string::String);
-
-impl ::std::ops::Deref for ErrorPayloadRelatedMessageId {
-    type Target = ::std::string::String;
-
-    fn deref(&self) -> &::std::string::String {
-        &self.0
-    }
-}
-
-impl ::std::convert::From<ErrorPayloadRelatedMessageId> for ::std::string::String {
-    fn from(value: ErrorPayloadRelatedMessageId) -> Self {
-        value.0
-    }
-}
-
-impl ::std::str::FromStr for ErrorPayloadRelatedMessageId {
-    type Err = self::error::ConversionError;
-
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 256usize {
-            return Err("longer than 256 characters".into());
-        }
-        Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for ErrorPayloadRelatedMessageId {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for ErrorPayloadRelatedMessageId {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for ErrorPayloadRelatedMessageId {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
-    }
 }
 
 ///Message discriminator.
@@ -1025,9 +707,11 @@ impl ::std::convert::TryFrom<::std::string::String> for GetStatusType {
 }
 
 ///Unique identifier of this message (a UUID is recommended), used for tracking and in `Error.relatedMessageId`.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[derive(
+    ::serde::Deserialize, ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd,
+)]
 #[serde(transparent)]
-pub struct MessageId(::std::string::String);
+pub struct MessageId(pub ::std::string::String);
 
 impl ::std::ops::Deref for MessageId {
     type Target = ::std::string::String;
@@ -1043,55 +727,32 @@ impl ::std::convert::From<MessageId> for ::std::string::String {
     }
 }
 
-impl ::std::str::FromStr for MessageId {
-    type Err = self::error::ConversionError;
+impl ::std::convert::From<::std::string::String> for MessageId {
+    fn from(value: ::std::string::String) -> Self {
+        Self(value)
+    }
+}
 
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 256usize {
-            return Err("longer than 256 characters".into());
-        }
-        if value.chars().count() < 1usize {
-            return Err("shorter than 1 characters".into());
-        }
+impl ::std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl ::std::str::FromStr for MessageId {
+    type Err = ::std::convert::Infallible;
+
+    fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
         Ok(Self(value.to_string()))
     }
 }
 
-impl ::std::convert::TryFrom<&str> for MessageId {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for MessageId {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for MessageId {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
-    }
-}
-
 ///An operation the service advertises as a capability `key`.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[derive(
+    ::serde::Deserialize, ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd,
+)]
 #[serde(transparent)]
-pub struct Operation(::std::string::String);
+pub struct Operation(pub ::std::string::String);
 
 impl ::std::ops::Deref for Operation {
     type Target = ::std::string::String;
@@ -1107,48 +768,23 @@ impl ::std::convert::From<Operation> for ::std::string::String {
     }
 }
 
+impl ::std::convert::From<::std::string::String> for Operation {
+    fn from(value: ::std::string::String) -> Self {
+        Self(value)
+    }
+}
+
+impl ::std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl ::std::str::FromStr for Operation {
-    type Err = self::error::ConversionError;
+    type Err = ::std::convert::Infallible;
 
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 256usize {
-            return Err("longer than 256 characters".into());
-        }
-        if value.chars().count() < 1usize {
-            return Err("shorter than 1 characters".into());
-        }
+    fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
         Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for Operation {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for Operation {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for Operation {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
     }
 }
 
@@ -1208,9 +844,11 @@ impl ::std::convert::TryFrom<String> for ProgressPercentage {
 }
 
 ///The advertised `serviceName`.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[derive(
+    ::serde::Deserialize, ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd,
+)]
 #[serde(transparent)]
-pub struct ServiceName(::std::string::String);
+pub struct ServiceName(pub ::std::string::String);
 
 impl ::std::ops::Deref for ServiceName {
     type Target = ::std::string::String;
@@ -1226,48 +864,23 @@ impl ::std::convert::From<ServiceName> for ::std::string::String {
     }
 }
 
+impl ::std::convert::From<::std::string::String> for ServiceName {
+    fn from(value: ::std::string::String) -> Self {
+        Self(value)
+    }
+}
+
+impl ::std::fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl ::std::str::FromStr for ServiceName {
-    type Err = self::error::ConversionError;
+    type Err = ::std::convert::Infallible;
 
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 256usize {
-            return Err("longer than 256 characters".into());
-        }
-        if value.chars().count() < 1usize {
-            return Err("shorter than 1 characters".into());
-        }
+    fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
         Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for ServiceName {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for ServiceName {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for ServiceName {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
     }
 }
 
@@ -1288,12 +901,12 @@ pub struct TaskFailed {
 pub struct TaskFailedPayload {
     ///Extra detail.
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-    pub details: ::std::option::Option<TaskFailedPayloadDetails>,
+    pub details: ::std::option::Option<::std::string::String>,
     #[serde(rename = "errorCode")]
     pub error_code: ErrorCode,
     ///Human-readable reason.
     #[serde(rename = "errorMessage")]
-    pub error_message: TaskFailedPayloadErrorMessage,
+    pub error_message: ::std::string::String,
     #[serde(
         rename = "originalClientId",
         skip_serializing_if = "::std::option::Option::is_none"
@@ -1302,128 +915,6 @@ pub struct TaskFailedPayload {
     pub status: TaskFailedPayloadStatus,
     #[serde(rename = "taskId")]
     pub task_id: TaskId,
-}
-
-///Extra detail.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-#[serde(transparent)]
-pub struct TaskFailedPayloadDetails(::std::string::String);
-
-impl ::std::ops::Deref for TaskFailedPayloadDetails {
-    type Target = ::std::string::String;
-
-    fn deref(&self) -> &::std::string::String {
-        &self.0
-    }
-}
-
-impl ::std::convert::From<TaskFailedPayloadDetails> for ::std::string::String {
-    fn from(value: TaskFailedPayloadDetails) -> Self {
-        value.0
-    }
-}
-
-impl ::std::str::FromStr for TaskFailedPayloadDetails {
-    type Err = self::error::ConversionError;
-
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 65536usize {
-            return Err("longer than 65536 characters".into());
-        }
-        Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for TaskFailedPayloadDetails {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for TaskFailedPayloadDetails {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for TaskFailedPayloadDetails {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
-    }
-}
-
-///Human-readable reason.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-#[serde(transparent)]
-pub struct TaskFailedPayloadErrorMessage(::std::string::String);
-
-impl ::std::ops::Deref for TaskFailedPayloadErrorMessage {
-    type Target = ::std::string::String;
-
-    fn deref(&self) -> &::std::string::String {
-        &self.0
-    }
-}
-
-impl ::std::convert::From<TaskFailedPayloadErrorMessage> for ::std::string::String {
-    fn from(value: TaskFailedPayloadErrorMessage) -> Self {
-        value.0
-    }
-}
-
-impl ::std::str::FromStr for TaskFailedPayloadErrorMessage {
-    type Err = self::error::ConversionError;
-
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 4096usize {
-            return Err("longer than 4096 characters".into());
-        }
-        Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for TaskFailedPayloadErrorMessage {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for TaskFailedPayloadErrorMessage {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for TaskFailedPayloadErrorMessage {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
-    }
 }
 
 ///`TaskFailedPayloadStatus`
@@ -1535,9 +1026,11 @@ impl ::std::convert::TryFrom<::std::string::String> for TaskFailedType {
 }
 
 ///Client-generated unique task id; the idempotency key: an `AssignTask` with a known `taskId` is never run again.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[derive(
+    ::serde::Deserialize, ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd,
+)]
 #[serde(transparent)]
-pub struct TaskId(::std::string::String);
+pub struct TaskId(pub ::std::string::String);
 
 impl ::std::ops::Deref for TaskId {
     type Target = ::std::string::String;
@@ -1553,48 +1046,23 @@ impl ::std::convert::From<TaskId> for ::std::string::String {
     }
 }
 
+impl ::std::convert::From<::std::string::String> for TaskId {
+    fn from(value: ::std::string::String) -> Self {
+        Self(value)
+    }
+}
+
+impl ::std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl ::std::str::FromStr for TaskId {
-    type Err = self::error::ConversionError;
+    type Err = ::std::convert::Infallible;
 
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 256usize {
-            return Err("longer than 256 characters".into());
-        }
-        if value.chars().count() < 1usize {
-            return Err("shorter than 1 characters".into());
-        }
+    fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
         Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for TaskId {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for TaskId {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for TaskId {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
     }
 }
 
@@ -1790,7 +1258,7 @@ pub struct TaskStatusUpdatePayload {
     pub estimated_time_remaining_seconds: ::std::option::Option<f64>,
     ///Human-readable progress note.
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-    pub message: ::std::option::Option<TaskStatusUpdatePayloadMessage>,
+    pub message: ::std::option::Option<::std::string::String>,
     #[serde(
         rename = "originalClientId",
         skip_serializing_if = "::std::option::Option::is_none"
@@ -1805,67 +1273,6 @@ pub struct TaskStatusUpdatePayload {
     pub status: TaskStatusUpdatePayloadStatus,
     #[serde(rename = "taskId")]
     pub task_id: TaskId,
-}
-
-///Human-readable progress note.
-#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-#[serde(transparent)]
-pub struct TaskStatusUpdatePayloadMessage(::std::string::String);
-
-impl ::std::ops::Deref for TaskStatusUpdatePayloadMessage {
-    type Target = ::std::string::String;
-
-    fn deref(&self) -> &::std::string::String {
-        &self.0
-    }
-}
-
-impl ::std::convert::From<TaskStatusUpdatePayloadMessage> for ::std::string::String {
-    fn from(value: TaskStatusUpdatePayloadMessage) -> Self {
-        value.0
-    }
-}
-
-impl ::std::str::FromStr for TaskStatusUpdatePayloadMessage {
-    type Err = self::error::ConversionError;
-
-    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        if value.chars().count() > 4096usize {
-            return Err("longer than 4096 characters".into());
-        }
-        Ok(Self(value.to_string()))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for TaskStatusUpdatePayloadMessage {
-    type Error = self::error::ConversionError;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<::std::string::String> for TaskStatusUpdatePayloadMessage {
-    type Error = self::error::ConversionError;
-
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
-        value.parse()
-    }
-}
-
-impl<'de> ::serde::Deserialize<'de> for TaskStatusUpdatePayloadMessage {
-    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-    where
-        D: ::serde::Deserializer<'de>,
-    {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
-    }
 }
 
 ///`Cancelled` is terminal.
@@ -2046,6 +1453,7 @@ pub mod error {
     pub struct ConversionError(::std::borrow::Cow<'static, str>);
 
     impl ::std::error::Error for ConversionError {}
+
     impl ::std::fmt::Display for ConversionError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
             ::std::fmt::Display::fmt(&self.0, f)
