@@ -73,12 +73,14 @@ pub fn typify_types(bundle: &Value) -> Result<TokenStream> {
 /// - A string `const` becomes a one-value `enum`: typify renders `const` as
 ///   `serde_json::Value`, but a one-value enum as a real Rust enum, so a
 ///   message struct cannot be built with the wrong discriminator.
-/// - String length and pattern constraints are dropped: the validator is
-///   the authority for constraints (typify does not enforce numeric bounds
-///   either), and without them typify emits plain `String`s instead of
-///   newtypes that re-check and re-allocate every string on decode. This
-///   also rules out the type rejecting what the schema accepts (typify's
-///   regex dialect is not the validator's).
+/// - String length, pattern and format constraints are dropped: the
+///   validator is the authority for constraints (typify does not enforce
+///   numeric bounds either), and without them typify emits plain `String`s
+///   instead of newtypes that re-check and re-allocate every string on
+///   decode. This also rules out the type rejecting what the schema accepts
+///   (typify's regex dialect is not the validator's), and keeps a
+///   timestamp exactly as the sender wrote it (chrono would turn `+02:00`
+///   into `Z` and drop a zero fraction): nothing received is altered.
 fn prepare_for_typify(value: &mut Value) {
     match value {
         Value::Object(object) => {
@@ -86,7 +88,7 @@ fn prepare_for_typify(value: &mut Value) {
                 object.insert("enum".into(), Value::Array(vec![constant]));
             }
             if object.get("type").and_then(Value::as_str) == Some("string") {
-                for keyword in ["minLength", "maxLength", "pattern"] {
+                for keyword in ["minLength", "maxLength", "pattern", "format"] {
                     object.remove(keyword);
                 }
             }

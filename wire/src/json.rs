@@ -141,6 +141,11 @@ pub fn resolve<'v>(value: &'v Value, pointer: &str) -> Option<&'v Value> {
             Value::Object(map) if token.contains('~') => {
                 map.get(&token.replace("~1", "/").replace("~0", "~"))?
             }
+            // Messages have a handful of members: comparing keys beats
+            // hashing one (SipHash) until maps get larger.
+            Value::Object(map) if map.len() <= 8 => {
+                map.iter().find(|(key, _)| key.as_str() == token)?.1
+            }
             Value::Object(map) => map.get(token)?,
             Value::Array(items) => items.get(array_index(token)?)?,
             _ => return None,
@@ -280,13 +285,10 @@ impl Dispatch {
         let start = self
             .by_value
             .partition_point(|(constant, _)| *constant < found.as_str());
-        let mut narrowed = Vec::new();
-        for &(constant, index) in &self.by_value[start..] {
-            if constant != found {
-                break;
-            }
-            narrowed.push(index);
-        }
+        let narrowed = self.by_value[start..]
+            .iter()
+            .take_while(|(constant, _)| constant == found)
+            .map(|&(_, index)| index);
         // The remaining rules and the tie-breaks are the general ones.
         let mut best = 0;
         let mut chosen = Vec::new();
@@ -307,6 +309,8 @@ impl Dispatch {
                 chosen.clear();
             }
             if score == best {
+                // Usually one or two messages share a discriminator value.
+                chosen.reserve_exact(2);
                 chosen.push(index);
             }
         }
@@ -601,16 +605,69 @@ impl LazyValidator {
     }
 }
 
+/// Keywords that only annotate: a `$ref` beside nothing else is replaced by
+/// its target.
+const ANNOTATIONS: &[&str] = &[
+    "$ref",
+    "description",
+    "title",
+    "examples",
+    "default",
+    "$comment",
+];
+
+/// Replaces every non-recursive `{"$ref": "#/$defs/X"}` by the definition.
+fn inline_refs(value: &mut Value, defs: &Value, stack: &mut Vec<String>) {
+    match value {
+        Value::Object(object) => {
+            let target = object
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|reference| reference.strip_prefix("#/$defs/"))
+                .filter(|name| !name.contains('/') && !stack.iter().any(|seen| seen == name))
+                .map(str::to_owned);
+            if let Some(name) = target {
+                let only_annotations = object.keys().all(|key| ANNOTATIONS.contains(&key.as_str()));
+                if let (true, Some(definition)) = (only_annotations, defs.get(&name)) {
+                    let mut replacement = definition.clone();
+                    stack.push(name);
+                    inline_refs(&mut replacement, defs, stack);
+                    stack.pop();
+                    *value = replacement;
+                    return;
+                }
+            }
+            object
+                .values_mut()
+                .for_each(|child| inline_refs(child, defs, stack));
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| inline_refs(item, defs, stack)),
+        _ => {}
+    }
+}
+
 fn compile(bundle: &str, definition: &str) -> Result<Compiled, String> {
-    let mut schema: Value =
+    let bundle: Value =
         serde_json::from_str(bundle).map_err(|e| format!("embedded schema is not JSON: {e}"))?;
-    let Some(root) = schema.as_object_mut() else {
-        return Err("embedded schema is not an object".to_owned());
-    };
-    root.insert(
-        "$ref".to_owned(),
-        Value::String(format!("#/$defs/{definition}")),
-    );
+    let defs = bundle
+        .get("$defs")
+        .ok_or_else(|| "embedded schema has no $defs".to_owned())?;
+    let mut schema = defs
+        .get(definition)
+        .cloned()
+        .ok_or_else(|| format!("embedded schema has no definition {definition}"))?;
+    // Validating through a `$ref` costs an indirection per member, and the
+    // bundles reference small shared definitions everywhere: inline every
+    // non-recursive one. Schema paths in errors then follow the message's
+    // own structure (`/properties/payload/...`).
+    inline_refs(&mut schema, defs, &mut vec![definition.to_owned()]);
+    if let Some(root) = schema.as_object_mut() {
+        root.insert("$schema".to_owned(), bundle["$schema"].clone());
+        // Kept for any `$ref` that could not be inlined (recursion).
+        root.insert("$defs".to_owned(), defs.clone());
+    }
     let validator = jsonschema::options()
         .with_draft(jsonschema::Draft::Draft202012)
         .should_validate_formats(true)

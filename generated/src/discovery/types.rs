@@ -361,26 +361,28 @@ impl ::std::convert::TryFrom<::std::string::String> for SettingType {
 }
 
 ///RFC 3339 with a zone; fractional seconds accepted.
-#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+#[derive(
+    ::serde::Deserialize, ::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd,
+)]
 #[serde(transparent)]
-pub struct Timestamp(pub ::chrono::DateTime<::chrono::offset::Utc>);
+pub struct Timestamp(pub ::std::string::String);
 
 impl ::std::ops::Deref for Timestamp {
-    type Target = ::chrono::DateTime<::chrono::offset::Utc>;
+    type Target = ::std::string::String;
 
-    fn deref(&self) -> &::chrono::DateTime<::chrono::offset::Utc> {
+    fn deref(&self) -> &::std::string::String {
         &self.0
     }
 }
 
-impl ::std::convert::From<Timestamp> for ::chrono::DateTime<::chrono::offset::Utc> {
+impl ::std::convert::From<Timestamp> for ::std::string::String {
     fn from(value: Timestamp) -> Self {
         value.0
     }
 }
 
-impl ::std::convert::From<::chrono::DateTime<::chrono::offset::Utc>> for Timestamp {
-    fn from(value: ::chrono::DateTime<::chrono::offset::Utc>) -> Self {
+impl ::std::convert::From<::std::string::String> for Timestamp {
+    fn from(value: ::std::string::String) -> Self {
         Self(value)
     }
 }
@@ -392,26 +394,10 @@ impl ::std::fmt::Display for Timestamp {
 }
 
 impl ::std::str::FromStr for Timestamp {
-    type Err = <::chrono::DateTime<::chrono::offset::Utc> as ::std::str::FromStr>::Err;
+    type Err = ::std::convert::Infallible;
 
     fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
-        Ok(Self(value.parse()?))
-    }
-}
-
-impl ::std::convert::TryFrom<&str> for Timestamp {
-    type Error = <::chrono::DateTime<::chrono::offset::Utc> as ::std::str::FromStr>::Err;
-
-    fn try_from(value: &str) -> ::std::result::Result<Self, Self::Error> {
-        value.parse()
-    }
-}
-
-impl ::std::convert::TryFrom<String> for Timestamp {
-    type Error = <::chrono::DateTime<::chrono::offset::Utc> as ::std::str::FromStr>::Err;
-
-    fn try_from(value: String) -> ::std::result::Result<Self, Self::Error> {
-        value.parse()
+        Ok(Self(value.to_string()))
     }
 }
 
