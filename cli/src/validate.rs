@@ -154,6 +154,12 @@ fn read_input(args: &Args) -> Result<Vec<u8>, Fatal> {
                 .read_to_end(&mut buffer)
                 .map_err(|e| Fatal(format!("cannot read {name}: {e}")))?;
         }
+        None if io::stdin().is_terminal() => {
+            // Waiting silently on a terminal looks like a hang.
+            return Err(Fatal(
+                "no input: pass a FILE, pipe messages in, or use `-` to type them".into(),
+            ));
+        }
         _ => {
             io::stdin()
                 .lock()

@@ -240,3 +240,42 @@ fn unknown_type_and_non_objects_are_named() {
         "{error}"
     );
 }
+
+#[test]
+fn every_device_line_kind_rejects_broken_frames() {
+    use specwire_protocol::device::Line;
+    // Two or more frames per line kind that its pattern must refuse.
+    let cases: &[(&str, &[&str])] = &[
+        ("Register", &["id:", "id:a:b", "id:two words", "ID:lamp"]),
+        ("Subscribe", &["", "s ", "sub"]),
+        (
+            "Command",
+            &["cmd:lamp", "cmd::led", "cmd:lamp:", "cmd:la mp:led"],
+        ),
+        ("Ping", &["", "ping ", "PING"]),
+        ("DeviceData", &[""]),
+        ("Pong", &["", "pong!"]),
+        ("HubPing", &["", "pingg"]),
+        ("Error", &["error:", "error", "err:x"]),
+        ("DataBroadcast", &[":data", "lamp", "la mp:x"]),
+        ("DeviceCommand", &["", ":x", "two words"]),
+    ];
+    let manifest = manifest("device");
+    for message in manifest["messages"].as_array().expect("messages") {
+        let name = message["name"].as_str().expect("name");
+        let broken = cases
+            .iter()
+            .find(|(kind, _)| *kind == name)
+            .unwrap_or_else(|| panic!("device/{name} has no broken frames in this test"))
+            .1;
+        // DeviceData accepts any non-empty text by design, so only the
+        // empty frame can break it.
+        assert!(name == "DeviceData" || broken.len() >= 2, "device/{name}");
+        for text in broken {
+            assert!(
+                Line::parse_as(name, text).is_err(),
+                "device/{name} accepted {text:?}"
+            );
+        }
+    }
+}
