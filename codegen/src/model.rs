@@ -445,29 +445,13 @@ fn check_json_examples(manifest: &Manifest, bundle: &Value, problems: &mut Probl
 
 /// The manifest's discriminator rules, applied as the generated code does.
 pub fn detect<'m>(manifest: &'m Manifest, value: &Value) -> Vec<&'m str> {
-    let mut best = 0;
-    let mut found = Vec::new();
-    for message in &manifest.messages {
-        let holds = message
-            .match_rules
-            .iter()
-            .all(|rule| match (&rule.constant, rule.present) {
-                (Some(constant), _) => value.pointer(&rule.pointer) == Some(constant),
-                (None, _) => value.pointer(&rule.pointer).is_some(),
-            });
-        if !holds {
-            continue;
-        }
-        let score = message.match_rules.len();
-        if score > best {
-            best = score;
-            found.clear();
-        }
-        if score == best {
-            found.push(message.name.as_str());
-        }
-    }
-    found
+    specwire_wire::json::most_specific(manifest.messages.iter().filter_map(|message| {
+        let holds = message.match_rules.iter().all(|rule| match &rule.constant {
+            Some(constant) => value.pointer(&rule.pointer) == Some(constant),
+            None => value.pointer(&rule.pointer).is_some(),
+        });
+        holds.then_some((message.name.as_str(), message.match_rules.len()))
+    }))
 }
 
 fn check_text_examples(manifest: &Manifest, problems: &mut Problems) {

@@ -195,26 +195,30 @@ pub fn candidates(
         }
         found
     };
+    most_specific(specs.iter().enumerate().filter_map(|(index, spec)| {
+        let sent = direction.is_none_or(|d| d == spec.direction);
+        let holds = sent
+            && spec
+                .rules
+                .iter()
+                .all(|rule| rule.holds_for(member(rule.pointer())));
+        holds.then_some((index, spec.rules.len()))
+    }))
+}
+
+/// Of `(item, rule count)` pairs whose rules all hold, in order, keeps the
+/// items with the most rules: the one rule of message recognition, shared
+/// with codegen's example checks.
+pub fn most_specific<T>(matches: impl IntoIterator<Item = (T, usize)>) -> Vec<T> {
     let mut best = 0;
     let mut found = Vec::new();
-    for (index, spec) in specs.iter().enumerate() {
-        if direction.is_some_and(|d| d != spec.direction) {
-            continue;
-        }
-        if !spec
-            .rules
-            .iter()
-            .all(|rule| rule.holds_for(member(rule.pointer())))
-        {
-            continue;
-        }
-        let score = spec.rules.len();
+    for (item, score) in matches {
         if score > best {
             best = score;
             found.clear();
         }
         if score == best {
-            found.push(index);
+            found.push(item);
         }
     }
     found
@@ -290,31 +294,15 @@ impl Dispatch {
             .take_while(|(constant, _)| constant == found)
             .map(|&(_, index)| index);
         // The remaining rules and the tie-breaks are the general ones.
-        let mut best = 0;
-        let mut chosen = Vec::new();
-        for index in narrowed {
+        most_specific(narrowed.filter_map(|index| {
             let spec = &messages[index];
-            if direction.is_some_and(|d| d != spec.direction) {
-                continue;
-            }
-            if !spec.rules[1..]
-                .iter()
-                .all(|rule| rule.holds_for(resolve(value, rule.pointer())))
-            {
-                continue;
-            }
-            let score = spec.rules.len();
-            if score > best {
-                best = score;
-                chosen.clear();
-            }
-            if score == best {
-                // Usually one or two messages share a discriminator value.
-                chosen.reserve_exact(2);
-                chosen.push(index);
-            }
-        }
-        chosen
+            let sent = direction.is_none_or(|d| d == spec.direction);
+            let holds = sent
+                && spec.rules[1..]
+                    .iter()
+                    .all(|rule| rule.holds_for(resolve(value, rule.pointer())));
+            holds.then_some((index, spec.rules.len()))
+        }))
     }
 }
 
