@@ -18,7 +18,7 @@ use crate::model::{read_json, Manifest};
 const DRAFT: &str = "https://json-schema.org/draft/2020-12/schema";
 
 /// Bundles the message schemas and shared definitions of one JSON family.
-pub fn bundle_family(_schema_dir: &Path, dir: &Path, manifest: &Manifest) -> Result<Value> {
+pub fn bundle_family(dir: &Path, manifest: &Manifest) -> Result<Value> {
     let mut defs = Map::new();
     if let Some(definitions) = &manifest.definitions {
         let document = read_json(&dir.join(definitions))?;

@@ -230,13 +230,7 @@ fn load_inner(schema_dir: &Path, problems: &mut Problems) -> Result<SchemaTree> 
                 manifest.family
             ));
         }
-        families.push(load_family(
-            schema_dir,
-            &dir,
-            manifest,
-            manifest_json,
-            problems,
-        )?);
+        families.push(load_family(&dir, manifest, manifest_json, problems)?);
     }
     let uart = uart.context("schema/uart/protocol.json is missing")?;
     Ok(SchemaTree {
@@ -247,7 +241,6 @@ fn load_inner(schema_dir: &Path, problems: &mut Problems) -> Result<SchemaTree> 
 }
 
 fn load_family(
-    schema_dir: &Path,
     dir: &Path,
     manifest: Manifest,
     manifest_json: Value,
@@ -305,7 +298,7 @@ fn load_family(
     };
     match loaded.manifest.encoding {
         Encoding::Json => {
-            let bundle = bundle_family(schema_dir, dir, &loaded.manifest)?;
+            let bundle = bundle_family(dir, &loaded.manifest)?;
             for reference in crate::bundle::dangling_refs(&bundle) {
                 problems.push(format!(
                     "schema/{family}: $ref {reference} names no definition"

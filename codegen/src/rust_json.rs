@@ -103,7 +103,7 @@ fn prepare_for_typify(value: &mut Value) {
 
 fn schema_const(bundle: &Value) -> Result<TokenStream> {
     let text = serde_json::to_string_pretty(bundle)?;
-    let literal = raw_string_literal(&text);
+    let literal = raw_string_literal(&text)?;
     Ok(quote! {
         /// The family's bundled JSON Schema (2020-12): every message and
         /// definition under `$defs`, as checked by the validators.
@@ -112,7 +112,7 @@ fn schema_const(bundle: &Value) -> Result<TokenStream> {
 }
 
 /// A raw string literal with enough `#`s for `text`.
-pub fn raw_string_literal(text: &str) -> TokenStream {
+pub fn raw_string_literal(text: &str) -> Result<TokenStream> {
     let mut hashes = 1;
     while text.contains(&format!("\"{}", "#".repeat(hashes))) {
         hashes += 1;
@@ -120,7 +120,7 @@ pub fn raw_string_literal(text: &str) -> TokenStream {
     let fence = "#".repeat(hashes);
     format!("r{fence}\"{text}\"{fence}")
         .parse()
-        .unwrap_or_else(|_| quote!(""))
+        .map_err(|error| anyhow::anyhow!("embedding a schema as a raw string literal: {error}"))
 }
 
 fn direction_tokens(direction: &str) -> TokenStream {

@@ -150,7 +150,7 @@ pub fn generate(family: &Family) -> Result<TextFamilyCode> {
         .context("registry schema not loaded")?;
     let registry_types = typify_types(registry_schema).context("typify on the registry schema")?;
     let registry_schema_literal =
-        raw_string_literal(&serde_json::to_string_pretty(registry_schema)?);
+        raw_string_literal(&serde_json::to_string_pretty(registry_schema)?)?;
     let registry_ident = format_ident!("{}", registry.name);
     let registry_name = &registry.name;
 
