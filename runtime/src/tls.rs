@@ -1,0 +1,1 @@
+//! TLS for `wss://`: server and client configurations from PEM files.
