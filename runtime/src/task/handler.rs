@@ -251,7 +251,9 @@ impl ServiceDescription {
 
     /// The operation called `name`.
     pub fn find(&self, name: &str) -> Option<&Operation> {
-        self.operations.iter().find(|operation| operation.name == name)
+        self.operations
+            .iter()
+            .find(|operation| operation.name == name)
     }
 
     /// The advertisement's `capabilities`.
@@ -328,7 +330,10 @@ pub struct TaskContext {
 impl TaskContext {
     /// A context that sends progress to `progress` and is cancelled through
     /// `cancel`. The runtime makes these; tests of a handler can too.
-    pub fn new(progress: mpsc::UnboundedSender<Progress>, cancel: CancellationToken) -> TaskContext {
+    pub fn new(
+        progress: mpsc::UnboundedSender<Progress>,
+        cancel: CancellationToken,
+    ) -> TaskContext {
         TaskContext { progress, cancel }
     }
 

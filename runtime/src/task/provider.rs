@@ -1,0 +1,870 @@
+//! The task provider: a WebSocket server that runs tasks on
+//! [`TaskHandler`]s.
+//!
+//! The provider owns the protocol; handlers only do the work. Per
+//! connection it checks size and rate limits, parses and validates every
+//! message against the schema, enforces `Authenticate` and the ACL, sends
+//! `Ack`s before any other reply, and answers every problem with an
+//! `Error` while keeping the connection open. Across connections it keeps
+//! the task table ([`store`](super::store)): idempotent re-assigns,
+//! `GetStatus`, `GetResult` and `CancelTask` work from any connection of
+//! the same client. It pings idle connections and closes with the close
+//! handshake.
+//!
+//! ```no_run
+//! # async fn run(handler: std::sync::Arc<dyn specwire_runtime::task::TaskHandler>) -> std::io::Result<()> {
+//! use specwire_runtime::task::{Provider, ProviderConfig};
+//!
+//! let provider = Provider::start(ProviderConfig::default(), vec![handler]).await?;
+//! println!("serving on {}", provider.endpoint());
+//! provider.shutdown(std::time::Duration::from_secs(5)).await;
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use serde_json::Value;
+use specwire_protocol::task::{self as protocol, Message, TaskStatusUpdatePayloadStatus};
+use specwire_protocol::{DecodeError, Direction};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message as Frame;
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+
+use super::access::AccessPolicy;
+use super::handler::{
+    codes, Progress, ServiceDescription, Task, TaskContext, TaskError, TaskHandler,
+};
+use super::limits::{Limits, RateLimiter};
+use super::messages::{self, TaskState};
+use super::store::{Admission, Cancellation, Lookup, Requester, Retention, Subscriber, TaskStore};
+use crate::discovery::Presence;
+
+/// How a provider runs.
+#[derive(Clone, Debug)]
+pub struct ProviderConfig {
+    /// Where to listen. Default `127.0.0.1:8080`; port 0 picks one.
+    pub bind: SocketAddr,
+    /// API keys and ACL.
+    pub access: AccessPolicy,
+    /// Size, rate, connection and keepalive limits.
+    pub limits: Limits,
+    /// Serve `wss://` with this configuration.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Tasks that run at once; more wait as `Queued`. Also the divisor of
+    /// the advertised load.
+    pub capacity: usize,
+    /// How long finished tasks are remembered for re-assigns and queries.
+    pub retention: Duration,
+    /// How many finished tasks are remembered at most.
+    pub max_finished: usize,
+    /// How long a cancelled handler may take to stop before it is dropped.
+    pub cancel_grace: Duration,
+}
+
+impl Default for ProviderConfig {
+    fn default() -> ProviderConfig {
+        ProviderConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], protocol::DEFAULT_PORT)),
+            access: AccessPolicy::open(),
+            limits: Limits::default(),
+            tls: None,
+            capacity: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            retention: Duration::from_secs(3600),
+            max_finished: 100_000,
+            cancel_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Counters, for tests, logs and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProviderStats {
+    /// Connections open now.
+    pub connections: usize,
+    /// Handler runs started, ever. Re-assigns never add to it.
+    pub runs: u64,
+    /// `Error` replies sent.
+    pub errors: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    connections: AtomicUsize,
+    runs: AtomicU64,
+    errors: AtomicU64,
+    next_connection: AtomicU64,
+}
+
+struct Shared {
+    services: HashMap<String, Arc<dyn TaskHandler>>,
+    access: AccessPolicy,
+    limits: Limits,
+    store: Arc<TaskStore>,
+    slots: Arc<Semaphore>,
+    cancel_grace: Duration,
+    counters: Counters,
+    /// Cancelled to close every connection.
+    closing: CancellationToken,
+}
+
+/// A running provider. Dropping it stops accepting and aborts every
+/// connection without a goodbye; [`Provider::shutdown`] is the graceful way.
+pub struct Provider {
+    local_addr: SocketAddr,
+    scheme: &'static str,
+    shared: Arc<Shared>,
+    /// Cancels running tasks (the store's tokens are its children).
+    tasks_shutdown: CancellationToken,
+    accept_loop: tokio::task::JoinHandle<()>,
+    connections: Arc<tokio::sync::Mutex<JoinSet<()>>>,
+}
+
+impl Provider {
+    /// Binds and starts serving `services`.
+    pub async fn start(
+        config: ProviderConfig,
+        services: Vec<Arc<dyn TaskHandler>>,
+    ) -> io::Result<Provider> {
+        let mut by_name = HashMap::new();
+        for service in services {
+            let name = service.description().name.clone();
+            if by_name.insert(name.clone(), service).is_some() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("two services are called {name}"),
+                ));
+            }
+        }
+        // Compile the validators now, not on the first message.
+        protocol::warm_up().map_err(io::Error::other)?;
+        let listener = TcpListener::bind(config.bind).await?;
+        let local_addr = listener.local_addr()?;
+        let tasks_shutdown = CancellationToken::new();
+        let store = TaskStore::new(
+            Retention {
+                keep_for: config.retention,
+                max_finished: config.max_finished,
+            },
+            config.capacity,
+            tasks_shutdown.clone(),
+        );
+        let shared = Arc::new(Shared {
+            services: by_name,
+            access: config.access,
+            limits: config.limits,
+            store,
+            slots: Arc::new(Semaphore::new(config.capacity.max(1))),
+            cancel_grace: config.cancel_grace,
+            counters: Counters::default(),
+            closing: CancellationToken::new(),
+        });
+        let connections = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
+        let acceptor = config.tls.map(tokio_rustls::TlsAcceptor::from);
+        let scheme = if acceptor.is_some() { "wss" } else { "ws" };
+        let accept_loop = tokio::spawn(accept(
+            listener,
+            acceptor,
+            Arc::clone(&shared),
+            Arc::clone(&connections),
+        ));
+        tracing::info!(%local_addr, scheme, "task provider listening");
+        Ok(Provider {
+            local_addr,
+            scheme,
+            shared,
+            tasks_shutdown,
+            accept_loop,
+            connections,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `ws://ADDR` or `wss://ADDR`.
+    pub fn endpoint(&self) -> String {
+        format!("{}://{}", self.scheme, self.local_addr)
+    }
+
+    /// The endpoint with `host` instead of the bound address (for
+    /// advertising a provider bound to a wildcard address).
+    pub fn endpoint_for(&self, host: &str) -> String {
+        format!("{}://{}:{}", self.scheme, host, self.local_addr.port())
+    }
+
+    /// The services it runs.
+    pub fn services(&self) -> Vec<ServiceDescription> {
+        let mut services: Vec<_> = self
+            .shared
+            .services
+            .values()
+            .map(|service| service.description().clone())
+            .collect();
+        services.sort_by(|a, b| a.name.cmp(&b.name));
+        services
+    }
+
+    /// Status and load, updated as tasks start and end: what an
+    /// [`Advertiser`](crate::discovery::Advertiser) announces.
+    pub fn presence(&self) -> watch::Receiver<Presence> {
+        self.shared.store.presence()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ProviderStats {
+        let counters = &self.shared.counters;
+        ProviderStats {
+            connections: counters.connections.load(Ordering::Relaxed),
+            runs: counters.runs.load(Ordering::Relaxed),
+            errors: counters.errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops gracefully: stops accepting, lets running tasks finish for up
+    /// to `grace`, cancels the rest (clients get `Cancelled`), announces
+    /// `Offline`, and closes every connection with the close handshake.
+    pub async fn shutdown(self, grace: Duration) {
+        self.accept_loop.abort();
+        let deadline = Instant::now() + grace;
+        let mut presence = self.shared.store.presence();
+        while self.shared.store.active() > 0 && Instant::now() < deadline {
+            // Each task's end changes the presence; wait for that, bounded.
+            let _ = tokio::time::timeout_at(deadline.into(), presence.changed()).await;
+        }
+        self.shared
+            .store
+            .cancel_all("the provider is shutting down");
+        self.tasks_shutdown.cancel();
+        self.shared.store.go_offline();
+        self.shared.closing.cancel();
+        let mut connections = self.connections.lock().await;
+        let closing = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(5), closing)
+            .await
+            .is_err()
+        {
+            connections.abort_all();
+        }
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        self.accept_loop.abort();
+        self.tasks_shutdown.cancel();
+        if let Ok(mut connections) = self.connections.try_lock() {
+            connections.abort_all();
+        }
+    }
+}
+
+async fn accept(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+    connections: Arc<tokio::sync::Mutex<JoinSet<()>>>,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let open = shared.counters.connections.load(Ordering::Relaxed);
+        if open >= shared.limits.max_connections {
+            tracing::warn!(%peer, open, "connection refused: too many connections");
+            drop(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        let tls = tls.clone();
+        let mut set = connections.lock().await;
+        // Reap finished connections so the set does not grow without bound.
+        while set.try_join_next().is_some() {}
+        set.spawn(async move {
+            shared.counters.connections.fetch_add(1, Ordering::Relaxed);
+            let result = handshake_and_serve(stream, tls, Arc::clone(&shared)).await;
+            shared.counters.connections.fetch_sub(1, Ordering::Relaxed);
+            if let Err(error) = result {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+}
+
+fn websocket_config(limits: &Limits) -> WebSocketConfig {
+    // Small buffers: idle connections are the common case and should cost
+    // little memory; large messages still work, they just take more reads.
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_message_size(Some(limits.max_frame_bytes))
+        .max_frame_size(Some(limits.max_frame_bytes))
+}
+
+async fn handshake_and_serve(
+    stream: TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+) -> Result<(), String> {
+    let timeout = shared.limits.handshake_timeout;
+    let config = Some(websocket_config(&shared.limits));
+    match tls {
+        Some(acceptor) => {
+            let stream = tokio::time::timeout(timeout, acceptor.accept(stream))
+                .await
+                .map_err(|_| "TLS handshake timed out".to_owned())?
+                .map_err(|error| format!("TLS handshake: {error}"))?;
+            let ws = tokio::time::timeout(
+                timeout,
+                tokio_tungstenite::accept_async_with_config(stream, config),
+            )
+            .await
+            .map_err(|_| "WebSocket handshake timed out".to_owned())?
+            .map_err(|error| format!("WebSocket handshake: {error}"))?;
+            serve(ws, shared).await
+        }
+        None => {
+            let ws = tokio::time::timeout(
+                timeout,
+                tokio_tungstenite::accept_async_with_config(stream, config),
+            )
+            .await
+            .map_err(|_| "WebSocket handshake timed out".to_owned())?
+            .map_err(|error| format!("WebSocket handshake: {error}"))?;
+            serve(ws, shared).await
+        }
+    }
+}
+
+/// One connection: reads frames, answers them, and writes whatever the
+/// session and the task table queue for it, in order.
+async fn serve<S>(mut ws: WebSocketStream<S>, shared: Arc<Shared>) -> Result<(), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (outbox, mut inbox) = mpsc::unbounded_channel::<String>();
+    let connection = shared
+        .counters
+        .next_connection
+        .fetch_add(1, Ordering::Relaxed);
+    let mut session = Session {
+        shared: Arc::clone(&shared),
+        subscriber: Subscriber { connection, outbox },
+        client_id: None,
+        authenticated: !shared.access.requires_authentication(),
+        limiter: shared
+            .limits
+            .messages_per_second
+            .map(|rate| RateLimiter::new(rate, shared.limits.burst)),
+    };
+    let keepalive = shared.limits.keepalive;
+    let idle = tokio::time::sleep(keepalive);
+    tokio::pin!(idle);
+    let mut pinged = false;
+    loop {
+        tokio::select! {
+            frame = ws.next() => {
+                let Some(frame) = frame else { return Ok(()) };
+                let frame = frame.map_err(|error| error.to_string())?;
+                idle.as_mut().reset(tokio::time::Instant::now() + keepalive);
+                pinged = false;
+                match frame {
+                    Frame::Text(text) => session.handle_text(text.as_str()),
+                    Frame::Binary(bytes) => session.error(
+                        codes::INVALID_MESSAGE,
+                        &format!("binary frame of {} bytes: task messages are JSON text frames", bytes.len()),
+                        None,
+                        None,
+                    ),
+                    // tungstenite answers pings and completes the close
+                    // handshake itself; the stream then ends.
+                    Frame::Ping(_) | Frame::Pong(_) | Frame::Close(_) | Frame::Frame(_) => {}
+                }
+                // Write what this frame produced before reading more.
+                while let Ok(text) = inbox.try_recv() {
+                    ws.feed(Frame::text(text)).await.map_err(|error| error.to_string())?;
+                }
+                ws.flush().await.map_err(|error| error.to_string())?;
+            }
+            Some(text) = inbox.recv() => {
+                ws.feed(Frame::text(text)).await.map_err(|error| error.to_string())?;
+                while let Ok(text) = inbox.try_recv() {
+                    ws.feed(Frame::text(text)).await.map_err(|error| error.to_string())?;
+                }
+                ws.flush().await.map_err(|error| error.to_string())?;
+            }
+            () = &mut idle => {
+                if pinged {
+                    return close(ws, CloseCode::Away, "no pong").await;
+                }
+                pinged = true;
+                idle.as_mut().reset(tokio::time::Instant::now() + keepalive);
+                ws.send(Frame::Ping(Vec::new().into())).await.map_err(|error| error.to_string())?;
+            }
+            () = shared.closing.cancelled() => {
+                while let Ok(text) = inbox.try_recv() {
+                    ws.feed(Frame::text(text)).await.map_err(|error| error.to_string())?;
+                }
+                return close(ws, CloseCode::Away, "provider shutting down").await;
+            }
+        }
+    }
+}
+
+/// Sends a close frame and waits (bounded) for the peer's.
+async fn close<S>(mut ws: WebSocketStream<S>, code: CloseCode, reason: &str) -> Result<(), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let frame = CloseFrame {
+        code,
+        reason: reason.to_owned().into(),
+    };
+    ws.close(Some(frame))
+        .await
+        .map_err(|error| error.to_string())?;
+    let drain = async { while let Some(Ok(_)) = ws.next().await {} };
+    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    Ok(())
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    subscriber: Subscriber,
+    /// The authenticated `clientId`.
+    client_id: Option<String>,
+    authenticated: bool,
+    limiter: Option<RateLimiter>,
+}
+
+/// `messageId` and `payload.taskId` of a message, when they are strings:
+/// what an `Error` reply names.
+fn ids(value: &Value) -> (Option<&str>, Option<&str>) {
+    let message_id = value.get("messageId").and_then(Value::as_str);
+    let task_id = value
+        .get("payload")
+        .and_then(|payload| payload.get("taskId"))
+        .and_then(Value::as_str);
+    (message_id, task_id)
+}
+
+impl Session {
+    fn send(&self, text: String) {
+        // Fails only when the connection is already gone.
+        let _ = self.subscriber.outbox.send(text);
+    }
+
+    fn error(&self, code: &str, message: &str, related: Option<&str>, task_id: Option<&str>) {
+        self.shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+        self.send(messages::error(code, message, related, task_id));
+    }
+
+    fn requester(&self) -> Requester<'_> {
+        Requester {
+            owner: self
+                .client_id
+                .as_deref()
+                .filter(|_| self.shared.access.requires_authentication()),
+            subscriber: &self.subscriber,
+        }
+    }
+
+    fn handle_text(&mut self, text: &str) {
+        let limit = self.shared.limits.max_message_bytes;
+        if text.len() > limit {
+            return self.error(
+                codes::MESSAGE_TOO_LARGE,
+                &format!(
+                    "message of {} bytes is over the {limit}-byte limit",
+                    text.len()
+                ),
+                None,
+                None,
+            );
+        }
+        if let Some(limiter) = &mut self.limiter {
+            if !limiter.admit(Instant::now()) {
+                return self.error(
+                    codes::RATE_LIMITED,
+                    "too many messages on this connection; slow down",
+                    None,
+                    None,
+                );
+            }
+        }
+        let value: Value = match serde_json::from_str(text) {
+            Ok(value) => value,
+            Err(error) => {
+                return self.error(
+                    codes::INVALID_MESSAGE,
+                    &format!("not JSON: {error}"),
+                    None,
+                    None,
+                )
+            }
+        };
+        let (related, task_id) = ids(&value);
+        let Some(name) = value.get("type").and_then(Value::as_str) else {
+            return self.error(
+                codes::INVALID_MESSAGE,
+                "a task message is a JSON object with a string `type`",
+                related,
+                task_id,
+            );
+        };
+        match protocol::MESSAGES.iter().find(|spec| spec.name == name) {
+            None => {
+                return self.error(
+                    codes::UNKNOWN_TYPE,
+                    &format!("unknown message type `{name}`"),
+                    related,
+                    task_id,
+                )
+            }
+            Some(spec) if spec.direction != Direction::ClientToServer => {
+                return self.error(
+                    codes::UNKNOWN_TYPE,
+                    &format!("`{name}` is sent by providers, not to them"),
+                    related,
+                    task_id,
+                )
+            }
+            Some(_) => {}
+        }
+        let message = match Message::decode_from(value.clone(), Some(Direction::ClientToServer)) {
+            Ok(message) => message,
+            Err(error) => {
+                let detail = match &error {
+                    DecodeError::Invalid { violations, .. } => violations
+                        .iter()
+                        .take(3)
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    other => other.to_string(),
+                };
+                return self.error(
+                    codes::INVALID_MESSAGE,
+                    &format!("invalid {name}: {detail}"),
+                    related,
+                    task_id,
+                );
+            }
+        };
+        self.handle(message, related);
+    }
+
+    fn ack(&self, acknowledgment_id: Option<&protocol::AcknowledgmentId>, task_id: Option<&str>) {
+        if let Some(id) = acknowledgment_id {
+            self.send(messages::ack(id, task_id));
+        }
+    }
+
+    fn handle(&mut self, message: Message, related: Option<&str>) {
+        if let Message::Authenticate(auth) = &message {
+            if self.shared.access.key_is_valid(&auth.payload.api_key) {
+                self.authenticated = true;
+                self.client_id = Some(auth.payload.client_id.0.clone());
+                self.ack(auth.acknowledgment_id.as_ref(), None);
+            } else {
+                self.authenticated = !self.shared.access.requires_authentication();
+                self.client_id = None;
+                self.error(codes::UNAUTHORIZED, "invalid API key", related, None);
+            }
+            return;
+        }
+        if !self.authenticated {
+            // Seed §7: a key inside AssignTask authenticates too.
+            let inline = match &message {
+                Message::AssignTask(assign) => assign.payload.api_key.as_deref(),
+                _ => None,
+            };
+            match inline {
+                Some(key) if self.shared.access.key_is_valid(key) => {
+                    self.authenticated = true;
+                    if let Message::AssignTask(assign) = &message {
+                        self.client_id = assign
+                            .payload
+                            .callback_client_id
+                            .as_ref()
+                            .map(|id| id.0.clone());
+                    }
+                }
+                _ => {
+                    let task_id = match &message {
+                        Message::AssignTask(m) => Some(m.payload.task_id.0.as_str()),
+                        Message::CancelTask(m) => Some(m.payload.task_id.0.as_str()),
+                        Message::GetStatus(m) => Some(m.payload.task_id.0.as_str()),
+                        Message::GetResult(m) => Some(m.payload.task_id.0.as_str()),
+                        _ => None,
+                    };
+                    return self.error(
+                        codes::UNAUTHORIZED,
+                        "authenticate first: send Authenticate with a valid API key",
+                        related,
+                        task_id,
+                    );
+                }
+            }
+        }
+        match message {
+            Message::AssignTask(assign) => self.assign(assign, related),
+            Message::CancelTask(cancel) => {
+                let task_id = cancel.payload.task_id.0.as_str();
+                self.ack(cancel.acknowledgment_id.as_ref(), Some(task_id));
+                match self.shared.store.cancel(task_id, &self.requester()) {
+                    Cancellation::Cancelled => {}
+                    Cancellation::AlreadyFinished => self.error(
+                        codes::TASK_ALREADY_FINISHED,
+                        &format!("task {task_id} already ended"),
+                        related,
+                        Some(task_id),
+                    ),
+                    Cancellation::NotFound => self.not_found(task_id, related),
+                }
+            }
+            Message::GetStatus(query) => {
+                let task_id = query.payload.task_id.0.as_str();
+                self.ack(query.acknowledgment_id.as_ref(), Some(task_id));
+                if self.shared.store.lookup(task_id, false, &self.requester()) == Lookup::NotFound {
+                    self.not_found(task_id, related);
+                }
+            }
+            Message::GetResult(query) => {
+                let task_id = query.payload.task_id.0.as_str();
+                self.ack(query.acknowledgment_id.as_ref(), Some(task_id));
+                match self.shared.store.lookup(task_id, true, &self.requester()) {
+                    Lookup::Sent => {}
+                    Lookup::NotReady => self.error(
+                        codes::RESULT_NOT_READY,
+                        &format!("task {task_id} has not ended yet"),
+                        related,
+                        Some(task_id),
+                    ),
+                    Lookup::NotFound => self.not_found(task_id, related),
+                }
+            }
+            // Provider → client messages were refused before decoding, and
+            // Authenticate was handled above.
+            Message::Authenticate(_)
+            | Message::Ack(_)
+            | Message::TaskStatusUpdate(_)
+            | Message::TaskResult(_)
+            | Message::TaskFailed(_)
+            | Message::Error(_) => {}
+        }
+    }
+
+    fn not_found(&self, task_id: &str, related: Option<&str>) {
+        self.error(
+            codes::TASK_NOT_FOUND,
+            &format!("no task {task_id} here"),
+            related,
+            Some(task_id),
+        );
+    }
+
+    fn assign(&mut self, assign: protocol::AssignTask, related: Option<&str>) {
+        let payload = assign.payload;
+        let task_id = payload.task_id.0.as_str();
+        self.ack(assign.acknowledgment_id.as_ref(), Some(task_id));
+        let requester = self.requester();
+        let store = &self.shared.store;
+        match store.attach_if_known(task_id, &requester) {
+            Some(Admission::Foreign) => {
+                return self.error(
+                    codes::INVALID_MESSAGE,
+                    &format!("taskId {task_id} belongs to another client"),
+                    related,
+                    Some(task_id),
+                )
+            }
+            Some(_) => return,
+            None => {}
+        }
+        let client_id = self
+            .client_id
+            .clone()
+            .or_else(|| payload.callback_client_id.as_ref().map(|id| id.0.clone()));
+        let service_name = payload.service_name.0.as_str();
+        let operation = payload.operation.0.as_str();
+        let parameters = payload.task_parameters.map(|p| p.0).unwrap_or_default();
+        let refuse = |failure: TaskError| {
+            if let Admission::Foreign =
+                store.refuse(task_id, client_id.as_deref(), failure, &requester)
+            {
+                self.error(
+                    codes::INVALID_MESSAGE,
+                    &format!("taskId {task_id} belongs to another client"),
+                    related,
+                    Some(task_id),
+                );
+            }
+        };
+        let Some(service) = self.shared.services.get(service_name) else {
+            let mut offered: Vec<_> = self.shared.services.keys().map(String::as_str).collect();
+            offered.sort_unstable();
+            return refuse(TaskError::new(
+                codes::UNKNOWN_OPERATION,
+                format!(
+                    "no service {service_name} here (offered: {})",
+                    offered.join(", ")
+                ),
+            ));
+        };
+        if !self
+            .shared
+            .access
+            .allows(client_id.as_deref(), service_name, operation)
+        {
+            return refuse(TaskError::new(
+                codes::FORBIDDEN,
+                format!(
+                    "client {} may not run {service_name}/{operation}",
+                    client_id.as_deref().unwrap_or("(anonymous)")
+                ),
+            ));
+        }
+        let Some(spec) = service.description().find(operation) else {
+            let offered: Vec<_> = service
+                .description()
+                .operations
+                .iter()
+                .map(|op| op.name.as_str())
+                .collect();
+            return refuse(TaskError::new(
+                codes::UNKNOWN_OPERATION,
+                format!(
+                    "{service_name} has no operation {operation} (offered: {})",
+                    offered.join(", ")
+                ),
+            ));
+        };
+        let unadvertised = match spec.check(&parameters) {
+            Ok(unadvertised) => unadvertised,
+            Err(problem) => return refuse(TaskError::invalid_parameters(problem)),
+        };
+        // PROFILE.md: parameters not advertised are allowed but warned about.
+        let note = (!unadvertised.is_empty()).then(|| {
+            tracing::warn!(
+                task_id,
+                ?unadvertised,
+                "task has parameters the operation does not advertise"
+            );
+            format!(
+                "ignoring parameters {service_name}/{operation} does not advertise: {}",
+                unadvertised.join(", ")
+            )
+        });
+        let cancel = match store.admit(task_id, client_id.as_deref(), note, &requester) {
+            Admission::Accepted(cancel) => cancel,
+            Admission::Known => return,
+            Admission::Foreign => {
+                return self.error(
+                    codes::INVALID_MESSAGE,
+                    &format!("taskId {task_id} belongs to another client"),
+                    related,
+                    Some(task_id),
+                )
+            }
+        };
+        let task = Task {
+            task_id: task_id.to_owned(),
+            operation: operation.to_owned(),
+            parameters,
+            client_id,
+        };
+        self.shared.counters.runs.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(drive(
+            Arc::clone(&self.shared),
+            Arc::clone(service),
+            task,
+            cancel,
+        ));
+    }
+}
+
+/// Runs one task: waits for a slot, runs the handler, forwards progress,
+/// and records the outcome unless the task was cancelled first.
+async fn drive(
+    shared: Arc<Shared>,
+    handler: Arc<dyn TaskHandler>,
+    task: Task,
+    cancel: CancellationToken,
+) {
+    let store = &shared.store;
+    let task_id = task.task_id.clone();
+    if shared.slots.available_permits() == 0
+        && !store.advance(
+            &task_id,
+            TaskState::Waiting(TaskStatusUpdatePayloadStatus::Queued),
+        )
+    {
+        return;
+    }
+    let permit = tokio::select! {
+        permit = Arc::clone(&shared.slots).acquire_owned() => match permit {
+            Ok(permit) => permit,
+            Err(_) => return, // the semaphore is never closed
+        },
+        () = cancel.cancelled() => return,
+    };
+    if !store.advance(&task_id, TaskState::Processing) {
+        return;
+    }
+    let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<Progress>();
+    let context = TaskContext::new(progress_tx, cancel.clone());
+    let run = AssertUnwindSafe(handler.run(task, context)).catch_unwind();
+    tokio::pin!(run);
+    let outcome = loop {
+        tokio::select! {
+            biased;
+            Some(progress) = progress_rx.recv() => store.progress(&task_id, progress),
+            outcome = &mut run => break Some(outcome),
+            () = cancel.cancelled() => {
+                // Already reported as Cancelled; give the handler a moment
+                // to stop before its future is dropped.
+                let _ = tokio::time::timeout(shared.cancel_grace, &mut run).await;
+                break None;
+            }
+        }
+    };
+    while let Ok(progress) = progress_rx.try_recv() {
+        store.progress(&task_id, progress);
+    }
+    match outcome {
+        Some(Ok(result)) => {
+            store.finish(&task_id, result);
+        }
+        Some(Err(_panic)) => {
+            tracing::error!(task_id, "task handler panicked");
+            store.finish(
+                &task_id,
+                Err(TaskError::internal("the service failed unexpectedly")),
+            );
+        }
+        None => {}
+    }
+    drop(permit);
+}
