@@ -5,6 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
+mod discover;
+mod discovery_args;
+mod serve;
+mod task;
 mod validate;
 
 /// Protocol schemas turned into working, verifiable software.
@@ -25,9 +30,21 @@ enum Command {
     /// or with every error (JSON Pointer of the member, rule, expected value).
     /// Exit status: 0 all valid, 1 any invalid, 2 usage error or unreadable input.
     Validate(validate::Args),
+    /// Run a provider: `specwire serve task` serves the reference task
+    /// services over WebSocket and advertises them over UDP discovery.
+    Serve(serve::Args),
+    /// List the services that answer UDP discovery (`--watch` for a live view).
+    Discover(discover::Args),
+    /// Work with tasks: `specwire task assign` runs one on a discovered
+    /// (or given) provider.
+    Task(task::Args),
+    /// A guided end-to-end run on loopback: `specwire demo task` serves,
+    /// discovers and assigns real image tasks, then shuts down.
+    Demo(demo::Args),
 }
 
 fn main() -> ExitCode {
+    init_logging();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
@@ -38,5 +55,25 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::Serve(args) => serve::run(args),
+        Command::Discover(args) => discover::run(args),
+        Command::Task(args) => task::run(args),
+        Command::Demo(args) => demo::run(args),
     }
+}
+
+/// Logs go to stderr; `SPECWIRE_LOG=debug` (or `info`, `trace`) shows more.
+fn init_logging() {
+    let level = match std::env::var("SPECWIRE_LOG").as_deref() {
+        Ok("trace") => tracing::Level::TRACE,
+        Ok("debug") => tracing::Level::DEBUG,
+        Ok("info") => tracing::Level::INFO,
+        Ok("error") => tracing::Level::ERROR,
+        _ => tracing::Level::WARN,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }

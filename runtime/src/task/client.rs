@@ -400,6 +400,9 @@ struct OpenTask {
     /// Whether a `GetStatus` after a reconnect is outstanding: a
     /// `TASK_NOT_FOUND` then means the provider lost the task.
     recovering: bool,
+    /// The caller asked to cancel: sent again after a reconnect, since the
+    /// first `CancelTask` may have been lost with the connection.
+    cancel_requested: bool,
 }
 
 struct Session {
@@ -606,8 +609,13 @@ impl Session {
             if task.acknowledged {
                 task.recovering = true;
                 task.due = now + self.config.poll_interval;
+                let cancel = task.cancel_requested;
                 let message = messages::get_status(&task_id);
                 self.send(&task_id, message).await;
+                if cancel {
+                    let message = messages::cancel(&task_id, Some(&self.client_id), None);
+                    self.send(&task_id, message).await;
+                }
             } else {
                 self.send_assign(&task_id, now).await;
             }
@@ -672,6 +680,7 @@ impl Session {
                         events,
                         accepted: Some(accepted),
                         recovering: false,
+                        cancel_requested: false,
                     },
                 );
                 if self.ws.is_some() {
@@ -679,7 +688,8 @@ impl Session {
                 }
             }
             Command::Cancel { task_id } => {
-                if self.tasks.contains_key(&task_id) {
+                if let Some(task) = self.tasks.get_mut(&task_id) {
+                    task.cancel_requested = true;
                     let message = messages::cancel(&task_id, Some(&self.client_id), None);
                     self.send(&task_id, message).await;
                 }
@@ -876,6 +886,105 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn session_with_task() -> (Session, mpsc::UnboundedReceiver<TaskEvent>) {
+        let (events, receiver) = mpsc::unbounded_channel();
+        let mut session = Session {
+            config: ClientConfig::new("ws://127.0.0.1:9"),
+            client_id: "c".into(),
+            tls: None,
+            ws: None,
+            tasks: HashMap::new(),
+            by_ack: HashMap::new(),
+            by_message: HashMap::new(),
+            fatal: None,
+        };
+        session.tasks.insert(
+            "t".into(),
+            OpenTask {
+                assignment: Assignment {
+                    task_id: "t".into(),
+                    service: "S".into(),
+                    operation: "op".into(),
+                    parameters: Map::new(),
+                    client_id: None,
+                },
+                acknowledgment_id: "a".into(),
+                acknowledged: true,
+                sends: 1,
+                due: Instant::now(),
+                progress: 0,
+                events,
+                accepted: None,
+                recovering: false,
+                cancel_requested: false,
+            },
+        );
+        (session, receiver)
+    }
+
+    fn provider_message() -> BoxedStrategy<Value> {
+        let root: Value = serde_json::from_str(specwire_protocol::task::SCHEMA).unwrap();
+        let names = [
+            "Ack",
+            "TaskStatusUpdate",
+            "TaskResult",
+            "TaskFailed",
+            "Error",
+        ];
+        let strategies: Vec<BoxedStrategy<Value>> = names
+            .iter()
+            .map(|name| {
+                specwire_testkit::valid_value_for_def(&root, name)
+                    .unwrap()
+                    .prop_map(|mut value| {
+                        // Half of them about the open task.
+                        if let Some(task_id) = value.pointer_mut("/payload/taskId") {
+                            if fastrand::bool() {
+                                *task_id = Value::from("t");
+                            }
+                        }
+                        value
+                    })
+                    .boxed()
+            })
+            .collect();
+        proptest::strategy::Union::new(strategies).boxed()
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_provider_text_never_panics(text in any::<String>()) {
+            let (mut session, _events) = session_with_task();
+            session.receive(&text);
+            prop_assert!(session.tasks.contains_key("t"));
+        }
+
+        #[test]
+        fn provider_messages_keep_the_event_stream_well_formed(values in proptest::collection::vec(provider_message(), 1..8)) {
+            let (mut session, mut events) = session_with_task();
+            for value in &values {
+                session.receive(&value.to_string());
+            }
+            let mut seen = Vec::new();
+            while let Ok(event) = events.try_recv() {
+                seen.push(event);
+            }
+            // At most one Finished, always last, and progress never goes down.
+            let finished = seen.iter().filter(|e| matches!(e, TaskEvent::Finished(_))).count();
+            prop_assert!(finished <= 1);
+            if finished == 1 {
+                prop_assert!(matches!(seen.last(), Some(TaskEvent::Finished(_))));
+                prop_assert!(!session.tasks.contains_key("t"));
+            }
+            let progress: Vec<u8> = seen
+                .iter()
+                .filter_map(|e| match e { TaskEvent::Progress(update) => Some(update.progress), _ => None })
+                .collect();
+            prop_assert!(progress.windows(2).all(|pair| pair[0] <= pair[1]), "{:?}", progress);
+        }
+    }
 
     #[test]
     fn backoff_grows_caps_and_jitters() {

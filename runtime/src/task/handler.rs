@@ -448,6 +448,9 @@ pub mod codes {
     pub const INTERNAL: &str = "INTERNAL";
     /// A message larger than the provider accepts (specwire's own code).
     pub const MESSAGE_TOO_LARGE: &str = "MESSAGE_TOO_LARGE";
+    /// An `AssignTask` that reached a provider that is stopping (specwire's
+    /// own code): assign it elsewhere.
+    pub const SHUTTING_DOWN: &str = "SHUTTING_DOWN";
 }
 
 #[cfg(test)]

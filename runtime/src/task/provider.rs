@@ -118,6 +118,10 @@ struct Shared {
     counters: Counters,
     /// Cancelled to close every connection.
     closing: CancellationToken,
+    /// Set by `shutdown`: new tasks are refused.
+    shutting_down: std::sync::atomic::AtomicBool,
+    /// Set when the provider is dropped: tasks end silently (no goodbye).
+    dropped: std::sync::atomic::AtomicBool,
 }
 
 /// A running provider. Dropping it stops accepting and aborts every
@@ -170,6 +174,8 @@ impl Provider {
             cancel_grace: config.cancel_grace,
             counters: Counters::default(),
             closing: CancellationToken::new(),
+            shutting_down: Default::default(),
+            dropped: Default::default(),
         });
         let connections = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
         let acceptor = config.tls.map(tokio_rustls::TlsAcceptor::from);
@@ -240,6 +246,7 @@ impl Provider {
     /// `Offline`, and closes every connection with the close handshake.
     pub async fn shutdown(self, grace: Duration) {
         self.accept_loop.abort();
+        self.shared.shutting_down.store(true, Ordering::SeqCst);
         let deadline = Instant::now() + grace;
         let mut presence = self.shared.store.presence();
         while self.shared.store.active() > 0 && Instant::now() < deadline {
@@ -266,10 +273,14 @@ impl Provider {
 impl Drop for Provider {
     fn drop(&mut self) {
         self.accept_loop.abort();
-        self.tasks_shutdown.cancel();
+        // Connections go first and tasks end without a word: a dropped
+        // provider looks like a crashed one (after `shutdown` it is gone
+        // already and this does nothing).
+        self.shared.dropped.store(true, Ordering::SeqCst);
         if let Ok(mut connections) = self.connections.try_lock() {
             connections.abort_all();
         }
+        self.tasks_shutdown.cancel();
     }
 }
 
@@ -458,14 +469,20 @@ struct Session {
     limiter: Option<RateLimiter>,
 }
 
-/// `messageId` and `payload.taskId` of a message, when they are strings:
-/// what an `Error` reply names.
+/// `messageId` and `payload.taskId` of a message, when they are usable
+/// ids (1–256 characters): what an `Error` reply names. A broken id is not
+/// echoed, or the reply itself would break the schema.
 fn ids(value: &Value) -> (Option<&str>, Option<&str>) {
-    let message_id = value.get("messageId").and_then(Value::as_str);
+    let usable = |id: &&str| !id.is_empty() && id.chars().count() <= 256;
+    let message_id = value
+        .get("messageId")
+        .and_then(Value::as_str)
+        .filter(usable);
     let task_id = value
         .get("payload")
         .and_then(|payload| payload.get("taskId"))
-        .and_then(Value::as_str);
+        .and_then(Value::as_str)
+        .filter(usable);
     (message_id, task_id)
 }
 
@@ -688,9 +705,17 @@ impl Session {
     fn assign(&mut self, assign: protocol::AssignTask, related: Option<&str>) {
         let payload = assign.payload;
         let task_id = payload.task_id.0.as_str();
-        self.ack(assign.acknowledgment_id.as_ref(), Some(task_id));
         let requester = self.requester();
         let store = &self.shared.store;
+        if store.is_foreign(task_id, requester.owner) {
+            return self.error(
+                codes::INVALID_MESSAGE,
+                &format!("taskId {task_id} belongs to another client"),
+                related,
+                Some(task_id),
+            );
+        }
+        self.ack(assign.acknowledgment_id.as_ref(), Some(task_id));
         match store.attach_if_known(task_id, &requester) {
             Some(Admission::Foreign) => {
                 return self.error(
@@ -722,6 +747,12 @@ impl Session {
                 );
             }
         };
+        if self.shared.shutting_down.load(Ordering::SeqCst) {
+            return refuse(TaskError::new(
+                codes::SHUTTING_DOWN,
+                "the provider is shutting down; assign the task elsewhere",
+            ));
+        }
         let Some(service) = self.shared.services.get(service_name) else {
             let mut offered: Vec<_> = self.shared.services.keys().map(String::as_str).collect();
             offered.sort_unstable();
@@ -828,14 +859,25 @@ async fn drive(
             Ok(permit) => permit,
             Err(_) => return, // the semaphore is never closed
         },
-        () = cancel.cancelled() => return,
+        () = cancel.cancelled() => return end_cancelled(&shared, &task_id),
     };
     if !store.advance(&task_id, TaskState::Processing) {
         return;
     }
     let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<Progress>();
     let context = TaskContext::new(progress_tx, cancel.clone());
-    let run = AssertUnwindSafe(handler.run(task, context)).catch_unwind();
+    // `run` itself may panic before it returns a future: guard both.
+    let run = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.run(task, context))) {
+        Ok(future) => AssertUnwindSafe(future).catch_unwind(),
+        Err(_panic) => {
+            tracing::error!(task_id, "task handler panicked");
+            store.finish(
+                &task_id,
+                Err(TaskError::internal("the service failed unexpectedly")),
+            );
+            return;
+        }
+    };
     tokio::pin!(run);
     let outcome = loop {
         tokio::select! {
@@ -853,6 +895,15 @@ async fn drive(
     while let Ok(progress) = progress_rx.try_recv() {
         store.progress(&task_id, progress);
     }
+    // A handler that stopped because it was cancelled reports whatever it
+    // likes (usually `TaskError::cancelled()`); the task's end is the
+    // cancellation, already recorded by whoever cancelled it.
+    let outcome = if cancel.is_cancelled() {
+        end_cancelled(&shared, &task_id);
+        None
+    } else {
+        outcome
+    };
     match outcome {
         Some(Ok(result)) => {
             store.finish(&task_id, result);
@@ -867,4 +918,159 @@ async fn drive(
         None => {}
     }
     drop(permit);
+}
+
+/// A task whose token was cancelled ends as `Cancelled` if nobody ended it
+/// yet (a task admitted while the provider was shutting down), except when
+/// the provider was dropped: then it ends without a word.
+fn end_cancelled(shared: &Shared, task_id: &str) {
+    if !shared.dropped.load(Ordering::SeqCst) {
+        shared
+            .store
+            .cancel_open(task_id, "the provider is shutting down");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The message pipeline without a network: arbitrary text, and valid
+    //! and schema-mutated client messages, go through one session; every
+    //! reply must be a valid provider message and nothing may panic.
+
+    use super::*;
+    use crate::task::{BoxFuture, Operation, TaskOutput};
+    use proptest::prelude::*;
+    use specwire_protocol::task::SCHEMA;
+
+    struct Noop(ServiceDescription);
+
+    impl TaskHandler for Noop {
+        fn description(&self) -> &ServiceDescription {
+            &self.0
+        }
+
+        fn run(&self, _: Task, _: TaskContext) -> BoxFuture<Result<TaskOutput, TaskError>> {
+            Box::pin(async { Ok(TaskOutput::new()) })
+        }
+    }
+
+    fn shared() -> Arc<Shared> {
+        let service: Arc<dyn TaskHandler> = Arc::new(Noop(
+            ServiceDescription::new("S", "1").operation(Operation::new("op")),
+        ));
+        let shutdown = CancellationToken::new();
+        Arc::new(Shared {
+            services: [("S".to_owned(), service)].into_iter().collect(),
+            access: AccessPolicy::open(),
+            limits: Limits::default(),
+            store: TaskStore::new(
+                Retention {
+                    keep_for: Duration::from_secs(60),
+                    max_finished: 100,
+                },
+                2,
+                shutdown,
+            ),
+            slots: Arc::new(Semaphore::new(2)),
+            cancel_grace: Duration::from_millis(10),
+            counters: Counters::default(),
+            closing: CancellationToken::new(),
+            shutting_down: Default::default(),
+            dropped: Default::default(),
+        })
+    }
+
+    /// Feeds `text` to a fresh session; returns the replies' types.
+    fn replies(text: &str) -> Vec<String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _context = runtime.enter();
+        let shared = shared();
+        let (outbox, mut inbox) = mpsc::unbounded_channel();
+        let mut session = Session {
+            shared,
+            subscriber: Subscriber {
+                connection: 1,
+                outbox,
+            },
+            client_id: None,
+            authenticated: true,
+            limiter: None,
+        };
+        session.handle_text(text);
+        let mut kinds = Vec::new();
+        while let Ok(reply) = inbox.try_recv() {
+            let value: Value = serde_json::from_str(&reply).unwrap();
+            let message = Message::decode_from(value, Some(Direction::ServerToClient))
+                .unwrap_or_else(|error| panic!("invalid reply {reply}: {error}"));
+            kinds.push(message.name().to_owned());
+        }
+        kinds
+    }
+
+    fn client_message(valid: bool) -> BoxedStrategy<Value> {
+        let root: Value = serde_json::from_str(SCHEMA).unwrap();
+        let names = [
+            "Authenticate",
+            "AssignTask",
+            "CancelTask",
+            "GetStatus",
+            "GetResult",
+        ];
+        let strategies: Vec<BoxedStrategy<Value>> = names
+            .iter()
+            .map(|name| {
+                if valid {
+                    specwire_testkit::valid_value_for_def(&root, name).unwrap()
+                } else {
+                    specwire_testkit::invalid_value_for_def(&root, name)
+                        .unwrap()
+                        .prop_map(|(value, _)| value)
+                        .boxed()
+                }
+            })
+            .collect();
+        proptest::strategy::Union::new(strategies).boxed()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_text_gets_exactly_one_error(text in any::<String>()) {
+            let kinds = replies(&text);
+            // Arbitrary text is never a valid client message.
+            prop_assert_eq!(kinds, vec!["Error".to_owned()]);
+        }
+
+        #[test]
+        fn arbitrary_bytes_as_text_get_exactly_one_error(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let text = String::from_utf8_lossy(&bytes);
+            prop_assume!(serde_json::from_str::<Value>(&text).map_or(true, |v| !v.is_object()));
+            prop_assert_eq!(replies(&text), vec!["Error".to_owned()]);
+        }
+
+        #[test]
+        fn schema_breaking_messages_get_one_error(value in client_message(false)) {
+            prop_assert_eq!(replies(&value.to_string()), vec!["Error".to_owned()]);
+        }
+
+        #[test]
+        fn valid_messages_get_valid_replies(value in client_message(true)) {
+            let kinds = replies(&value.to_string());
+            let acknowledged = value.get("acknowledgmentId").is_some();
+            if acknowledged {
+                prop_assert_eq!(kinds.first().map(String::as_str), Some("Ack"), "{}", value);
+            }
+            match value["type"].as_str() {
+                Some("Authenticate") => prop_assert_eq!(kinds.len(), usize::from(acknowledged)),
+                // Unknown service (random names): TaskFailed, or Accepted for "S"/"op".
+                Some("AssignTask") => prop_assert!(kinds.iter().any(|kind| kind == "TaskFailed" || kind == "TaskStatusUpdate"), "{:?}", kinds),
+                // Nothing is known in a fresh provider.
+                _ => prop_assert_eq!(kinds.last().map(String::as_str), Some("Error")),
+            }
+        }
+    }
 }

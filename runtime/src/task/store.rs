@@ -380,6 +380,19 @@ impl TaskStore {
         }
     }
 
+    /// Whether `task_id` is known and belongs to another client.
+    pub(crate) fn is_foreign(&self, task_id: &str, owner: Option<&str>) -> bool {
+        self.lock()
+            .tasks
+            .get(task_id)
+            .is_some_and(|entry| !entry.visible_to(owner))
+    }
+
+    /// Ends the task as `Cancelled` with `note` unless it already ended.
+    pub(crate) fn cancel_open(&self, task_id: &str, note: &str) {
+        self.end(task_id, TaskState::Cancelled, Some(note.to_owned()));
+    }
+
     /// Ends every task that has not ended (provider shutdown).
     pub(crate) fn cancel_all(&self, note: &str) {
         let open: Vec<String> = {

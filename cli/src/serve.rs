@@ -1,0 +1,259 @@
+//! `specwire serve task`: the reference task provider
+//! (ImageProcessingService and DiagnosticsService), advertised over UDP.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use specwire_runtime::discovery::{AdvertisedService, Advertiser, AdvertiserConfig};
+use specwire_runtime::task::{AccessPolicy, Limits, Provider, ProviderConfig};
+
+use crate::discovery_args::{parse_duration, DiscoveryArgs};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    family: Family,
+}
+
+#[derive(clap::Subcommand)]
+enum Family {
+    /// Serve the task family: the reference ImageProcessingService
+    /// (resizeImage, applyFilter, convertFormat on real image files) and
+    /// DiagnosticsService (noop, echo, sleep, fail), advertised over UDP
+    /// discovery.
+    ///
+    /// Prints `listening on ws://ADDR` once ready. Ctrl-C (or SIGTERM)
+    /// stops gracefully: running tasks get up to --grace to finish, the
+    /// rest are cancelled, `Offline` is advertised and connections are
+    /// closed with the close handshake.
+    Task(TaskArgs),
+}
+
+#[derive(clap::Args)]
+struct TaskArgs {
+    /// Address to listen on. Other than loopback exposes the provider to
+    /// the network.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    bind: SocketAddr,
+    /// Host name or address put in the advertised endpoint (default: the
+    /// bound address; needed when binding 0.0.0.0).
+    #[arg(long, value_name = "HOST")]
+    advertise_host: Option<String>,
+    #[command(flatten)]
+    discovery: DiscoveryArgs,
+    /// Do not advertise over UDP.
+    #[arg(long)]
+    no_discovery: bool,
+    /// Time between heartbeat advertisements.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    heartbeat: Duration,
+    /// Require `Authenticate` with this API key (repeatable).
+    #[arg(long = "api-key", value_name = "KEY")]
+    api_keys: Vec<String>,
+    /// Per-client ACL: a JSON file mapping client ids to
+    /// ["Service/operation", ...] grants (`*` matches any part).
+    #[arg(long, value_name = "FILE")]
+    acl: Option<PathBuf>,
+    /// Serve wss:// with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Tasks run at once; more wait as Queued (default: CPU count).
+    #[arg(long, value_name = "N")]
+    capacity: Option<usize>,
+    /// Messages per second per connection before RATE_LIMITED (0: no limit).
+    #[arg(long, default_value_t = 1000.0, value_name = "N")]
+    rate_limit: f64,
+    /// Largest message accepted, in bytes (bigger ones get MESSAGE_TOO_LARGE).
+    #[arg(long, default_value_t = specwire_protocol::task::MAX_MESSAGE_BYTES, value_name = "BYTES")]
+    max_message: usize,
+    /// Most connections served at once.
+    #[arg(long, default_value_t = 16_384, value_name = "N")]
+    max_connections: usize,
+    /// On shutdown, how long running tasks may take to finish.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    grace: Duration,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let Family::Task(args) = args.family;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("specwire serve: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(serve_task(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("specwire serve task: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn access_policy(args: &TaskArgs) -> Result<AccessPolicy, String> {
+    let mut policy = AccessPolicy::api_keys(args.api_keys.iter().cloned());
+    if let Some(path) = &args.acl {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("--acl {}: {error}", path.display()))?;
+        policy = policy
+            .with_acl_json(&text)
+            .map_err(|error| format!("--acl {}: {error}", path.display()))?;
+    }
+    Ok(policy)
+}
+
+/// Raises the open-file soft limit to the hard limit: each connection is
+/// a file descriptor, and the common soft default (1024) would cap a
+/// provider far below --max-connections.
+fn raise_file_limit() {
+    #[cfg(unix)]
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                tracing::warn!("could not raise the open-file limit");
+            }
+        }
+    }
+}
+
+async fn serve_task(args: TaskArgs) -> Result<(), String> {
+    raise_file_limit();
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            specwire_runtime::tls::server_config(cert, key).map_err(|error| error.to_string())?,
+        ),
+        _ => None,
+    };
+    let defaults = ProviderConfig::default();
+    let config = ProviderConfig {
+        bind: args.bind,
+        access: access_policy(&args)?,
+        limits: Limits {
+            max_message_bytes: args.max_message,
+            messages_per_second: (args.rate_limit > 0.0).then_some(args.rate_limit),
+            burst: args.rate_limit.clamp(1.0, 1_000_000.0) as u32,
+            max_connections: args.max_connections,
+            ..Limits::default()
+        },
+        tls,
+        capacity: args.capacity.unwrap_or(defaults.capacity).max(1),
+        ..defaults
+    };
+    let provider = Provider::start(config, specwire_services::reference_services())
+        .await
+        .map_err(|error| format!("cannot listen on {}: {error}", args.bind))?;
+    let endpoint = match &args.advertise_host {
+        Some(host) => provider.endpoint_for(host),
+        None => provider.endpoint(),
+    };
+    let services = provider.services();
+    let advertiser = if args.no_discovery {
+        None
+    } else {
+        let targets = args.discovery.targets()?;
+        let config = AdvertiserConfig {
+            port: args.discovery.discovery_port,
+            bind: args.discovery.discovery_bind,
+            targets: targets.clone(),
+            heartbeat: args.heartbeat,
+        };
+        let advertised = services
+            .iter()
+            .map(|service| AdvertisedService::new(service.clone(), endpoint.clone()))
+            .collect();
+        let advertiser =
+            Advertiser::start(config, advertised, provider.presence()).map_err(|error| {
+                format!(
+                    "discovery on UDP port {}: {error}",
+                    args.discovery.discovery_port
+                )
+            })?;
+        let targets: Vec<String> = targets.iter().map(ToString::to_string).collect();
+        eprintln!(
+            "specwire: advertising on UDP {} to {} every {}",
+            args.discovery.discovery_port,
+            targets.join(", "),
+            humantime::format_duration(args.heartbeat)
+        );
+        Some(advertiser)
+    };
+    for service in &services {
+        let operations: Vec<&str> = service
+            .operations
+            .iter()
+            .map(|op| op.name.as_str())
+            .collect();
+        eprintln!(
+            "specwire: {} {}: {}",
+            service.name,
+            service.version,
+            operations.join(", ")
+        );
+    }
+    if !args.api_keys.is_empty() {
+        eprintln!(
+            "specwire: clients must authenticate ({} API key(s))",
+            args.api_keys.len()
+        );
+    }
+    // The one line scripts and tests wait for.
+    println!("listening on {}", provider.endpoint());
+    let _ = std::io::stdout().flush();
+
+    wait_for_stop_signal().await;
+    eprintln!(
+        "specwire: shutting down (running tasks get {})",
+        humantime::format_duration(args.grace)
+    );
+    let stats = provider.stats();
+    provider.shutdown(args.grace).await;
+    if let Some(advertiser) = advertiser {
+        advertiser.shutdown().await;
+    }
+    eprintln!(
+        "specwire: stopped after {} task run(s), {} error reply(ies)",
+        stats.runs, stats.errors
+    );
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,215 @@
+//! Interop with a peer this project did not write: a Python client built
+//! on the `websockets` library (interop/task_client.py) runs a scripted
+//! session against `specwire serve task` and checks every reply against
+//! the schemas with Python's `jsonschema`.
+//!
+//! The virtualenv comes from `interop/setup-python-env` (PyPI the first
+//! time). Set `SPECWIRE_SKIP_PYTHON_INTEROP=1` to skip where Python or
+//! PyPI is unavailable; CI does not set it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The venv's python, or `None` when skipping was asked for.
+fn python() -> Option<PathBuf> {
+    if std::env::var_os("SPECWIRE_SKIP_PYTHON_INTEROP").is_some() {
+        eprintln!("SPECWIRE_SKIP_PYTHON_INTEROP is set: skipping the Python interop test");
+        return None;
+    }
+    let output = Command::new(workspace().join("interop/setup-python-env"))
+        .env(
+            "SPECWIRE_PYTHON_ENV",
+            workspace().join("target/interop-venv"),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .expect("run interop/setup-python-env");
+    assert!(
+        output.status.success(),
+        "interop/setup-python-env failed (set SPECWIRE_SKIP_PYTHON_INTEROP=1 to skip):\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let path = stdout
+        .lines()
+        .last()
+        .expect("python path")
+        .trim()
+        .to_owned();
+    Some(PathBuf::from(path))
+}
+
+struct Provider {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(extra: &[&str]) -> Provider {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_specwire"))
+        .args(["serve", "task", "--bind", "127.0.0.1:0", "--no-discovery"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn specwire serve task");
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let line = receiver
+        .recv_timeout(Duration::from_secs(20))
+        .expect("`listening on` within 20 s");
+    let endpoint = line
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_owned();
+    Provider { child, endpoint }
+}
+
+/// Runs the Python client; returns its JSON-line report.
+fn python_client(python: &Path, endpoint: &str, args: &[&str]) -> (bool, String) {
+    let output = Command::new(python)
+        .arg(workspace().join("interop/task_client.py"))
+        .args(["--endpoint", endpoint, "--timeout", "10"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run interop/task_client.py");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), report)
+}
+
+fn failed_checks(report: &str) -> Vec<String> {
+    report
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|check| check["ok"] == false)
+        .map(|check| check.to_string())
+        .collect()
+}
+
+#[test]
+fn a_python_websockets_client_gets_spec_conformant_replies() {
+    let Some(python) = python() else { return };
+    let dir = std::env::temp_dir().join(format!("specwire-interop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("in.png");
+    image::RgbImage::from_fn(120, 90, |x, y| image::Rgb([x as u8, y as u8, 9]))
+        .save(&input)
+        .unwrap();
+
+    let provider = serve(&[]);
+    let resize = serde_json::json!({
+        "inputPath": input, "outputPath": dir.join("out.png"), "width": 60, "height": 45
+    })
+    .to_string();
+    let missing = serde_json::json!({
+        "inputPath": dir.join("missing.png"), "outputPath": dir.join("x.png"), "width": 1, "height": 1
+    })
+    .to_string();
+    let sessions: [&[&str]; 4] = [
+        &[
+            "--service",
+            "DiagnosticsService",
+            "--operation",
+            "echo",
+            "--params",
+            r#"{"word": "hi"}"#,
+            "--expect",
+            "completed",
+        ],
+        &[
+            "--service",
+            "ImageProcessingService",
+            "--operation",
+            "resizeImage",
+            "--params",
+            &resize,
+            "--expect",
+            "completed",
+        ],
+        &[
+            "--service",
+            "ImageProcessingService",
+            "--operation",
+            "resizeImage",
+            "--params",
+            &missing,
+            "--expect-error-code",
+            "FILE_NOT_FOUND",
+        ],
+        &[
+            "--service",
+            "ImageProcessingService",
+            "--operation",
+            "noSuchOperation",
+            "--expect-error-code",
+            "UNKNOWN_OPERATION",
+        ],
+    ];
+    for session in sessions {
+        let (ok, report) = python_client(&python, &provider.endpoint, session);
+        assert!(
+            ok,
+            "{session:?}: failed checks {:#?}\nfull report:\n{report}",
+            failed_checks(&report)
+        );
+        assert!(report.lines().count() > 10, "{report}");
+    }
+    assert!(dir.join("out.png").exists());
+
+    // With an API key the session authenticates first; a wrong key fails.
+    let guarded = serve(&["--api-key", "k1"]);
+    let echo = [
+        "--service",
+        "DiagnosticsService",
+        "--operation",
+        "noop",
+        "--expect",
+        "completed",
+    ];
+    let (ok, report) = python_client(
+        &python,
+        &guarded.endpoint,
+        &[&echo[..], &["--api-key", "k1"]].concat(),
+    );
+    assert!(ok, "failed checks {:#?}\n{report}", failed_checks(&report));
+    let (ok, report) = python_client(
+        &python,
+        &guarded.endpoint,
+        &[&echo[..], &["--api-key", "wrong"]].concat(),
+    );
+    assert!(!ok, "{report}");
+    assert!(
+        failed_checks(&report)
+            .iter()
+            .any(|check| check.contains("authenticate")),
+        "{report}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

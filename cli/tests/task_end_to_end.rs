@@ -1,0 +1,517 @@
+//! `specwire serve task`, `discover`, `task assign` and `demo task` as a
+//! user runs them: separate processes on loopback, a private discovery
+//! port per test, every wait bounded.
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn specwire() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_specwire"));
+    command.env("NO_COLOR", "1");
+    command
+}
+
+/// A UDP port nobody uses now: each test gets its own discovery domain.
+fn free_udp_port() -> u16 {
+    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    socket.local_addr().unwrap().port()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("specwire-e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A child process whose output lines arrive on channels; killed on drop.
+struct Running {
+    child: Child,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    /// Every line seen so far, for failure messages.
+    seen: Vec<String>,
+}
+
+fn lines(pipe: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+impl Running {
+    fn start(command: &mut Command) -> Running {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn specwire");
+        let stdout = lines(child.stdout.take().unwrap());
+        let stderr = lines(child.stderr.take().unwrap());
+        Running {
+            child,
+            stdout,
+            stderr,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line on `stdout` or `stderr` matching `predicate`.
+    fn wait_for(&mut self, from_stdout: bool, predicate: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let receiver = if from_stdout {
+                &self.stdout
+            } else {
+                &self.stderr
+            };
+            match receiver.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if predicate(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no matching line within {WAIT:?}; saw:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// The provider's endpoint from its `listening on` line.
+    fn endpoint(&mut self) -> String {
+        let line = self.wait_for(true, |line| line.starts_with("listening on "));
+        line.trim_start_matches("listening on ").to_owned()
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for exit; returns the status and the rest of stdout/stderr.
+    fn finish(mut self) -> (ExitStatus, String, String) {
+        let deadline = Instant::now() + WAIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process did not exit within {WAIT:?}; saw:\n{}",
+                self.seen.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // The pipes close at exit, so these end.
+        let stdout: Vec<String> = self.stdout.iter().collect();
+        let stderr: Vec<String> = self.stderr.iter().collect();
+        (status, stdout.join("\n"), stderr.join("\n"))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(discovery_port: u16, extra: &[&str]) -> Running {
+    let port = discovery_port.to_string();
+    let mut command = specwire();
+    command.args([
+        "serve",
+        "task",
+        "--bind",
+        "127.0.0.1:0",
+        "--discovery-port",
+        &port,
+    ]);
+    command.args(extra);
+    Running::start(&mut command)
+}
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    (width, height)
+}
+
+fn write_png(path: &Path, width: u32, height: u32) {
+    let image = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 77])
+    });
+    image.save(path).unwrap();
+}
+
+#[test]
+fn serve_discover_and_resize_a_real_image() {
+    let port = free_udp_port();
+    let dir = scratch("resize");
+    let input = dir.join("in.png");
+    let output = dir.join("out.png");
+    write_png(&input, 200, 150);
+    let mut provider = serve(port, &[]);
+    let endpoint = provider.endpoint();
+
+    let discovered = Running::start(specwire().args([
+        "discover",
+        "--discovery-port",
+        &port.to_string(),
+        "--count",
+        "2",
+        "--wait",
+        "15s",
+        "--format",
+        "json",
+    ]));
+    let (status, stdout, stderr) = discovered.finish();
+    assert!(status.success(), "{stderr}");
+    let list: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["serviceName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["DiagnosticsService", "ImageProcessingService"]);
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|entry| entry["endpoint"] == endpoint.as_str() && entry["status"] == "Online"));
+
+    let assigned = Running::start(specwire().args([
+        "task",
+        "assign",
+        "--discovery-port",
+        &port.to_string(),
+        "--service",
+        "ImageProcessingService",
+        "--op",
+        "resizeImage",
+        "--param",
+        &format!("inputPath={}", input.display()),
+        "--param",
+        &format!("outputPath={}", output.display()),
+        "--param",
+        "width=64",
+        "--param",
+        "height=40",
+    ]));
+    let (status, stdout, stderr) = assigned.finish();
+    assert!(status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    // Not a terminal: progress comes as plain lines.
+    assert!(stderr.contains("progress"), "{stderr}");
+    assert!(stderr.contains("resizing"), "{stderr}");
+    let result: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(result["width"], 64);
+    assert_eq!(result["height"], 40);
+    assert_eq!(png_size(&output), (64, 40));
+
+    // The seed's failure: a missing input file.
+    let missing = Running::start(specwire().args([
+        "task",
+        "assign",
+        "--endpoint",
+        &endpoint,
+        "--service",
+        "ImageProcessingService",
+        "--op",
+        "resizeImage",
+        "--param",
+        &format!("inputPath={}", dir.join("missing.png").display()),
+        "--param",
+        &format!("outputPath={}", dir.join("never.png").display()),
+        "--param",
+        "width=1",
+        "--param",
+        "height=1",
+    ]));
+    let (status, _, stderr) = missing.finish();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("FILE_NOT_FOUND"), "{stderr}");
+
+    provider.signal("TERM");
+    let (status, _, stderr) = provider.finish();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("stopped after 2 task run(s)"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_provider_killed_mid_task_never_leaves_the_client_hanging() {
+    let port = free_udp_port();
+    let mut first = serve(port, &[]);
+    let first_endpoint = first.endpoint();
+    let mut second = serve(port, &[]);
+    let second_endpoint = second.endpoint();
+
+    let mut client = Running::start(specwire().args([
+        "task",
+        "assign",
+        "--discovery-port",
+        &port.to_string(),
+        "--service",
+        "DiagnosticsService",
+        "--op",
+        "sleep",
+        "--param",
+        "durationMs=2000",
+        "--param",
+        "steps=20",
+        "--retries",
+        "2",
+    ]));
+    // Which provider was chosen?
+    let chosen = client.wait_for(false, |line| line.contains(" at ws://"));
+    // Kill it once the task is running there.
+    client.wait_for(false, |line| line.contains("Processing"));
+    let (victim, survivor, survivor_endpoint) = if chosen.contains(&first_endpoint) {
+        (first, second, second_endpoint)
+    } else {
+        assert!(chosen.contains(&second_endpoint), "{chosen}");
+        (second, first, first_endpoint)
+    };
+    drop(victim); // SIGKILL: no Offline, no close frames.
+    let (status, stdout, stderr) = client.finish();
+    // The client fails over to the other provider and completes there.
+    assert!(status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stderr.contains("trying another provider"), "{stderr}");
+    assert!(stderr.contains(&survivor_endpoint), "{stderr}");
+    let result: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(result["sleptMs"], 2000);
+    // The survivor ran it exactly once.
+    survivor.signal("TERM");
+    let (status, _, stderr) = survivor.finish();
+    assert!(status.success());
+    assert!(stderr.contains("stopped after 1 task run(s)"), "{stderr}");
+}
+
+#[test]
+fn without_failover_a_killed_provider_is_reported() {
+    let port = free_udp_port();
+    let mut provider = serve(port, &["--no-discovery"]);
+    let endpoint = provider.endpoint();
+    let mut client = Running::start(specwire().args([
+        "task",
+        "assign",
+        "--endpoint",
+        &endpoint,
+        "--service",
+        "DiagnosticsService",
+        "--op",
+        "sleep",
+        "--param",
+        "durationMs=60000",
+        "--retries",
+        "2",
+    ]));
+    client.wait_for(false, |line| line.contains("Processing"));
+    drop(provider);
+    let (status, _, stderr) = client.finish();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("unavailable after 2 attempts"), "{stderr}");
+}
+
+#[test]
+fn discover_watch_sees_offline_and_expiry() {
+    let port = free_udp_port();
+    let port_text = port.to_string();
+    let mut watch = Running::start(specwire().args([
+        "discover",
+        "--discovery-port",
+        &port_text,
+        "--watch",
+        "--format",
+        "json",
+        "--heartbeat",
+        "200ms",
+    ]));
+    // A provider that stops gracefully says Offline.
+    let mut graceful = serve(port, &["--heartbeat", "200ms"]);
+    let graceful_endpoint = graceful.endpoint();
+    watch.wait_for(true, |line| {
+        line.contains("\"added\"") && line.contains(&graceful_endpoint)
+    });
+    graceful.signal("TERM");
+    watch.wait_for(true, |line| {
+        line.contains("\"offline\"") && line.contains(&graceful_endpoint)
+    });
+    // A provider that is killed goes silent and expires after 3 missed
+    // heartbeats.
+    let mut killed = serve(port, &["--heartbeat", "200ms"]);
+    let killed_endpoint = killed.endpoint();
+    watch.wait_for(true, |line| {
+        line.contains("\"added\"") && line.contains(&killed_endpoint)
+    });
+    drop(killed);
+    let expired = watch.wait_for(true, |line| {
+        line.contains("\"expired\"") && line.contains(&killed_endpoint)
+    });
+    let event: serde_json::Value = serde_json::from_str(&expired).unwrap();
+    assert_eq!(event["service"]["status"], "Online");
+    let _ = graceful.finish();
+}
+
+#[test]
+fn api_keys_and_tls_from_the_command_line() {
+    let dir = scratch("tls");
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let mut provider = Running::start(specwire().args([
+        "serve",
+        "task",
+        "--bind",
+        "127.0.0.1:0",
+        "--no-discovery",
+        "--api-key",
+        "s3cret",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]));
+    let endpoint = provider.endpoint();
+    assert!(endpoint.starts_with("wss://127.0.0.1:"), "{endpoint}");
+    let assign = |extra: &[&str]| {
+        let mut command = specwire();
+        command.args([
+            "task",
+            "assign",
+            "--endpoint",
+            &endpoint,
+            "--service",
+            "DiagnosticsService",
+            "--op",
+            "echo",
+            "--param",
+            "word=hello",
+            "--retries",
+            "1",
+        ]);
+        command.args(extra);
+        Running::start(&mut command).finish()
+    };
+    let cert_text = cert.to_str().unwrap();
+    let (status, stdout, stderr) = assign(&["--ca-cert", cert_text, "--api-key", "s3cret"]);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["word"],
+        "hello"
+    );
+    let (status, _, stderr) = assign(&["--ca-cert", cert_text, "--api-key", "wrong"]);
+    assert_eq!(status.code(), Some(1));
+    assert!(stderr.contains("refused authentication"), "{stderr}");
+    // Without trusting the certificate, the TLS handshake fails cleanly.
+    let (status, _, stderr) = assign(&["--api-key", "s3cret"]);
+    assert_eq!(status.code(), Some(1));
+    assert!(stderr.contains("unavailable"), "{stderr}");
+    provider.signal("INT");
+    let (status, _, _) = provider.finish();
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn serve_explains_bad_configuration() {
+    let cases: [(&[&str], &str); 3] = [
+        (&["--tls-cert", "/nonexistent/cert.pem"], "--tls-key"),
+        (
+            &[
+                "--tls-cert",
+                "/nonexistent/cert.pem",
+                "--tls-key",
+                "/nonexistent/key.pem",
+            ],
+            "/nonexistent/cert.pem",
+        ),
+        (
+            &["--acl", "/nonexistent/acl.json"],
+            "--acl /nonexistent/acl.json",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let mut command = specwire();
+        command.args(["serve", "task", "--bind", "127.0.0.1:0", "--no-discovery"]);
+        command.args(extra);
+        let (status, _, stderr) = Running::start(&mut command).finish();
+        assert_eq!(status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains(expected), "{extra:?}: {stderr}");
+    }
+}
+
+#[test]
+fn task_assign_explains_bad_parameters_and_missing_providers() {
+    let port = free_udp_port().to_string();
+    let (status, _, stderr) = Running::start(specwire().args([
+        "task",
+        "assign",
+        "--service",
+        "S",
+        "--op",
+        "o",
+        "--param",
+        "novalue",
+        "--endpoint",
+        "ws://127.0.0.1:9",
+    ]))
+    .finish();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("K=V"), "{stderr}");
+    let (status, _, stderr) = Running::start(specwire().args([
+        "task",
+        "assign",
+        "--service",
+        "NoSuchService",
+        "--op",
+        "o",
+        "--discovery-port",
+        &port,
+        "--discovery-timeout",
+        "300ms",
+    ]))
+    .finish();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no provider of NoSuchService"), "{stderr}");
+}
+
+#[test]
+fn the_demo_runs_end_to_end() {
+    let dir = scratch("demo");
+    let (status, stdout, stderr) =
+        Running::start(specwire().args(["demo", "task", "--dir", dir.to_str().unwrap()])).finish();
+    assert!(status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("FILE_NOT_FOUND"), "{stdout}");
+    assert!(stdout.contains("is Offline"), "{stdout}");
+    assert_eq!(png_size(&dir.join("resized.png")), (320, 240));
+    assert!(dir.join("blurred.jpg").exists());
+    let _ = std::fs::remove_dir_all(dir);
+}
