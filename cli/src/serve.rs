@@ -75,6 +75,12 @@ struct TaskArgs {
     /// Most connections served at once.
     #[arg(long, default_value_t = 16_384, value_name = "N")]
     max_connections: usize,
+    /// Confine ImageProcessingService's inputPath/outputPath to this
+    /// directory (relative paths are taken from it; paths outside get
+    /// FORBIDDEN). Without it the service reads and writes anywhere this
+    /// user may: fine on loopback, risky on a network.
+    #[arg(long, value_name = "DIR")]
+    files_root: Option<PathBuf>,
     /// On shutdown, how long running tasks may take to finish.
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     grace: Duration,
@@ -157,7 +163,18 @@ async fn serve_task(args: TaskArgs) -> Result<(), String> {
         capacity: args.capacity.unwrap_or(defaults.capacity).max(1),
         ..defaults
     };
-    let provider = Provider::start(config, specwire_services::reference_services())
+    if let Some(root) = &args.files_root {
+        if !root.is_dir() {
+            return Err(format!("--files-root {}: not a directory", root.display()));
+        }
+    } else if !args.bind.ip().is_loopback() {
+        eprintln!(
+            "specwire: warning: serving {} without --files-root lets any client read and overwrite image files anywhere this user can",
+            args.bind
+        );
+    }
+    let services = specwire_services::reference_services_confined(args.files_root.clone());
+    let provider = Provider::start(config, services)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", args.bind))?;
     let endpoint = match &args.advertise_host {

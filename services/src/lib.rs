@@ -52,8 +52,17 @@ pub mod codes {
 /// Both reference services, for a provider to serve (the CLI's
 /// `serve task` does).
 pub fn reference_services() -> Vec<Arc<dyn TaskHandler>> {
-    vec![
-        Arc::new(ImageProcessingService::new()),
-        Arc::new(DiagnosticsService::new()),
-    ]
+    reference_services_confined(None)
+}
+
+/// Both reference services, the image service confined to `files_root`
+/// when one is given ([`ImageProcessingService::with_files_root`]).
+pub fn reference_services_confined(
+    files_root: Option<std::path::PathBuf>,
+) -> Vec<Arc<dyn TaskHandler>> {
+    let images = match files_root {
+        Some(root) => ImageProcessingService::new().with_files_root(root),
+        None => ImageProcessingService::new(),
+    };
+    vec![Arc::new(images), Arc::new(DiagnosticsService::new())]
 }

@@ -680,3 +680,39 @@ mod robustness {
         }
     }
 }
+
+#[tokio::test]
+async fn paths_are_confined_to_the_files_root() {
+    let outside = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    write_png(&root.path().join("in.png"), 20, 10);
+    write_png(&outside.path().join("secret.png"), 20, 10);
+    let service = ImageProcessingService::new().with_files_root(root.path());
+    let resize = |input: &str, output: &str| {
+        task(
+            "resizeImage",
+            json!({"inputPath": input, "outputPath": output, "width": 5, "height": 5}),
+        )
+    };
+    // Relative paths are taken from the root.
+    let done = common::run(&service, resize("in.png", "out.png")).await;
+    done.ok();
+    assert!(root.path().join("out.png").exists());
+    // Escapes are refused, existing or not.
+    let secret = outside.path().join("secret.png");
+    let stolen = outside.path().join("stolen.png");
+    for (input, output) in [
+        (path_str(&secret), "x.png"),
+        ("../secret.png", "x.png"),
+        ("in.png", path_str(&stolen)),
+        ("in.png", "../../stolen.png"),
+    ] {
+        let run = common::run(&service, resize(input, output)).await;
+        assert_eq!(run.err().code, standard::FORBIDDEN, "{input} -> {output}");
+    }
+    // A symbolic link inside the root that points outside is refused too.
+    std::os::unix::fs::symlink(&secret, root.path().join("link.png")).unwrap();
+    let run = common::run(&service, resize("link.png", "y.png")).await;
+    assert_eq!(run.err().code, standard::FORBIDDEN);
+    assert!(!stolen.exists());
+}

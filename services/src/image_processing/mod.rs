@@ -153,6 +153,9 @@ const GIF_SPEED: i32 = 10;
 #[derive(Debug, Clone)]
 pub struct ImageProcessingService {
     description: ServiceDescription,
+    /// When set, every path must lie inside it (relative ones are taken
+    /// from it).
+    files_root: Option<PathBuf>,
 }
 
 impl ImageProcessingService {
@@ -181,7 +184,84 @@ impl ImageProcessingService {
                     .parameter(Parameter::optional("format", ParamType::String))
                     .parameter(Parameter::optional("quality", ParamType::Int)),
             );
-        ImageProcessingService { description }
+        ImageProcessingService {
+            description,
+            files_root: None,
+        }
+    }
+
+    /// Confines `inputPath` and `outputPath` to `root`: relative paths are
+    /// taken from it, and a path that resolves outside it (through `..` or
+    /// a symbolic link) fails with `FORBIDDEN`. Without a root, the service
+    /// reads and writes wherever the provider's user may, as in the seed.
+    pub fn with_files_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.files_root = Some(root.into());
+        self
+    }
+
+    /// Resolves the job's paths against the files root, if there is one.
+    fn confine(&self, job: &mut Job) -> Result<(), TaskError> {
+        let Some(root) = &self.files_root else {
+            return Ok(());
+        };
+        let root = root.canonicalize().map_err(|error| {
+            TaskError::internal(format!(
+                "the files root {} is unusable: {error}",
+                root.display()
+            ))
+        })?;
+        let outside = |name: &str, path: &Path| {
+            TaskError::new(
+                standard::FORBIDDEN,
+                format!("`{name}` is outside the directory this provider serves"),
+            )
+            .with_details(format!("'{}' is not under the files root.", path.display()))
+        };
+        let input = root.join(&job.input);
+        match input.canonicalize() {
+            Ok(resolved) if resolved.starts_with(&root) => job.input = resolved,
+            Ok(_) => return Err(outside("inputPath", &job.input)),
+            // Missing: the job reports FILE_NOT_FOUND with the path as given,
+            // unless the path already climbs out lexically.
+            Err(_)
+                if job
+                    .input
+                    .components()
+                    .any(|c| c == std::path::Component::ParentDir) =>
+            {
+                return Err(outside("inputPath", &job.input))
+            }
+            Err(_) => job.input = input,
+        }
+        let output = root.join(&job.output);
+        let (Some(parent), Some(name)) = (output.parent(), output.file_name()) else {
+            return Err(outside("outputPath", &job.output));
+        };
+        match parent.canonicalize() {
+            Ok(resolved) if resolved.starts_with(&root) => {
+                let target = resolved.join(name);
+                // An existing symbolic link would be replaced, not followed,
+                // by the rename; still refuse one that points outside.
+                if let Ok(existing) = target.canonicalize() {
+                    if !existing.starts_with(&root) {
+                        return Err(outside("outputPath", &job.output));
+                    }
+                }
+                job.output = target;
+            }
+            Ok(_) => return Err(outside("outputPath", &job.output)),
+            Err(_)
+                if job
+                    .output
+                    .components()
+                    .any(|c| c == std::path::Component::ParentDir) =>
+            {
+                return Err(outside("outputPath", &job.output))
+            }
+            // A missing directory: the job reports OUTPUT_NOT_WRITABLE.
+            Err(_) => job.output = output,
+        }
+        Ok(())
     }
 }
 
@@ -197,9 +277,13 @@ impl TaskHandler for ImageProcessingService {
     }
 
     fn run(&self, task: Task, context: TaskContext) -> BoxFuture<Result<TaskOutput, TaskError>> {
+        let job = Job::parse(&task.operation, &task.parameters).and_then(|mut job| {
+            self.confine(&mut job)?;
+            Ok(job)
+        });
         Box::pin(async move {
             let started = Instant::now();
-            let job = Job::parse(&task.operation, &task.parameters)?;
+            let job = job?;
             if context.is_cancelled() {
                 return Err(TaskError::cancelled());
             }
