@@ -44,29 +44,19 @@ struct TaskArgs {
 
 pub fn run(args: Args) -> ExitCode {
     let Family::Task(args) = args.family;
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("specwire demo: cannot start the async runtime: {error}");
-            return ExitCode::from(2);
+    crate::run_async("specwire demo task", async {
+        match tokio::time::timeout(Duration::from_secs(60), demo(args)).await {
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(error)) => {
+                eprintln!("specwire demo task: {error}");
+                ExitCode::from(1)
+            }
+            Err(_) => {
+                eprintln!("specwire demo task: did not finish within 60 s");
+                ExitCode::from(1)
+            }
         }
-    };
-    match runtime
-        .block_on(async { tokio::time::timeout(Duration::from_secs(60), demo(args)).await })
-    {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(error)) => {
-            eprintln!("specwire demo task: {error}");
-            ExitCode::from(1)
-        }
-        Err(_) => {
-            eprintln!("specwire demo task: did not finish within 60 s");
-            ExitCode::from(1)
-        }
-    }
+    })
 }
 
 fn free_udp_port() -> Result<u16, String> {

@@ -43,23 +43,12 @@ enum Format {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("specwire discover: cannot start the async runtime: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    match runtime.block_on(discover(args)) {
-        Ok(code) => code,
-        Err(error) => {
+    crate::run_async("specwire discover", async {
+        discover(args).await.unwrap_or_else(|error| {
             eprintln!("specwire discover: {error}");
             ExitCode::from(2)
-        }
-    }
+        })
+    })
 }
 
 async fn discover(args: Args) -> Result<ExitCode, String> {

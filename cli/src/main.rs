@@ -62,6 +62,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs an async subcommand on a multi-threaded tokio runtime.
+pub(crate) fn run_async(
+    command: &str,
+    future: impl std::future::Future<Output = ExitCode>,
+) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(future),
+        Err(error) => {
+            eprintln!("{command}: cannot start the async runtime: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// Logs go to stderr; `SPECWIRE_LOG=debug` (or `info`, `trace`) shows more.
 fn init_logging() {
     let level = match std::env::var("SPECWIRE_LOG").as_deref() {

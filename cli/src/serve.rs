@@ -88,23 +88,15 @@ struct TaskArgs {
 
 pub fn run(args: Args) -> ExitCode {
     let Family::Task(args) = args.family;
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("specwire serve: cannot start the async runtime: {error}");
-            return ExitCode::from(2);
+    crate::run_async("specwire serve task", async {
+        match serve_task(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("specwire serve task: {error}");
+                ExitCode::from(2)
+            }
         }
-    };
-    match runtime.block_on(serve_task(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("specwire serve task: {error}");
-            ExitCode::from(2)
-        }
-    }
+    })
 }
 
 fn access_policy(args: &TaskArgs) -> Result<AccessPolicy, String> {

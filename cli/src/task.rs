@@ -92,27 +92,15 @@ enum Progress {
 
 pub fn run(args: Args) -> ExitCode {
     let Command::Assign(args) = args.command;
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("specwire task: cannot start the async runtime: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    match runtime.block_on(assign(args)) {
-        Ok(code) => code,
-        Err(Failure::Usage(message)) => {
-            eprintln!("specwire task assign: {message}");
-            ExitCode::from(2)
-        }
-        Err(Failure::Run(message)) => {
-            eprintln!("specwire task assign: {message}");
-            ExitCode::from(1)
-        }
-    }
+    crate::run_async("specwire task assign", async {
+        let (code, message) = match assign(args).await {
+            Ok(code) => return code,
+            Err(Failure::Usage(message)) => (2, message),
+            Err(Failure::Run(message)) => (1, message),
+        };
+        eprintln!("specwire task assign: {message}");
+        ExitCode::from(code)
+    })
 }
 
 enum Failure {

@@ -338,34 +338,33 @@ async fn handshake_and_serve(
     tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
 ) -> Result<(), String> {
-    let timeout = shared.limits.handshake_timeout;
-    let config = Some(websocket_config(&shared.limits));
     match tls {
         Some(acceptor) => {
+            let timeout = shared.limits.handshake_timeout;
             let stream = tokio::time::timeout(timeout, acceptor.accept(stream))
                 .await
                 .map_err(|_| "TLS handshake timed out".to_owned())?
                 .map_err(|error| format!("TLS handshake: {error}"))?;
-            let ws = tokio::time::timeout(
-                timeout,
-                tokio_tungstenite::accept_async_with_config(stream, config),
-            )
-            .await
-            .map_err(|_| "WebSocket handshake timed out".to_owned())?
-            .map_err(|error| format!("WebSocket handshake: {error}"))?;
-            serve(ws, shared).await
+            upgrade_and_serve(stream, shared).await
         }
-        None => {
-            let ws = tokio::time::timeout(
-                timeout,
-                tokio_tungstenite::accept_async_with_config(stream, config),
-            )
-            .await
-            .map_err(|_| "WebSocket handshake timed out".to_owned())?
-            .map_err(|error| format!("WebSocket handshake: {error}"))?;
-            serve(ws, shared).await
-        }
+        None => upgrade_and_serve(stream, shared).await,
     }
+}
+
+/// The WebSocket handshake (bounded in time), then the connection.
+async fn upgrade_and_serve<S>(stream: S, shared: Arc<Shared>) -> Result<(), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let config = Some(websocket_config(&shared.limits));
+    let ws = tokio::time::timeout(
+        shared.limits.handshake_timeout,
+        tokio_tungstenite::accept_async_with_config(stream, config),
+    )
+    .await
+    .map_err(|_| "WebSocket handshake timed out".to_owned())?
+    .map_err(|error| format!("WebSocket handshake: {error}"))?;
+    serve(ws, shared).await
 }
 
 /// One connection: reads frames, answers them, and writes whatever the
