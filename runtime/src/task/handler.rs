@@ -323,29 +323,68 @@ pub struct Progress {
 /// cancellation token.
 #[derive(Clone, Debug)]
 pub struct TaskContext {
-    progress: mpsc::UnboundedSender<Progress>,
+    progress: ProgressSink,
     cancel: CancellationToken,
+}
+
+/// Where progress reports go.
+#[derive(Clone)]
+enum ProgressSink {
+    /// A channel (tests of a handler, or any caller of [`TaskContext::new`]).
+    Channel(mpsc::UnboundedSender<Progress>),
+    /// Straight into the provider's task table: no channel, no forwarding
+    /// task per running task.
+    Direct(std::sync::Arc<dyn Fn(Progress) + Send + Sync>),
+}
+
+impl fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProgressSink::Channel(_) => f.write_str("Channel"),
+            ProgressSink::Direct(_) => f.write_str("Direct"),
+        }
+    }
 }
 
 impl TaskContext {
     /// A context that sends progress to `progress` and is cancelled through
-    /// `cancel`. The runtime makes these; tests of a handler can too.
+    /// `cancel`. Tests of a handler use this.
     pub fn new(
         progress: mpsc::UnboundedSender<Progress>,
         cancel: CancellationToken,
     ) -> TaskContext {
-        TaskContext { progress, cancel }
+        TaskContext {
+            progress: ProgressSink::Channel(progress),
+            cancel,
+        }
+    }
+
+    /// A context whose progress reports call `report` (the provider's way).
+    pub(crate) fn direct(
+        report: std::sync::Arc<dyn Fn(Progress) + Send + Sync>,
+        cancel: CancellationToken,
+    ) -> TaskContext {
+        TaskContext {
+            progress: ProgressSink::Direct(report),
+            cancel,
+        }
     }
 
     /// Reports progress (clamped to 100). Reports after the task ended,
     /// or lower than an earlier one, are dropped by the runtime.
     pub fn progress(&self, percent: u8, message: impl Into<String>) {
         let message = message.into();
-        // A closed receiver means the task already ended (e.g. cancelled).
-        let _ = self.progress.send(Progress {
+        let progress = Progress {
             percent: percent.min(100),
             message: (!message.is_empty()).then_some(message),
-        });
+        };
+        match &self.progress {
+            // A closed receiver means the task already ended (e.g. cancelled).
+            ProgressSink::Channel(sender) => {
+                let _ = sender.send(progress);
+            }
+            ProgressSink::Direct(report) => report(progress),
+        }
     }
 
     /// The token the runtime cancels when the client sends `CancelTask` or

@@ -6,6 +6,7 @@ mod client;
 mod handler;
 mod limits;
 pub mod messages;
+mod outbox;
 mod provider;
 mod store;
 

@@ -35,7 +35,7 @@ use specwire_protocol::task::{self as protocol, Message, TaskStatusUpdatePayload
 use specwire_protocol::{DecodeError, Direction};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
@@ -45,10 +45,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::access::AccessPolicy;
 use super::handler::{
-    codes, Progress, ServiceDescription, Task, TaskContext, TaskError, TaskHandler,
+    codes, Progress, ServiceDescription, Task, TaskContext, TaskError, TaskHandler, TaskOutput,
 };
 use super::limits::{Limits, RateLimiter};
 use super::messages::{self, TaskState};
+use super::outbox::{CloseOnDrop, Outbox};
 use super::store::{Admission, Cancellation, Lookup, Requester, Retention, Subscriber, TaskStore};
 use crate::discovery::Presence;
 
@@ -326,9 +327,11 @@ async fn accept(
 fn websocket_config(limits: &Limits) -> WebSocketConfig {
     // Small buffers: idle connections are the common case and should cost
     // little memory; large messages still work, they just take more reads.
+    // The write buffer is not allocated up front; frames fed between
+    // flushes go out in one write.
     WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
+        .read_buffer_size(1024)
+        .write_buffer_size(16 * 1024)
         .max_message_size(Some(limits.max_frame_bytes))
         .max_frame_size(Some(limits.max_frame_bytes))
 }
@@ -345,7 +348,9 @@ async fn handshake_and_serve(
                 .await
                 .map_err(|_| "TLS handshake timed out".to_owned())?
                 .map_err(|error| format!("TLS handshake: {error}"))?;
-            upgrade_and_serve(stream, shared).await
+            // Boxed: the TLS connection's state is several KiB larger, and
+            // inline it would size every plain connection's task too.
+            Box::pin(upgrade_and_serve(stream, shared)).await
         }
         None => upgrade_and_serve(stream, shared).await,
     }
@@ -373,14 +378,18 @@ async fn serve<S>(mut ws: WebSocketStream<S>, shared: Arc<Shared>) -> Result<(),
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (outbox, mut inbox) = mpsc::unbounded_channel::<String>();
+    let outbox = Outbox::new();
+    let _closed_when_done = CloseOnDrop(outbox.clone());
     let connection = shared
         .counters
         .next_connection
         .fetch_add(1, Ordering::Relaxed);
     let mut session = Session {
         shared: Arc::clone(&shared),
-        subscriber: Subscriber { connection, outbox },
+        subscriber: Subscriber {
+            connection,
+            outbox: outbox.clone(),
+        },
         client_id: None,
         authenticated: !shared.access.requires_authentication(),
         limiter: shared
@@ -412,34 +421,40 @@ where
                     Frame::Ping(_) | Frame::Pong(_) | Frame::Close(_) | Frame::Frame(_) => {}
                 }
                 // Write what this frame produced before reading more.
-                while let Ok(text) = inbox.try_recv() {
-                    ws.feed(Frame::text(text)).await.map_err(|error| error.to_string())?;
-                }
-                ws.flush().await.map_err(|error| error.to_string())?;
+                write_queued(&mut ws, &outbox).await?;
             }
-            Some(text) = inbox.recv() => {
-                ws.feed(Frame::text(text)).await.map_err(|error| error.to_string())?;
-                while let Ok(text) = inbox.try_recv() {
-                    ws.feed(Frame::text(text)).await.map_err(|error| error.to_string())?;
-                }
-                ws.flush().await.map_err(|error| error.to_string())?;
-            }
+            () = outbox.ready() => write_queued(&mut ws, &outbox).await?,
             () = &mut idle => {
                 if pinged {
-                    return close(ws, CloseCode::Away, "no pong").await;
+                    return Box::pin(close(ws, CloseCode::Away, "no pong")).await;
                 }
                 pinged = true;
                 idle.as_mut().reset(tokio::time::Instant::now() + keepalive);
                 ws.send(Frame::Ping(Vec::new().into())).await.map_err(|error| error.to_string())?;
             }
             () = shared.closing.cancelled() => {
-                while let Ok(text) = inbox.try_recv() {
-                    ws.feed(Frame::text(text)).await.map_err(|error| error.to_string())?;
-                }
-                return close(ws, CloseCode::Away, "provider shutting down").await;
+                write_queued(&mut ws, &outbox).await?;
+                return Box::pin(close(ws, CloseCode::Away, "provider shutting down")).await;
             }
         }
     }
+}
+
+/// Writes everything queued, in one flush.
+async fn write_queued<S>(ws: &mut WebSocketStream<S>, outbox: &Outbox) -> Result<(), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let queued = outbox.take();
+    if queued.is_empty() {
+        return Ok(());
+    }
+    for text in queued {
+        ws.feed(Frame::text(text))
+            .await
+            .map_err(|error| error.to_string())?;
+    }
+    ws.flush().await.map_err(|error| error.to_string())
 }
 
 /// Sends a close frame and waits (bounded) for the peer's.
@@ -540,35 +555,40 @@ impl Session {
                 )
             }
         };
+        // Owned copies, so the value can be moved into the decoder.
         let (related, task_id) = ids(&value);
-        let Some(name) = value.get("type").and_then(Value::as_str) else {
-            return self.error(
-                codes::INVALID_MESSAGE,
-                "a task message is a JSON object with a string `type`",
-                related,
-                task_id,
-            );
-        };
-        match protocol::MESSAGES.iter().find(|spec| spec.name == name) {
+        let (related, task_id) = (related.map(str::to_owned), task_id.map(str::to_owned));
+        let (related, task_id) = (related.as_deref(), task_id.as_deref());
+        let name = match value.get("type").and_then(Value::as_str) {
+            Some(name) => match protocol::MESSAGES.iter().find(|spec| spec.name == name) {
+                Some(spec) if spec.direction == Direction::ClientToServer => spec.name,
+                Some(spec) => {
+                    return self.error(
+                        codes::UNKNOWN_TYPE,
+                        &format!("`{}` is sent by providers, not to them", spec.name),
+                        related,
+                        task_id,
+                    )
+                }
+                None => {
+                    return self.error(
+                        codes::UNKNOWN_TYPE,
+                        &format!("unknown message type `{name}`"),
+                        related,
+                        task_id,
+                    )
+                }
+            },
             None => {
                 return self.error(
-                    codes::UNKNOWN_TYPE,
-                    &format!("unknown message type `{name}`"),
+                    codes::INVALID_MESSAGE,
+                    "a task message is a JSON object with a string `type`",
                     related,
                     task_id,
                 )
             }
-            Some(spec) if spec.direction != Direction::ClientToServer => {
-                return self.error(
-                    codes::UNKNOWN_TYPE,
-                    &format!("`{name}` is sent by providers, not to them"),
-                    related,
-                    task_id,
-                )
-            }
-            Some(_) => {}
-        }
-        let message = match Message::decode_from(value.clone(), Some(Direction::ClientToServer)) {
+        };
+        let message = match Message::decode_from(value, Some(Direction::ClientToServer)) {
             Ok(message) => message,
             Err(error) => {
                 let detail = match &error {
@@ -826,97 +846,119 @@ impl Session {
             client_id,
         };
         self.shared.counters.runs.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(drive(
-            Arc::clone(&self.shared),
-            Arc::clone(service),
-            task,
-            cancel,
-        ));
+        start(Arc::clone(&self.shared), Arc::clone(service), task, cancel);
     }
 }
 
-/// Runs one task: waits for a slot, runs the handler, forwards progress,
-/// and records the outcome unless the task was cancelled first.
-async fn drive(
+/// Starts an admitted task. With a free slot the handler is polled once
+/// right here, on the connection's task, so a task that is done at once (a
+/// no-op, a refusal the handler finds) ends without a spawn or a thread
+/// hop; otherwise the rest runs on a task of its own. Without a free slot
+/// the task is `Queued` until one frees up.
+fn start(
     shared: Arc<Shared>,
     handler: Arc<dyn TaskHandler>,
     task: Task,
     cancel: CancellationToken,
 ) {
-    let store = &shared.store;
-    let task_id = task.task_id.clone();
-    if shared.slots.available_permits() == 0
-        && !store.advance(
-            &task_id,
-            TaskState::Waiting(TaskStatusUpdatePayloadStatus::Queued),
-        )
-    {
-        return;
+    match Arc::clone(&shared.slots).try_acquire_owned() {
+        Ok(permit) => run_in_slot(shared, handler, task, cancel, permit),
+        Err(_) => {
+            let queued = TaskState::Waiting(TaskStatusUpdatePayloadStatus::Queued);
+            if shared.store.advance(&task.task_id, queued) {
+                tokio::spawn(wait_for_slot(shared, handler, task, cancel));
+            }
+        }
     }
+}
+
+async fn wait_for_slot(
+    shared: Arc<Shared>,
+    handler: Arc<dyn TaskHandler>,
+    task: Task,
+    cancel: CancellationToken,
+) {
     let permit = tokio::select! {
         permit = Arc::clone(&shared.slots).acquire_owned() => match permit {
             Ok(permit) => permit,
             Err(_) => return, // the semaphore is never closed
         },
-        () = cancel.cancelled() => return end_cancelled(&shared, &task_id),
+        () = cancel.cancelled() => return end_cancelled(&shared, &task.task_id),
     };
-    if !store.advance(&task_id, TaskState::Processing) {
-        return;
-    }
-    let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<Progress>();
-    let context = TaskContext::new(progress_tx, cancel.clone());
+    run_in_slot(shared, handler, task, cancel, permit);
+}
+
+type Outcome = std::thread::Result<Result<TaskOutput, TaskError>>;
+
+fn run_in_slot(
+    shared: Arc<Shared>,
+    handler: Arc<dyn TaskHandler>,
+    task: Task,
+    cancel: CancellationToken,
+    permit: OwnedSemaphorePermit,
+) {
+    let task_id = task.task_id.clone();
+    let report = {
+        let store = Arc::clone(&shared.store);
+        let task_id = task_id.clone();
+        Arc::new(move |progress: Progress| store.progress(&task_id, progress))
+    };
+    let context = TaskContext::direct(report, cancel.clone());
     // `run` itself may panic before it returns a future: guard both.
-    let run = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.run(task, context))) {
+    let mut run = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.run(task, context))) {
         Ok(future) => AssertUnwindSafe(future).catch_unwind(),
-        Err(_panic) => {
-            tracing::error!(task_id, "task handler panicked");
-            store.finish(
-                &task_id,
-                Err(TaskError::internal("the service failed unexpectedly")),
-            );
-            return;
-        }
+        Err(panic) => return settle(&shared, &task_id, &cancel, Some(Err(panic))),
     };
-    tokio::pin!(run);
-    let outcome = loop {
-        tokio::select! {
-            biased;
-            Some(progress) = progress_rx.recv() => store.progress(&task_id, progress),
-            outcome = &mut run => break Some(outcome),
-            () = cancel.cancelled() => {
-                // Already reported as Cancelled; give the handler a moment
-                // to stop before its future is dropped.
-                let _ = tokio::time::timeout(shared.cancel_grace, &mut run).await;
-                break None;
-            }
+    // The first poll, with a waker that does nothing: if the handler is
+    // not done, the spawned task polls it again with its own waker, and a
+    // future must use the waker of its latest poll.
+    let mut first = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::future::Future::poll(std::pin::Pin::new(&mut run), &mut first) {
+        std::task::Poll::Ready(outcome) => {
+            settle(&shared, &task_id, &cancel, Some(outcome));
+            drop(permit);
         }
-    };
-    while let Ok(progress) = progress_rx.try_recv() {
-        store.progress(&task_id, progress);
+        std::task::Poll::Pending => {
+            shared.store.advance(&task_id, TaskState::Processing);
+            tokio::spawn(async move {
+                let outcome = tokio::select! {
+                    biased;
+                    outcome = &mut run => Some(outcome),
+                    () = cancel.cancelled() => {
+                        // Already reported as Cancelled; give the handler a
+                        // moment to stop before its future is dropped.
+                        let _ = tokio::time::timeout(shared.cancel_grace, &mut run).await;
+                        None
+                    }
+                };
+                settle(&shared, &task_id, &cancel, outcome);
+                drop(permit);
+            });
+        }
     }
-    // A handler that stopped because it was cancelled reports whatever it
-    // likes (usually `TaskError::cancelled()`); the task's end is the
-    // cancellation, already recorded by whoever cancelled it.
-    let outcome = if cancel.is_cancelled() {
-        end_cancelled(&shared, &task_id);
-        None
-    } else {
-        outcome
-    };
+}
+
+/// Records how the handler ended, unless the task was cancelled first: a
+/// handler that stopped because it was cancelled reports whatever it likes
+/// (usually `TaskError::cancelled()`); the task's end is the cancellation,
+/// already recorded by whoever cancelled it.
+fn settle(shared: &Shared, task_id: &str, cancel: &CancellationToken, outcome: Option<Outcome>) {
+    if cancel.is_cancelled() {
+        return end_cancelled(shared, task_id);
+    }
     match outcome {
         Some(Ok(result)) => {
-            store.finish(&task_id, result);
+            shared.store.finish(task_id, result);
         }
         Some(Err(_panic)) => {
             tracing::error!(task_id, "task handler panicked");
-            store.finish(
-                &task_id,
+            shared.store.finish(
+                task_id,
                 Err(TaskError::internal("the service failed unexpectedly")),
             );
         }
         None => {}
     }
-    drop(permit);
 }
 
 /// A task whose token was cancelled ends as `Cancelled` if nobody ended it
@@ -987,12 +1029,12 @@ mod tests {
             .unwrap();
         let _context = runtime.enter();
         let shared = shared();
-        let (outbox, mut inbox) = mpsc::unbounded_channel();
+        let outbox = Outbox::new();
         let mut session = Session {
             shared,
             subscriber: Subscriber {
                 connection: 1,
-                outbox,
+                outbox: outbox.clone(),
             },
             client_id: None,
             authenticated: true,
@@ -1000,7 +1042,7 @@ mod tests {
         };
         session.handle_text(text);
         let mut kinds = Vec::new();
-        while let Ok(reply) = inbox.try_recv() {
+        for reply in outbox.take() {
             let value: Value = serde_json::from_str(&reply).unwrap();
             let message = Message::decode_from(value, Some(Direction::ServerToClient))
                 .unwrap_or_else(|error| panic!("invalid reply {reply}: {error}"));

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use specwire_protocol::task::TaskStatusUpdatePayloadStatus;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::handler::{Progress, TaskError, TaskOutput};
@@ -20,8 +20,7 @@ use super::messages::{self, TaskReport, TaskState};
 use crate::discovery::Presence;
 use specwire_protocol::discovery::ServiceAdvertisementStatus;
 
-/// A connection's queue of outgoing JSON texts.
-pub(crate) type Outbox = mpsc::UnboundedSender<String>;
+pub(crate) use super::outbox::Outbox;
 
 /// A connection that hears about a task.
 #[derive(Clone, Debug)]
@@ -215,8 +214,11 @@ impl TaskStore {
         Admission::Known
     }
 
-    /// Records a new task as `Accepted` (announced to the requester), or
-    /// finds it already known (a concurrent duplicate).
+    /// Records a new task as `Accepted`, or finds it already known (a
+    /// concurrent duplicate). `Accepted` is announced only with a `note`
+    /// (unadvertised parameters): otherwise the next message (`Queued`,
+    /// `Processing` or the outcome) follows at once, and a task that ends
+    /// on its first poll costs two messages (`Ack`, outcome), not four.
     pub(crate) fn admit(
         &self,
         task_id: &str,
@@ -238,9 +240,11 @@ impl TaskStore {
             subscribers: vec![requester.subscriber.clone()],
             cancel: cancel.clone(),
         };
-        let report = entry.report(task_id);
-        entry.publish(&report);
-        entry.note = None;
+        if entry.note.is_some() {
+            let report = entry.report(task_id);
+            entry.publish(&report);
+            entry.note = None;
+        }
         table.tasks.insert(task_id.to_owned(), entry);
         table.active += 1;
         let active = table.active;
@@ -471,14 +475,20 @@ mod tests {
         )
     }
 
-    fn subscriber(connection: u64) -> (Subscriber, mpsc::UnboundedReceiver<String>) {
-        let (outbox, inbox) = mpsc::unbounded_channel();
-        (Subscriber { connection, outbox }, inbox)
+    fn subscriber(connection: u64) -> (Subscriber, Outbox) {
+        let outbox = Outbox::new();
+        (
+            Subscriber {
+                connection,
+                outbox: outbox.clone(),
+            },
+            outbox,
+        )
     }
 
-    fn drain(inbox: &mut mpsc::UnboundedReceiver<String>) -> Vec<(String, String)> {
+    fn drain(inbox: &mut Outbox) -> Vec<(String, String)> {
         let mut seen = Vec::new();
-        while let Ok(text) = inbox.try_recv() {
+        for text in inbox.take() {
             let value: Value = serde_json::from_str(&text).unwrap();
             specwire_protocol::task::validate(&value).unwrap();
             let kind = value["type"].as_str().unwrap().to_owned();
@@ -532,7 +542,6 @@ mod tests {
         assert_eq!(
             drain(&mut inbox),
             [
-                pair("TaskStatusUpdate", "Accepted"),
                 pair("TaskStatusUpdate", "Processing"),
                 pair("TaskStatusUpdate", "Processing"),
                 pair("TaskResult", "Completed"),
@@ -573,7 +582,6 @@ mod tests {
         assert_eq!(
             drain(&mut inbox_a),
             [
-                pair("TaskStatusUpdate", "Accepted"),
                 pair("TaskStatusUpdate", "Accepted"),
                 pair("TaskStatusUpdate", "Cancelled"),
             ]
