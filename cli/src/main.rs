@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod conformance;
 mod demo;
 mod discover;
 mod discovery_args;
@@ -38,6 +39,11 @@ enum Command {
     /// Work with tasks: `specwire task assign` runs one on a discovered
     /// (or given) provider.
     Task(task::Args),
+    /// Check an implementation (any language) against the spec: `specwire
+    /// conformance task --target ws://HOST:PORT`. Exit status: 0 no MUST
+    /// case failed, 1 a MUST case failed, 2 usage error, 3 cases could not
+    /// be carried out (target unreachable, ...).
+    Conformance(conformance::Args),
     /// A guided end-to-end run on loopback: `specwire demo task` serves,
     /// discovers and assigns real image tasks, then shuts down.
     Demo(demo::Args),
@@ -59,6 +65,7 @@ fn main() -> ExitCode {
         Command::Discover(args) => discover::run(args),
         Command::Task(args) => task::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Conformance(args) => conformance::run(args),
     }
 }
 

@@ -4,10 +4,10 @@
 //! one document ([`bundle`]), and renders every output file in memory:
 //! Rust types with typify plus tagged message enums and validators
 //! ([`rust_json`]), the device line parsers ([`rust_text`]), the uart codecs
-//! ([`uart`]) and the docs ([`docs`]). [`regenerate`] writes them;
-//! [`check`] compares them with what is on disk and names every stale file.
-//! Both run the same code, so a passing check means a regenerate would
-//! change nothing.
+//! ([`uart`]), the conformance case catalog ([`conformance`]) and the docs
+//! ([`docs`]). [`regenerate`] writes them; [`check`] compares them with what
+//! is on disk and names every stale file. Both run the same code, so a
+//! passing check means a regenerate would change nothing.
 //!
 //! ```no_run
 //! let report = specwire_codegen::check(std::path::Path::new(".")).unwrap();
@@ -17,6 +17,7 @@
 //! ```
 
 pub mod bundle;
+pub mod conformance;
 pub mod docs;
 pub mod model;
 pub mod rust_json;

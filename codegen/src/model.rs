@@ -21,6 +21,16 @@ pub const MANIFEST_META: &str = "meta/family-manifest.schema.json";
 pub const UART_META: &str = "meta/uart-protocol.schema.json";
 /// The binary family's document.
 pub const UART_PROTOCOL: &str = "uart/protocol.json";
+/// The meta-schema of every `<family>/conformance.json`.
+pub const CONFORMANCE_META: &str = "meta/conformance-cases.schema.json";
+/// A family's conformance case catalog, relative to its folder (optional).
+pub const CONFORMANCE_FILE: &str = "conformance.json";
+/// Schemas of documents specwire writes (the conformance report, ...):
+/// standalone JSON Schemas, not a family. Each is checked against the
+/// 2020-12 meta-schema; nothing is generated from them.
+pub const REPORTS_DIR: &str = "reports";
+/// Folders of `schema/` that are not families.
+const NOT_FAMILIES: &[&str] = &["meta", REPORTS_DIR];
 
 /// A family manifest (`schema/<family>/manifest.json`), as far as codegen
 /// needs typed access; the docs renderer reads the raw JSON.
@@ -124,6 +134,98 @@ pub struct Example {
     pub text: Option<String>,
 }
 
+/// A family's conformance case catalog (`schema/<family>/conformance.json`):
+/// the cases the conformance suite implements, by stable ID.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Conformance {
+    pub family: String,
+    pub sections: Vec<ConformanceSection>,
+    /// In file order.
+    #[serde(deserialize_with = "needs_in_order")]
+    pub needs: Vec<Need>,
+    pub cases: Vec<Case>,
+}
+
+/// A group of cases; its id is the second part of their IDs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConformanceSection {
+    pub id: String,
+    pub title: String,
+}
+
+/// Something a case needs from the run beyond the target's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Need {
+    pub name: String,
+    pub description: String,
+}
+
+/// One conformance case.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    /// `<family>.<section>.<name>`, unique across all families.
+    pub id: String,
+    pub level: Level,
+    pub section: String,
+    pub title: String,
+    /// The spec sentence it checks (Markdown code spans).
+    pub spec: String,
+    pub source: String,
+    #[serde(default)]
+    pub needs: Vec<String>,
+}
+
+/// A case's RFC 2119 level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum Level {
+    #[serde(rename = "MUST")]
+    Must,
+    #[serde(rename = "SHOULD")]
+    Should,
+}
+
+impl Level {
+    /// `MUST` or `SHOULD`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Must => "MUST",
+            Level::Should => "SHOULD",
+        }
+    }
+}
+
+impl Conformance {
+    /// The section called `id`.
+    pub fn section(&self, id: &str) -> Option<&ConformanceSection> {
+        self.sections.iter().find(|section| section.id == id)
+    }
+
+    /// The need called `name`.
+    pub fn need(&self, name: &str) -> Option<&Need> {
+        self.needs.iter().find(|need| need.name == name)
+    }
+}
+
+/// `needs` is an object; its members keep their file order (serde_json's
+/// `preserve_order`), which is the order the docs list them in.
+fn needs_in_order<'de, D>(deserializer: D) -> Result<Vec<Need>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let map = serde_json::Map::<String, Value>::deserialize(deserializer)?;
+    map.into_iter()
+        .map(|(name, description)| match description {
+            Value::String(description) => Ok(Need { name, description }),
+            other => Err(serde::de::Error::custom(format!(
+                "need {name:?}: the description must be a string, not {other}"
+            ))),
+        })
+        .collect()
+}
+
 /// One JSON or text-lines family, loaded and bundled.
 #[derive(Debug, Clone)]
 pub struct Family {
@@ -145,6 +247,9 @@ pub struct SchemaTree {
     pub families: Vec<Family>,
     /// `uart/protocol.json`.
     pub uart: Value,
+    /// Every `<family>/conformance.json` there is, in catalog order (the
+    /// order of [`SchemaTree::family_names`]).
+    pub conformance: Vec<Conformance>,
 }
 
 /// Problems found while loading; each names the file and what is wrong.
@@ -172,6 +277,23 @@ impl SchemaTree {
         }
     }
 
+    /// Every family name in the generated `FAMILIES` order: the manifest
+    /// families in folder order, then `uart`.
+    pub fn family_names(&self) -> Vec<&str> {
+        self.families
+            .iter()
+            .map(|family| family.manifest.family.as_str())
+            .chain(std::iter::once("uart"))
+            .collect()
+    }
+
+    /// The conformance catalog of `family`, when it has one.
+    pub fn conformance_of(&self, family: &str) -> Option<&Conformance> {
+        self.conformance
+            .iter()
+            .find(|catalog| catalog.family == family)
+    }
+
     /// The JSON families (json encoding), in folder order.
     pub fn json_families(&self) -> impl Iterator<Item = &Family> {
         self.families
@@ -188,21 +310,35 @@ pub(crate) fn read_json(path: &Path) -> Result<Value> {
 fn load_inner(schema_dir: &Path, problems: &mut Problems) -> Result<SchemaTree> {
     let manifest_meta = compile_meta(&schema_dir.join(MANIFEST_META))?;
     let uart_meta = compile_meta(&schema_dir.join(UART_META))?;
+    let conformance_meta = compile_meta(&schema_dir.join(CONFORMANCE_META))?;
 
     let mut family_dirs: Vec<PathBuf> = fs::read_dir(schema_dir)
         .with_context(|| format!("reading {}", schema_dir.display()))?
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.is_dir() && path.file_name().is_some_and(|name| name != "meta"))
+        .filter(|path| {
+            path.is_dir()
+                && path
+                    .file_name()
+                    .is_some_and(|name| !NOT_FAMILIES.iter().any(|skip| name == *skip))
+        })
         .collect();
     family_dirs.sort();
+    check_report_schemas(schema_dir, problems)?;
 
     let mut families = Vec::new();
     let mut uart = None;
+    // (folder, catalog) for every conformance.json, put in catalog order below.
+    let mut catalogs: Vec<(String, Conformance)> = Vec::new();
     for dir in family_dirs {
         let name = dir
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_default();
+        if let Some(catalog) =
+            load_conformance(schema_dir, &dir, &name, &conformance_meta, problems)
+        {
+            catalogs.push((name.clone(), catalog));
+        }
         if dir.join("protocol.json").exists() {
             let path = dir.join("protocol.json");
             let document = read_json(&path)?;
@@ -233,11 +369,140 @@ fn load_inner(schema_dir: &Path, problems: &mut Problems) -> Result<SchemaTree> 
         families.push(load_family(&dir, manifest, manifest_json, problems)?);
     }
     let uart = uart.context("schema/uart/protocol.json is missing")?;
-    Ok(SchemaTree {
+    let mut tree = SchemaTree {
         root: schema_dir.to_path_buf(),
         families,
         uart,
-    })
+        conformance: Vec::new(),
+    };
+    // Catalog order is `FAMILIES` order. A catalog in a folder that did not
+    // load as a family is dropped: that folder's problem is reported already.
+    let order = tree.family_names();
+    let mut ordered: Vec<(usize, String, Conformance)> = catalogs
+        .into_iter()
+        .filter_map(|(folder, catalog)| {
+            let position = order.iter().position(|family| *family == folder)?;
+            Some((position, folder, catalog))
+        })
+        .collect();
+    ordered.sort_by_key(|(position, _, _)| *position);
+    check_case_ids(&ordered, problems);
+    tree.conformance = ordered.into_iter().map(|(_, _, catalog)| catalog).collect();
+    Ok(tree)
+}
+
+/// Every `reports/*.schema.json` must be a valid JSON Schema 2020-12 document.
+fn check_report_schemas(schema_dir: &Path, problems: &mut Problems) -> Result<()> {
+    let dir = schema_dir.join(REPORTS_DIR);
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().ends_with(".schema.json"))
+        })
+        .collect();
+    files.sort();
+    for path in files {
+        match read_json(&path) {
+            Ok(schema) => check_schema(&schema, &rel(schema_dir, &path), problems),
+            Err(error) => problems.push(format!("{error:#}")),
+        }
+    }
+    Ok(())
+}
+
+/// Loads `<dir>/conformance.json` when there is one and reports everything
+/// wrong with it that can be seen from the file alone. `None` when there is
+/// no file, or it is too broken to use (the problems say why).
+fn load_conformance(
+    schema_dir: &Path,
+    dir: &Path,
+    folder: &str,
+    meta: &jsonschema::Validator,
+    problems: &mut Problems,
+) -> Option<Conformance> {
+    let path = dir.join(CONFORMANCE_FILE);
+    if !path.exists() {
+        return None;
+    }
+    let what = rel(schema_dir, &path);
+    let document = match read_json(&path) {
+        Ok(document) => document,
+        Err(error) => {
+            problems.push(format!("{error:#}"));
+            return None;
+        }
+    };
+    if !report_meta(meta, &document, &what, problems) {
+        return None;
+    }
+    let catalog: Conformance = match serde_json::from_value(document) {
+        Ok(catalog) => catalog,
+        Err(error) => {
+            problems.push(format!(
+                "{what}: does not match codegen's conformance model: {error}"
+            ));
+            return None;
+        }
+    };
+    let family = &catalog.family;
+    if family != folder {
+        problems.push(format!(
+            "{what}: family is {family:?} but the folder is {folder:?}"
+        ));
+    }
+    let mut sections = BTreeSet::new();
+    for section in &catalog.sections {
+        if !sections.insert(section.id.as_str()) {
+            problems.push(format!("{what}: section {} is declared twice", section.id));
+        }
+    }
+    for case in &catalog.cases {
+        let id = &case.id;
+        if !sections.contains(case.section.as_str()) {
+            problems.push(format!(
+                "{what}: case {id}: section {:?} is not declared in `sections`",
+                case.section
+            ));
+        }
+        let prefix = format!("{family}.{}.", case.section);
+        if !id.starts_with(&prefix) {
+            problems.push(format!(
+                "{what}: case {id}: the id must start with {prefix:?} (family, then section)"
+            ));
+        }
+        for need in &case.needs {
+            if catalog.need(need).is_none() {
+                problems.push(format!(
+                    "{what}: case {id}: need {need:?} is not declared in `needs`"
+                ));
+            }
+        }
+    }
+    Some(catalog)
+}
+
+/// Case IDs are unique across the whole tree: reports, replay bundles and
+/// the suite name a case by its ID alone.
+fn check_case_ids(catalogs: &[(usize, String, Conformance)], problems: &mut Problems) {
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for (_, folder, catalog) in catalogs {
+        for case in &catalog.cases {
+            match seen.get(case.id.as_str()) {
+                Some(first) => problems.push(format!(
+                    "schema/{folder}/{CONFORMANCE_FILE}: case id {} is not unique (already used in schema/{first}/{CONFORMANCE_FILE})",
+                    case.id
+                )),
+                None => {
+                    seen.insert(&case.id, folder);
+                }
+            }
+        }
+    }
 }
 
 fn load_family(

@@ -18,6 +18,10 @@
 /// chat: A JSON request/response chat over raw TCP: `join_chat`, `send_message`, `get_users`, `leave_chat`; broadcasts to the other joined clients; JSON-RPC error codes for protocol faults. Requests carry no id: responses come back in request order.
 pub mod chat;
 
+/// The conformance case catalog: every case of the conformance
+/// suite by stable ID, from `schema/<family>/conformance.json`.
+pub mod conformance;
+
 /// device hub: Devices and clients share one WebSocket hub speaking text frames, one command per frame, fields separated by `:`: devices register with `id:`, clients subscribe with `s` and send `cmd:<target>:<command>:<parameters>`; device data is broadcast to subscribers as `<deviceId>:<data>`.
 pub mod device;
 

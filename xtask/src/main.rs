@@ -2,8 +2,8 @@
 //!
 //! - `cargo xtask regenerate`: rewrite `generated/` from `schema/`.
 //! - `cargo xtask check`: fail, naming each file, when `generated/` is stale
-//!   or a schema, manifest or example is invalid. CI and the test suite run
-//!   the same check.
+//!   or a schema, manifest, example or conformance case catalog is invalid.
+//!   CI and the test suite run the same check.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

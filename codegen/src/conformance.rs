@@ -1,0 +1,321 @@
+//! Rust for the conformance case catalog: every `<family>/conformance.json`
+//! becomes entries of the static tables in `generated/src/conformance.rs`.
+//!
+//! The tables are in catalog order (families as `FAMILIES`, then file
+//! order), so each family's cases, sections and needs are one contiguous
+//! run; the lookups by family return those runs as slices, and `case` is a
+//! `match` on the ID.
+
+use std::ops::Range;
+
+use proc_macro2::{Literal, TokenStream};
+use quote::quote;
+
+use crate::model::{Level, SchemaTree};
+
+/// A family's entries in the tables: one contiguous run in each.
+struct Runs<'a> {
+    family: &'a str,
+    sections: Range<usize>,
+    needs: Range<usize>,
+    cases: Range<usize>,
+}
+
+/// Generates the `conformance` module.
+pub fn generate(tree: &SchemaTree) -> TokenStream {
+    let catalogs = &tree.conformance;
+
+    let mut sections = Vec::new();
+    let mut needs = Vec::new();
+    let mut cases = Vec::new();
+    let mut case_ids = Vec::new();
+    let mut runs: Vec<Runs<'_>> = Vec::new();
+    for catalog in catalogs {
+        let family = catalog.family.as_str();
+        let section_start = sections.len();
+        for section in &catalog.sections {
+            let (id, title) = (&section.id, &section.title);
+            sections.push(quote! { Section { family: #family, id: #id, title: #title } });
+        }
+        let need_start = needs.len();
+        for need in &catalog.needs {
+            let (name, description) = (&need.name, &need.description);
+            needs.push(quote! { Need { family: #family, name: #name, description: #description } });
+        }
+        let case_start = cases.len();
+        for case in &catalog.cases {
+            let (id, section, title, spec, source) = (
+                &case.id,
+                &case.section,
+                &case.title,
+                &case.spec,
+                &case.source,
+            );
+            let level = match case.level {
+                Level::Must => quote!(Level::Must),
+                Level::Should => quote!(Level::Should),
+            };
+            let case_needs = &case.needs;
+            cases.push(quote! {
+                CaseSpec {
+                    id: #id,
+                    family: #family,
+                    section: #section,
+                    level: #level,
+                    title: #title,
+                    spec: #spec,
+                    source: #source,
+                    needs: &[#(#case_needs),*],
+                }
+            });
+            case_ids.push(id.as_str());
+        }
+        runs.push(Runs {
+            family,
+            sections: section_start..sections.len(),
+            needs: need_start..needs.len(),
+            cases: case_start..cases.len(),
+        });
+    }
+
+    let indices: Vec<Literal> = (0..case_ids.len()).map(Literal::usize_unsuffixed).collect();
+    let range = |range: &Range<usize>| {
+        let (start, end) = (
+            Literal::usize_unsuffixed(range.start),
+            Literal::usize_unsuffixed(range.end),
+        );
+        quote!(#start..#end)
+    };
+    let run_families: Vec<&str> = runs.iter().map(|run| run.family).collect();
+    let family = quote!(family);
+    let section_lookup = lookup(
+        &family,
+        &run_families,
+        runs.iter().map(|run| range(&run.sections)).collect(),
+        quote!(0..0),
+    );
+    let need_lookup = lookup(
+        &family,
+        &run_families,
+        runs.iter().map(|run| range(&run.needs)).collect(),
+        quote!(0..0),
+    );
+    let case_lookup_by_family = lookup(
+        &family,
+        &run_families,
+        runs.iter().map(|run| range(&run.cases)).collect(),
+        quote!(0..0),
+    );
+    let case_lookup = lookup(
+        &quote!(id),
+        &case_ids,
+        indices.iter().map(|index| quote!(Some(#index))).collect(),
+        quote!(None),
+    );
+
+    let with_cases: Vec<&str> = catalogs
+        .iter()
+        .filter(|catalog| !catalog.cases.is_empty())
+        .map(|catalog| catalog.family.as_str())
+        .collect();
+    let count_doc = if with_cases.is_empty() {
+        " No cases yet.".to_string()
+    } else {
+        format!(
+            " {} case{} ({} MUST, {} SHOULD) in {} {}: {}.",
+            case_ids.len(),
+            if case_ids.len() == 1 { "" } else { "s" },
+            count(tree, Level::Must),
+            count(tree, Level::Should),
+            with_cases.len(),
+            if with_cases.len() == 1 {
+                "family"
+            } else {
+                "families"
+            },
+            with_cases
+                .iter()
+                .map(|family| format!("`{family}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+
+    quote! {
+        //! The conformance case catalog: every case of the conformance
+        //! suite, by stable ID (`<family>.<section>.<name>`), with its
+        //! level, the spec sentence it checks and where that comes from.
+        //!
+        //! Generated from `schema/<family>/conformance.json`; see
+        //! `generated/docs/conformance.md`. The suite implements each case
+        //! by its ID, and a test of the conformance crate ties the two
+        //! together.
+        //!
+        #![doc = #count_doc]
+        //!
+        //! ```
+        //! use specwire_protocol::conformance::{self, Level};
+        //!
+        //! for case in conformance::CASES {
+        //!     assert!(case.id.starts_with(&format!("{}.{}.", case.family, case.section)));
+        //!     assert!(conformance::section(case.family, case.section).is_some());
+        //! }
+        //! if let Some(first) = conformance::CASES.first() {
+        //!     assert_eq!(conformance::case(first.id), Some(first));
+        //!     assert!(conformance::cases_of(first.family).any(|case| case == first));
+        //! }
+        //! assert_eq!(conformance::case("no.such.case"), None);
+        //! assert_eq!(Level::Must.to_string(), "MUST");
+        //! ```
+
+        use std::fmt;
+
+        /// How binding a case's spec point is (RFC 2119).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        pub enum Level {
+            /// `MUST`: an absolute requirement.
+            #[serde(rename = "MUST")]
+            Must,
+            /// `SHOULD`: recommended; there may be reasons to differ.
+            #[serde(rename = "SHOULD")]
+            Should,
+        }
+
+        impl Level {
+            /// `MUST` or `SHOULD`, as the spec writes it.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    Level::Must => "MUST",
+                    Level::Should => "SHOULD",
+                }
+            }
+        }
+
+        impl fmt::Display for Level {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        /// A group of a family's cases; `id` is the second part of their IDs.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+        pub struct Section {
+            /// The family.
+            pub family: &'static str,
+            /// The section's part of a case ID.
+            pub id: &'static str,
+            /// Its heading in the docs.
+            pub title: &'static str,
+        }
+
+        /// Something a case needs from the run beyond the target's address
+        /// (an option, a task that succeeds, ...). A case whose needs the
+        /// run does not meet is skipped.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+        pub struct Need {
+            /// The family.
+            pub family: &'static str,
+            /// The name cases list in [`CaseSpec::needs`].
+            pub name: &'static str,
+            /// What to pass for it (Markdown).
+            pub description: &'static str,
+        }
+
+        /// One conformance case.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+        pub struct CaseSpec {
+            /// Stable ID, `<family>.<section>.<name>`, unique across families.
+            pub id: &'static str,
+            /// The family the case checks.
+            pub family: &'static str,
+            /// The [`Section`] id.
+            pub section: &'static str,
+            /// How binding the spec point is.
+            pub level: Level,
+            /// What the case checks, as one sentence.
+            pub title: &'static str,
+            /// The spec sentence it checks, quoted (Markdown code spans).
+            pub spec: &'static str,
+            /// Where the sentence comes from.
+            pub source: &'static str,
+            /// Names of the family's [`Need`]s; empty when the target alone
+            /// is enough.
+            pub needs: &'static [&'static str],
+        }
+
+        /// Every section, in catalog order.
+        pub static SECTIONS: &[Section] = &[#(#sections),*];
+
+        /// Every need, in catalog order.
+        pub static NEEDS: &[Need] = &[#(#needs),*];
+
+        /// Every case, in catalog order: families as [`crate::FAMILIES`],
+        /// then the order of their `conformance.json`.
+        pub static CASES: &[CaseSpec] = &[#(#cases),*];
+
+        /// The case with ID `id`.
+        pub fn case(id: &str) -> Option<&'static CaseSpec> {
+            let index: Option<usize> = #case_lookup;
+            index.and_then(|index| CASES.get(index))
+        }
+
+        /// The cases of `family`, in catalog order (none for a family
+        /// without a catalog or an unknown name).
+        pub fn cases_of(family: &str) -> impl Iterator<Item = &'static CaseSpec> {
+            let run: std::ops::Range<usize> = #case_lookup_by_family;
+            CASES[run].iter()
+        }
+
+        /// The sections of `family`, in catalog order.
+        pub fn sections_of(family: &str) -> impl Iterator<Item = &'static Section> {
+            let run: std::ops::Range<usize> = #section_lookup;
+            SECTIONS[run].iter()
+        }
+
+        /// The needs of `family`, in catalog order.
+        pub fn needs_of(family: &str) -> impl Iterator<Item = &'static Need> {
+            let run: std::ops::Range<usize> = #need_lookup;
+            NEEDS[run].iter()
+        }
+
+        /// Section `id` of `family`.
+        pub fn section(family: &str, id: &str) -> Option<&'static Section> {
+            sections_of(family).find(|section| section.id == id)
+        }
+
+        /// Need `name` of `family`.
+        pub fn need(family: &str, name: &str) -> Option<&'static Need> {
+            needs_of(family).find(|need| need.name == name)
+        }
+    }
+}
+
+/// `match scrutinee { key => value, ..., _ => fallback }`, or just the
+/// fallback when there are no keys (a lone `_` arm is not idiomatic).
+fn lookup(
+    scrutinee: &TokenStream,
+    keys: &[&str],
+    values: Vec<TokenStream>,
+    fallback: TokenStream,
+) -> TokenStream {
+    if keys.is_empty() {
+        return quote!({
+            let _ = #scrutinee;
+            #fallback
+        });
+    }
+    quote! {
+        match #scrutinee {
+            #(#keys => #values,)*
+            _ => #fallback,
+        }
+    }
+}
+
+fn count(tree: &SchemaTree, level: Level) -> usize {
+    tree.conformance
+        .iter()
+        .flat_map(|catalog| &catalog.cases)
+        .filter(|case| case.level == level)
+        .count()
+}

@@ -1,0 +1,224 @@
+//! The discovery family's suite: cases against a provider's UDP
+//! discovery side (seed 000 §4, PROFILE.md "discovery").
+//!
+//! ```no_run
+//! # async fn run() {
+//! use std::time::Duration;
+//! use specwire_conformance::{discovery, runner::Selection};
+//!
+//! let mut target = discovery::DiscoveryTarget::new(50001);
+//! target.service = Some("ImageProcessingService".into());
+//! target.heartbeat_wait = Duration::from_secs(35);
+//! let results = discovery::run(&target, &Selection::default(), &mut ()).await;
+//! # }
+//! ```
+//!
+//! # How the suite listens
+//!
+//! The suite attaches to a provider that is already running; it never
+//! starts, stops or configures it. Each case binds the shared discovery
+//! port on the wildcard address with `SO_REUSEADDR`/`SO_REUSEPORT`
+//! ([`bind_discovery_socket`](specwire_runtime::discovery::bind_discovery_socket)),
+//! where broadcasts arrive: heartbeats and answers sent to the provider's
+//! targets. For each request it binds a fresh ephemeral socket, sends a
+//! valid `ClientServiceDiscoveryRequest` with a fresh `clientId` from it to
+//! [`target_address`](DiscoveryTarget::target_address)`:`[`port`](DiscoveryTarget::port),
+//! and listens on both: only a unicast to the request's source reaches the
+//! ephemeral socket. (With a unicast `target_address` on the provider's own
+//! host, the kernel may hand the request to the suite's shared socket
+//! instead of the provider: use a broadcast address there.)
+//!
+//! Every datagram sent and received goes into the case's transcript (kind
+//! `datagram`; socket #1 is the shared port, the others are ephemeral
+//! sockets and WebSocket connections) and every received one is validated.
+//! A datagram of the target that breaks the schema is logged for
+//! `discovery.advertisement.valid` and otherwise read leniently: each case
+//! reads only the fields its point is about, so one fault fails one case.
+//! Requests of other clients are not the target's and are not judged.
+//! With [`service`](DiscoveryTarget::service), only advertisements with that
+//! `serviceName` are judged; everything else on the shared port is recorded
+//! and ignored.
+//!
+//! # Answers and heartbeats
+//!
+//! - An **answer** to a request is an advertisement naming the request's
+//!   `clientId` in `respondsToClientId`, on either socket, or any
+//!   advertisement unicast to the request's fresh ephemeral socket (nothing
+//!   else can be sent there). A broadcast naming another client answers
+//!   someone else and is ignored.
+//! - A **heartbeat** is an advertisement on the shared port, while the case
+//!   sends nothing, that answers no request: one without
+//!   `respondsToClientId`, or one naming a client whose request the suite
+//!   neither sent nor saw within the listening window. In the first
+//!   [`reply_timeout`](DiscoveryTarget::reply_timeout) (1 s) of the wait, an
+//!   unknown `respondsToClientId` may answer a request sent before the
+//!   suite listened, and is not judged. The two heartbeat cases share one
+//!   wait: the first to run waits up to
+//!   [`heartbeat_wait`](DiscoveryTarget::heartbeat_wait) for the first
+//!   heartbeat (then [`settle`](DiscoveryTarget::settle) more for the
+//!   provider's other services), the other reuses what it saw.
+//!
+//! # Verdicts
+//!
+//! - `discovery.request.answered-within-1s` fails when the first answer
+//!   comes more than [`reply_timeout`](DiscoveryTarget::reply_timeout) after
+//!   the request (measured with `Instant` from just before sending to
+//!   receipt), or none comes within the listening window
+//!   ([`listen`](DiscoveryTarget::listen), 3 s), which tells a late answer
+//!   from none.
+//! - `discovery.request.unicast-answer` fails when no advertisement reaches
+//!   the ephemeral socket within the window. It quotes the same spec
+//!   sentence as the previous case, so a provider that never answers fails
+//!   both; a provider that answers only by broadcast fails only this one,
+//!   and one that answers late only the previous one.
+//! - `discovery.request.responds-to-client-id` fails when an advertisement
+//!   unicast to the request's source (an answer) lacks the request's
+//!   `clientId` or names another.
+//! - `discovery.heartbeat.omits-responds-to` fails when a heartbeat carries
+//!   `respondsToClientId`; `discovery.heartbeat.interval` (SHOULD) fails
+//!   when no heartbeat comes within `heartbeat_wait`, whatever it carries.
+//!   Both skip when `heartbeat_wait` is zero.
+//! - `discovery.advertisement.settings-types` judges the raw JSON of every
+//!   advertisement of its exchange: each setting is a one-key object whose
+//!   key is `string`, `int`, `float` or `bool` and whose value is a string.
+//!   The schema says the same, so a bad type fails this case and
+//!   `discovery.advertisement.valid` (two spec points, one fault).
+//! - `discovery.advertisement.endpoint-reachable` (SHOULD) opens a
+//!   WebSocket to each distinct `ws://`/`wss://` endpoint advertised in its
+//!   exchange (answers and heartbeats), within
+//!   [`connect_timeout`](DiscoveryTarget::connect_timeout), and closes it
+//!   with code 1000. A refused connection, a failed or late handshake fails.
+//!   A `wss://` endpoint whose certificate the suite does not trust (the
+//!   platform's roots plus [`extra_roots`](DiscoveryTarget::extra_roots))
+//!   makes the case skip, naming the option: the server is there, but the
+//!   handshake cannot be checked, and failing would punish self-signed
+//!   deployments the spec allows.
+//! - `discovery.advertisement.online-status` fails when an answer says
+//!   `Offline`.
+//! - `discovery.advertisement.valid` runs last: it sends one more request,
+//!   then fails if any datagram of the target in the whole run broke the
+//!   schema. Without `service`, anything on the port that is not a valid
+//!   discovery message counts; with it, only advertisements of that service
+//!   and anything unicast to the suite.
+//!
+//! A case with nothing to judge (no answer, no heartbeat, no advertisement)
+//! skips and names the case that reports the absence: only that case
+//! fails, and no verdict claims a check that did not happen.
+
+mod cases;
+mod target;
+mod wire;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use specwire_protocol::conformance::{cases_of, CaseSpec};
+
+pub use cases::{implementation, CaseFn, RUN_LAST};
+pub use target::{Ctx, DiscoveryTarget};
+pub use wire::{Datagram, Exchange, Until, Via};
+
+use crate::runner::{Observer, Selection};
+use crate::verdict::{CaseResult, Verdict};
+
+/// The family name.
+pub const FAMILY: &str = "discovery";
+
+/// The discovery cases `selection` admits, in the order they run.
+pub fn plan(selection: &Selection) -> Vec<&'static CaseSpec> {
+    let (last, mut first): (Vec<_>, Vec<_>) = cases_of(FAMILY)
+        .filter(|spec| selection.admits(spec.id))
+        .partition(|spec| RUN_LAST.contains(&spec.id));
+    first.extend(last);
+    first
+}
+
+/// Runs the selected cases against `target`, one after the other,
+/// reporting each to `observer`.
+pub async fn run(
+    target: &DiscoveryTarget,
+    selection: &Selection,
+    observer: &mut dyn Observer,
+) -> Vec<CaseResult> {
+    let plan = plan(selection);
+    // Compile the validators now: not while an answer is being timed.
+    let blocked = specwire_protocol::discovery::warm_up()
+        .err()
+        .map(|error| format!("the discovery schema does not compile: {error}"));
+    let run = Arc::new(Mutex::new(target::RunState::default()));
+    // A safety net: every wait inside a case is bounded already.
+    let case_limit = target.heartbeat_wait
+        + target.window() * 2
+        + target.settle * 4
+        + target.connect_timeout * 8
+        + Duration::from_secs(60);
+    let mut results = Vec::with_capacity(plan.len());
+    for (index, spec) in plan.iter().enumerate() {
+        observer.started(spec, index, plan.len());
+        let started = Instant::now();
+        let mut ctx = Ctx::new(target, spec.id, Arc::clone(&run));
+        let verdict = match (&blocked, implementation(spec.id)) {
+            (Some(reason), _) => Verdict::HarnessError {
+                reason: reason.clone(),
+            },
+            (None, None) => Verdict::HarnessError {
+                reason: format!("{} has no implementation in this build", spec.id),
+            },
+            (None, Some(case)) => match tokio::time::timeout(case_limit, case(&mut ctx)).await {
+                Ok(Ok(())) => Verdict::Pass,
+                Ok(Err(stop)) => stop.verdict(),
+                Err(_) => Verdict::HarnessError {
+                    reason: format!("the case did not finish within {case_limit:?}"),
+                },
+            },
+        };
+        let result = CaseResult {
+            spec,
+            verdict,
+            duration: started.elapsed(),
+            transcript: ctx.transcript(),
+            seed: None,
+            replay: None,
+        };
+        observer.finished(&result);
+        results.push(result);
+    }
+    results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_runs_valid_last_and_follows_the_selection() {
+        let plan = plan(&Selection::default());
+        assert_eq!(plan.len(), cases_of(FAMILY).count());
+        assert_eq!(plan.last().unwrap().id, "discovery.advertisement.valid");
+        let only = Selection {
+            only: vec!["discovery.heartbeat".into()],
+            skip: vec![],
+        };
+        let ids: Vec<&str> = super::plan(&only).iter().map(|spec| spec.id).collect();
+        assert_eq!(
+            ids,
+            [
+                "discovery.heartbeat.omits-responds-to",
+                "discovery.heartbeat.interval"
+            ]
+        );
+    }
+
+    #[test]
+    fn target_defaults() {
+        let target = DiscoveryTarget::new(50001);
+        assert_eq!(target.destination().to_string(), "127.255.255.255:50001");
+        assert_eq!(target.heartbeat_wait, Duration::from_secs(35));
+        assert_eq!(target.window(), Duration::from_secs(3));
+        let short = DiscoveryTarget {
+            listen: Duration::from_millis(10),
+            ..DiscoveryTarget::new(1)
+        };
+        assert_eq!(short.window(), Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,480 @@
+//! What the suite knows about the target (where its discovery traffic is,
+//! which service to judge, how long to wait) and a case's view of it: the
+//! sockets, the transcript, and what the whole run has seen.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use specwire_protocol::discovery::{
+    ClientId, ClientServiceDiscoveryRequest, ClientServiceDiscoveryRequestDiscoveryType, Message,
+    Timestamp,
+};
+use specwire_runtime::clock::{new_id, now_rfc3339};
+use specwire_runtime::discovery::{bind_discovery_socket, RECEIVE_BUFFER_BYTES};
+use tokio::net::UdpSocket;
+
+use super::wire::{Datagram, Exchange, Until, Via};
+use crate::transcript::{hex, Direction, Transcript};
+use crate::verdict::Stop;
+
+/// The target and how to test it.
+#[derive(Clone, Debug)]
+pub struct DiscoveryTarget {
+    /// The UDP discovery port the target uses (the profile's default is
+    /// 50001).
+    pub port: u16,
+    /// Where requests are sent: a broadcast address that reaches the target
+    /// (default `127.255.255.255`, this host only), or its unicast address.
+    pub target_address: IpAddr,
+    /// Judge only advertisements whose `serviceName` is this; others on the
+    /// shared port are recorded and ignored.
+    pub service: Option<String>,
+    /// How long the heartbeat cases wait for an unsolicited advertisement
+    /// (default 35 s: the profile's 30 s heartbeat and some slack). Zero
+    /// skips them.
+    pub heartbeat_wait: Duration,
+    /// The spec's limit for answering a request (1 s).
+    pub reply_timeout: Duration,
+    /// How long the suite listens for answers after a request (default
+    /// 3 s), so a late answer is told from none. Never shorter than
+    /// `reply_timeout`.
+    pub listen: Duration,
+    /// How long the suite keeps listening once what a case waits for has
+    /// come, for the rest of a burst (other services, the unicast copy).
+    pub settle: Duration,
+    /// How long a WebSocket handshake with an advertised endpoint may take.
+    pub connect_timeout: Duration,
+    /// Extra CA certificates (PEM) trusted for `wss://` endpoints.
+    pub extra_roots: Vec<PathBuf>,
+}
+
+impl DiscoveryTarget {
+    /// Defaults for `port`: requests to `127.255.255.255`, 35 s heartbeat
+    /// wait, 1 s answer limit, 3 s listening, 300 ms settle, 5 s WebSocket
+    /// handshakes.
+    pub fn new(port: u16) -> DiscoveryTarget {
+        DiscoveryTarget {
+            port,
+            target_address: IpAddr::V4(Ipv4Addr::new(127, 255, 255, 255)),
+            service: None,
+            heartbeat_wait: Duration::from_secs(35),
+            reply_timeout: Duration::from_secs(1),
+            listen: Duration::from_secs(3),
+            settle: Duration::from_millis(300),
+            connect_timeout: Duration::from_secs(5),
+            extra_roots: Vec::new(),
+        }
+    }
+
+    /// Where requests go.
+    pub fn destination(&self) -> SocketAddr {
+        SocketAddr::new(self.target_address, self.port)
+    }
+
+    /// How long the suite listens after a request.
+    pub fn window(&self) -> Duration {
+        self.listen.max(self.reply_timeout)
+    }
+
+    /// `udp://ADDRESS:PORT` (and the service), for reports.
+    pub fn describe(&self) -> String {
+        let mut text = format!("udp://{}", self.destination());
+        if let Some(service) = &self.service {
+            text.push_str(&format!(" (service {service})"));
+        }
+        text
+    }
+}
+
+/// What the unsolicited advertisements (heartbeats) the run waited for
+/// were; the first heartbeat case to run waits, the other reuses it.
+#[derive(Clone, Debug)]
+pub(crate) struct Heartbeats {
+    /// The case that waited.
+    pub observed_by: &'static str,
+    /// How long it waited.
+    pub waited: Duration,
+    /// The advertisements that answered no request the suite knows of.
+    pub unsolicited: Vec<Datagram>,
+}
+
+/// What the whole run has seen, shared by every case.
+#[derive(Debug, Default)]
+pub(crate) struct RunState {
+    /// Datagrams of the target that break the schema (with why), for
+    /// `discovery.advertisement.valid`.
+    pub invalid: Vec<String>,
+    /// Advertisements of the service(s) under test seen so far.
+    pub advertisements: usize,
+    /// Requests sent by the suite or seen on the shared port: `clientId` →
+    /// when.
+    pub requests: HashMap<String, Instant>,
+    /// The heartbeat observation, once made.
+    pub heartbeats: Option<Heartbeats>,
+}
+
+/// A socket of the suite and its number in the transcript.
+pub(crate) struct Listener {
+    pub socket: UdpSocket,
+    pub connection: u32,
+    pub local: SocketAddr,
+}
+
+/// A case's view of the target: its sockets, the transcript, the run.
+pub struct Ctx<'t> {
+    /// The target.
+    pub target: &'t DiscoveryTarget,
+    /// The case's ID.
+    pub case: &'static str,
+    transcript: Transcript,
+    run: Arc<Mutex<RunState>>,
+    shared: Option<Listener>,
+    connections: u32,
+}
+
+/// Receive errors in a row after which a case gives up.
+const MAX_RECEIVE_ERRORS: u32 = 50;
+
+impl<'t> Ctx<'t> {
+    pub(crate) fn new(
+        target: &'t DiscoveryTarget,
+        case: &'static str,
+        run: Arc<Mutex<RunState>>,
+    ) -> Ctx<'t> {
+        Ctx {
+            target,
+            case,
+            transcript: Transcript::new(),
+            run,
+            shared: None,
+            connections: 0,
+        }
+    }
+
+    /// The transcript so far.
+    pub fn transcript(&self) -> Transcript {
+        self.transcript.clone()
+    }
+
+    /// A remark in the transcript.
+    pub fn note(&mut self, text: &str) {
+        self.transcript.note(0, text);
+    }
+
+    pub(crate) fn record(&mut self, direction: Direction, connection: u32, kind: &str, data: &str) {
+        self.transcript.record(direction, connection, kind, data);
+    }
+
+    pub(crate) fn run(&self) -> MutexGuard<'_, RunState> {
+        self.run
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A number for the next socket or connection in the transcript.
+    pub(crate) fn next_connection(&mut self) -> u32 {
+        self.connections += 1;
+        self.connections
+    }
+
+    /// Every schema-breaking datagram of the target seen in the run so far.
+    pub fn invalid_datagrams(&self) -> Vec<String> {
+        self.run().invalid.clone()
+    }
+
+    /// How many advertisements of the service(s) under test the run saw.
+    pub fn advertisements_seen(&self) -> usize {
+        self.run().advertisements
+    }
+
+    fn wildcard(&self) -> IpAddr {
+        match self.target.target_address {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        }
+    }
+
+    fn bind(&mut self, port: u16, what: &str) -> Result<Listener, Stop> {
+        let socket = bind_discovery_socket(self.wildcard(), port).map_err(|error| {
+            Stop::Harness(format!(
+                "cannot bind UDP {}:{port}: {error}",
+                self.wildcard()
+            ))
+        })?;
+        let local = socket
+            .local_addr()
+            .map_err(|error| Stop::Harness(format!("UDP socket: {error}")))?;
+        let connection = self.next_connection();
+        self.transcript
+            .note(connection, &format!("UDP {local}: {what}"));
+        Ok(Listener {
+            socket,
+            connection,
+            local,
+        })
+    }
+
+    /// Binds the shared discovery port (`SO_REUSEADDR`, `SO_REUSEPORT`), on
+    /// which broadcasts arrive, unless it is bound already.
+    pub(crate) fn ensure_shared(&mut self) -> Result<(), Stop> {
+        if self.shared.is_none() {
+            let listener = self.bind(
+                self.target.port,
+                "the shared discovery port (broadcasts: heartbeats, answers to the targets)",
+            )?;
+            self.shared = Some(listener);
+        }
+        Ok(())
+    }
+
+    /// The next datagram on the shared port or on `direct`, before
+    /// `deadline`; `None` when the time is up. Every datagram goes into the
+    /// transcript and is checked against the schema.
+    pub(crate) async fn receive(
+        &mut self,
+        direct: Option<&Listener>,
+        deadline: Instant,
+    ) -> Result<Option<Datagram>, Stop> {
+        self.ensure_shared()?;
+        let mut errors = 0;
+        loop {
+            let Some(shared) = self.shared.as_ref() else {
+                return Err(Stop::Harness("the shared discovery socket is gone".into()));
+            };
+            let mut shared_buffer = vec![0u8; RECEIVE_BUFFER_BYTES];
+            let mut direct_buffer = vec![0u8; RECEIVE_BUFFER_BYTES];
+            let receiving = async {
+                tokio::select! {
+                    received = shared.socket.recv_from(&mut shared_buffer) => (Via::Shared, shared.connection, received),
+                    received = async {
+                        match direct {
+                            Some(listener) => listener.socket.recv_from(&mut direct_buffer).await,
+                            None => std::future::pending().await,
+                        }
+                    } => (Via::Direct, direct.map_or(0, |listener| listener.connection), received),
+                }
+            };
+            let deadline = tokio::time::Instant::from_std(deadline);
+            let Ok((via, connection, received)) =
+                tokio::time::timeout_at(deadline, receiving).await
+            else {
+                return Ok(None);
+            };
+            let at = Instant::now();
+            match received {
+                Ok((length, source)) => {
+                    let buffer = match via {
+                        Via::Shared => &shared_buffer,
+                        Via::Direct => &direct_buffer,
+                    };
+                    let bytes = buffer.get(..length).unwrap_or(buffer);
+                    let datagram = Datagram::parse(at, via, source, bytes);
+                    return Ok(Some(self.accept(connection, datagram, bytes)));
+                }
+                Err(error) => {
+                    errors += 1;
+                    self.transcript
+                        .note(connection, &format!("receive failed: {error}"));
+                    if errors >= MAX_RECEIVE_ERRORS {
+                        return Err(Stop::Harness(format!("UDP receive keeps failing: {error}")));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records `datagram`, decides whether it is an advertisement of the
+    /// service under test, and logs it for `discovery.advertisement.valid`
+    /// if it is the target's and breaks the schema.
+    fn accept(&mut self, connection: u32, mut datagram: Datagram, bytes: &[u8]) -> Datagram {
+        let data = match std::str::from_utf8(bytes) {
+            Ok(text) => text.to_owned(),
+            Err(_) => hex(bytes),
+        };
+        self.transcript
+            .record(Direction::Received, connection, "datagram", &data);
+        let kind = datagram.discovery_type().map(str::to_owned);
+        let under_test = match (&self.target.service, datagram.service_name()) {
+            (None, _) => true,
+            (Some(wanted), Some(name)) => wanted == name,
+            (Some(_), None) => false,
+        };
+        match kind.as_deref() {
+            Some("ClientServiceDiscoveryRequest") => {
+                if let Some(id) = datagram.client_id() {
+                    self.run()
+                        .requests
+                        .entry(id.to_owned())
+                        .or_insert(datagram.at);
+                }
+                if let Some(problem) = &datagram.invalid {
+                    let text = format!("a request of another client breaks the schema (not the target's: not judged): {problem}");
+                    self.transcript.note(connection, &text);
+                }
+            }
+            Some("ServiceAdvertisement") if under_test => {
+                datagram.advertisement = true;
+                self.run().advertisements += 1;
+                self.log_invalid(connection, &datagram);
+            }
+            Some("ServiceAdvertisement") => {
+                self.transcript.note(
+                    connection,
+                    "not the service under test (--service): ignored",
+                );
+            }
+            _ if self.target.service.is_some() && datagram.via == Via::Shared => {
+                self.transcript.note(
+                    connection,
+                    "not a discovery message, and not attributable to the service under test: ignored",
+                );
+            }
+            _ => self.log_invalid(connection, &datagram),
+        }
+        datagram
+    }
+
+    fn log_invalid(&mut self, connection: u32, datagram: &Datagram) {
+        if let Some(problem) = &datagram.invalid {
+            self.transcript.note(
+                connection,
+                &format!("that datagram breaks the schema: {problem}"),
+            );
+            self.run().invalid.push(format!(
+                "{problem} (from {}): {}",
+                datagram.source, datagram.text
+            ));
+        }
+    }
+
+    /// Sends a `ClientServiceDiscoveryRequest` with a fresh `clientId` from
+    /// a fresh ephemeral socket to the target address, and listens on that
+    /// socket and the shared port: until `until` holds and
+    /// [`settle`](DiscoveryTarget::settle) more, at most the listening
+    /// window.
+    pub(crate) async fn exchange(&mut self, until: Until) -> Result<Exchange, Stop> {
+        self.ensure_shared()?;
+        let direct = self.bind(
+            0,
+            "an ephemeral socket: sends the request; unicast answers arrive here",
+        )?;
+        let client_id = format!("specwire-conformance-{}", new_id());
+        let request = ClientServiceDiscoveryRequest {
+            client_id: ClientId(client_id.clone()),
+            discovery_type:
+                ClientServiceDiscoveryRequestDiscoveryType::ClientServiceDiscoveryRequest,
+            timestamp: Timestamp(now_rfc3339()),
+        };
+        let text = Message::from(request).to_json();
+        let destination = self.target.destination();
+        self.transcript
+            .note(direct.connection, &format!("request to {destination}"));
+        self.transcript
+            .record(Direction::Sent, direct.connection, "datagram", &text);
+        let sent_at = Instant::now();
+        direct
+            .socket
+            .send_to(text.as_bytes(), destination)
+            .await
+            .map_err(|error| Stop::Harness(format!("cannot send to {destination}: {error}")))?;
+        self.run().requests.insert(client_id.clone(), sent_at);
+        let mut exchange = Exchange {
+            client_id,
+            sent_at,
+            source: direct.local,
+            window: self.target.window(),
+            datagrams: Vec::new(),
+        };
+        let mut deadline = sent_at + exchange.window;
+        let mut met = false;
+        while let Some(datagram) = self.receive(Some(&direct), deadline).await? {
+            exchange.datagrams.push(datagram);
+            if !met && exchange.meets(until) {
+                met = true;
+                deadline = deadline.min(Instant::now() + self.target.settle);
+            }
+        }
+        let summary = format!(
+            "listened {} ms: {} answer(s), {} unicast to the request's source, {} advertisement(s) in all",
+            sent_at.elapsed().as_millis(),
+            exchange.answers().count(),
+            exchange.unicast().count(),
+            exchange.advertisements().count()
+        );
+        self.transcript.note(direct.connection, &summary);
+        Ok(exchange)
+    }
+
+    /// The run's heartbeat observation: made now if no case made it yet.
+    /// Listens on the shared port only (sending nothing) until an
+    /// advertisement arrives that answers no request the suite knows of,
+    /// and [`settle`](DiscoveryTarget::settle) more, at most
+    /// [`heartbeat_wait`](DiscoveryTarget::heartbeat_wait).
+    pub(crate) async fn heartbeats(&mut self) -> Result<Heartbeats, Stop> {
+        if self.target.heartbeat_wait.is_zero() {
+            return Err(Stop::Skip(
+                "needs --heartbeat-wait above zero (how long to wait for a heartbeat)".into(),
+            ));
+        }
+        let cached = self.run().heartbeats.clone();
+        if let Some(heartbeats) = cached {
+            self.note(&format!(
+                "reusing the heartbeats {} waited {} ms for: {} unsolicited advertisement(s)",
+                heartbeats.observed_by,
+                heartbeats.waited.as_millis(),
+                heartbeats.unsolicited.len()
+            ));
+            for heartbeat in &heartbeats.unsolicited {
+                self.note(&format!("observed then: {}", heartbeat.text));
+            }
+            return Ok(heartbeats);
+        }
+        self.ensure_shared()?;
+        let started = Instant::now();
+        let mut deadline = started + self.target.heartbeat_wait;
+        let mut unsolicited = Vec::new();
+        let window = self.target.window();
+        while let Some(datagram) = self.receive(None, deadline).await? {
+            if !datagram.advertisement {
+                continue;
+            }
+            if let Some(id) = datagram.responds_to() {
+                let asked = self.run().requests.get(id).copied();
+                if let Some(asked) = asked {
+                    if datagram.at.saturating_duration_since(asked) <= window {
+                        self.note(&format!(
+                            "an answer to the request of {id} (seen {} ms before): not a heartbeat",
+                            datagram.at.saturating_duration_since(asked).as_millis()
+                        ));
+                        continue;
+                    }
+                }
+                if datagram.at.saturating_duration_since(started) < self.target.reply_timeout {
+                    self.note(&format!(
+                        "respondsToClientId {id}: may answer a request sent before the suite listened; not judged"
+                    ));
+                    continue;
+                }
+            }
+            if unsolicited.is_empty() {
+                deadline = deadline.min(Instant::now() + self.target.settle);
+            }
+            unsolicited.push(datagram);
+        }
+        let heartbeats = Heartbeats {
+            observed_by: self.case,
+            waited: started.elapsed(),
+            unsolicited,
+        };
+        self.note(&format!(
+            "listened {} ms: {} unsolicited advertisement(s)",
+            heartbeats.waited.as_millis(),
+            heartbeats.unsolicited.len()
+        ));
+        self.run().heartbeats = Some(heartbeats.clone());
+        Ok(heartbeats)
+    }
+}

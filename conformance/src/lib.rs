@@ -1,0 +1,39 @@
+//! specwire's conformance suite: checks an implementation of a specwire
+//! family, in any language, given only its endpoint.
+//!
+//! The cases, their IDs, levels (MUST/SHOULD) and spec sentences are data
+//! in `schema/<family>/conformance.json` (generated into
+//! `specwire_protocol::conformance`); this crate implements each by ID.
+//! A case checks one spec point, accepts every outcome the spec allows, and
+//! ends in a [`Verdict`](verdict::Verdict): pass, fail, skip (with the
+//! missing option) or harness error, kept apart. Every message the target
+//! sends is validated against the schema, and every frame goes into the
+//! case's [`Transcript`](transcript::Transcript).
+//!
+//! - [`task`]: a task provider at `ws://` or `wss://`.
+//! - [`discovery`]: the UDP discovery side of a provider.
+//! - [`runner`]: selection (`--only`, `--skip`), observers, expected failures.
+//! - [`report`]: the JSON, JUnit and HTML reports, the terminal summary, the
+//!   exit status.
+//! - [`replay`]: bundles of failed cases that `specwire conformance replay` runs again.
+
+pub mod discovery;
+pub mod replay;
+pub mod report;
+pub mod runner;
+pub mod task;
+pub mod transcript;
+pub mod verdict;
+
+/// The families the suite knows, and whether it has cases for them yet.
+pub fn families() -> Vec<(&'static str, usize)> {
+    specwire_protocol::FAMILIES
+        .iter()
+        .map(|family| {
+            (
+                *family,
+                specwire_protocol::conformance::cases_of(family).count(),
+            )
+        })
+        .collect()
+}
