@@ -1,0 +1,321 @@
+//! `specwire conformance` as a third-party implementer runs it: against the
+//! reference provider (passes), against a provider this project did not
+//! write (the Python baseline, which fails some MUST points), reports, known
+//! failures, replay bundles and usage errors.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "specwire-conformance-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A server process killed on drop, with the endpoint from its
+/// `listening on` line.
+struct Server {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(mut command: Command) -> Server {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the server");
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let line = receiver
+        .recv_timeout(Duration::from_secs(30))
+        .expect("`listening on` within 30 s");
+    let endpoint = line
+        .strip_prefix("listening on ")
+        .expect("listening line")
+        .to_owned();
+    Server { child, endpoint }
+}
+
+fn reference_provider() -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_specwire"));
+    command.args(["serve", "task", "--bind", "127.0.0.1:0", "--no-discovery"]);
+    start(command)
+}
+
+fn specwire(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_specwire"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run specwire")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn tasks_file(dir: &Path, succeeds: serde_json::Value) -> PathBuf {
+    let path = dir.join("tasks.json");
+    std::fs::write(&path, serde_json::json!({"succeeds": succeeds}).to_string()).unwrap();
+    path
+}
+
+#[test]
+fn the_list_names_every_task_case() {
+    let output = specwire(&["conformance", "task", "--list"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let listed = String::from_utf8_lossy(&output.stdout);
+    for spec in specwire_protocol::conformance::cases_of("task") {
+        assert!(listed.contains(spec.id), "{} missing from --list", spec.id);
+    }
+}
+
+#[test]
+fn the_reference_provider_conforms_and_reports_are_written() {
+    let dir = scratch("reference");
+    let provider = reference_provider();
+    let tasks = std::fs::write(
+        dir.join("tasks.json"),
+        r#"{"succeeds": {"serviceName": "DiagnosticsService", "operation": "sleep", "taskParameters": {"durationMs": 100, "steps": 2}},
+            "fails": {"serviceName": "DiagnosticsService", "operation": "fail", "taskParameters": {"code": "SIMULATED"}}}"#,
+    );
+    tasks.unwrap();
+    let json = dir.join("report.json");
+    let junit = dir.join("junit.xml");
+    let html = dir.join("report.html");
+    let output = specwire(&[
+        "conformance",
+        "task",
+        "--target",
+        &provider.endpoint,
+        "--tasks",
+        dir.join("tasks.json").to_str().unwrap(),
+        "--service",
+        "DiagnosticsService",
+        "--report",
+        &format!("json:{}", json.display()),
+        "--junit",
+        junit.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["summary"]["fail"], 0);
+    assert_eq!(report["summary"]["harnessError"], 0);
+    // The report validates against its own schema.
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace().join("schema/reports/conformance-report.schema.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&report)
+        .map(|error| error.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(std::fs::read_to_string(&junit)
+        .unwrap()
+        .contains("<testsuites"));
+    assert!(std::fs::read_to_string(&html)
+        .unwrap()
+        .contains("task.lifecycle.single-terminal"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn python() -> Option<PathBuf> {
+    if std::env::var_os("SPECWIRE_SKIP_PYTHON_INTEROP").is_some() {
+        return None;
+    }
+    let output = Command::new(workspace().join("interop/setup-python-env"))
+        .env(
+            "SPECWIRE_PYTHON_ENV",
+            workspace().join("target/interop-venv"),
+        )
+        .output()
+        .expect("run interop/setup-python-env");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(PathBuf::from(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .last()
+            .unwrap()
+            .trim(),
+    ))
+}
+
+#[test]
+fn a_third_party_provider_fails_by_case_id_and_the_bundle_replays() {
+    let Some(python) = python() else { return };
+    let mut command = Command::new(python);
+    command
+        .arg(workspace().join("interop/minimal_provider.py"))
+        .args(["--port", "0"]);
+    let provider = start(command);
+    let dir = scratch("python");
+    let tasks = tasks_file(
+        &dir,
+        serde_json::json!({"serviceName": "AnyService", "operation": "anything"}),
+    );
+    let replays = dir.join("replays");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "conformance",
+            "task",
+            "--target",
+            &provider.endpoint,
+            "--tasks",
+            tasks.to_str().unwrap(),
+            "--replay-dir",
+            replays.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        specwire(&args)
+    };
+    // The minimal provider answers CancelTask with UNKNOWN_TYPE: a MUST failure.
+    let output = run(&[]);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("FAIL   MUST   task.cancel.unknown"),
+        "{shown}"
+    );
+    assert!(shown.contains("task.lifecycle.single-terminal"), "{shown}");
+    let bundle = std::fs::read_dir(&replays)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.to_string_lossy().contains("task.cancel.unknown"))
+        .expect("a replay bundle for task.cancel.unknown");
+    // The bundle reproduces the failure.
+    let replayed = specwire(&["conformance", "replay", bundle.to_str().unwrap()]);
+    assert_eq!(replayed.status.code(), Some(1), "{}", text(&replayed));
+    assert!(
+        text(&replayed).contains("FAIL again"),
+        "{}",
+        text(&replayed)
+    );
+
+    // Known failures listed in --expect-fail do not fail the run; a listed
+    // case that passes is reported as stale.
+    let failing: Vec<String> = shown
+        .lines()
+        .filter(|line| line.trim_start().starts_with("FAIL   MUST"))
+        .filter_map(|line| line.split_whitespace().nth(2).map(str::to_owned))
+        .collect();
+    let expect = dir.join("expected-failures.txt");
+    std::fs::write(
+        &expect,
+        format!("# known\n{}\ntask.websocket.ping\n", failing.join("\n")),
+    )
+    .unwrap();
+    let output = run(&["--expect-fail", expect.to_str().unwrap()]);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("FAIL (expected)"), "{shown}");
+    assert!(shown.contains("stale"), "{shown}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn usage_errors_are_explained() {
+    let dir = scratch("usage");
+    let bad_expect = dir.join("bad.txt");
+    std::fs::write(&bad_expect, "task.no.such-case\n").unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (&["conformance", "task"], "--target"),
+        (
+            &["conformance", "task", "--target", "http://127.0.0.1:1"],
+            "not a ws://",
+        ),
+        (
+            &[
+                "conformance",
+                "task",
+                "--target",
+                "ws://127.0.0.1:1",
+                "--report",
+                "xml:x",
+            ],
+            "json:PATH",
+        ),
+        (
+            &[
+                "conformance",
+                "task",
+                "--target",
+                "ws://127.0.0.1:1",
+                "--expect-fail",
+                bad_expect.to_str().unwrap(),
+            ],
+            "not a case ID",
+        ),
+        (&["conformance", "chat", "--list"], "no conformance cases"),
+    ];
+    for (args, expected) in cases {
+        let output = specwire(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output));
+        assert!(
+            text(&output).contains(expected),
+            "{args:?}: {}",
+            text(&output)
+        );
+    }
+    // An unreachable target is a harness error (exit 3), not a failure.
+    let output = specwire(&[
+        "conformance",
+        "task",
+        "--target",
+        "ws://127.0.0.1:9",
+        "--only",
+        "task.query",
+    ]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(
+        text(&output).contains("cannot connect"),
+        "{}",
+        text(&output)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
