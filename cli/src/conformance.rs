@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use specwire_conformance::discovery::DiscoveryTarget;
 use specwire_conformance::replay::Bundle;
 use specwire_conformance::report::Report;
 use specwire_conformance::runner::{ExpectedFailures, Observer, Selection};
@@ -161,6 +162,12 @@ struct DiscoveryArgs {
     /// Only judge advertisements of this service.
     #[arg(long, value_name = "NAME")]
     service: Option<String>,
+    /// How long to collect answers after each request.
+    #[arg(long, default_value = "3s", value_parser = parse_duration, value_name = "DURATION")]
+    listen: Duration,
+    /// Trust this PEM CA certificate when checking wss:// endpoints (repeatable).
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Vec<PathBuf>,
     #[command(flatten)]
     common: Common,
 }
@@ -504,11 +511,36 @@ async fn run_discovery(args: DiscoveryArgs) -> Result<ExitCode, String> {
     if args.common.list {
         return Ok(list("discovery"));
     }
-    let _ = (
-        &args.discovery_port,
-        &args.target_address,
-        &args.heartbeat_wait,
-        &args.service,
+    let port = args
+        .discovery_port
+        .ok_or("--discovery-port PORT is required")?;
+    let paths = report_paths(&args.common)?;
+    let expected = expected(&args.common, "discovery")?;
+    let mut target = DiscoveryTarget::new(port);
+    target.target_address = args.target_address;
+    target.heartbeat_wait = args.heartbeat_wait;
+    target.service = args.service.clone();
+    target.listen = args.listen;
+    target.extra_roots = args.ca_cert.clone();
+    let selection = selection(&args.common);
+    let total = specwire_conformance::discovery::plan(&selection).len();
+    if !args.heartbeat_wait.is_zero() {
+        eprintln!(
+            "specwire: the heartbeat cases wait up to {} (--heartbeat-wait)",
+            humantime::format_duration(args.heartbeat_wait)
+        );
+    }
+    let started_at = SystemTime::now();
+    let started = Instant::now();
+    let mut progress = Progress::new(total);
+    let results = specwire_conformance::discovery::run(&target, &selection, &mut progress).await;
+    let report = Report::new(
+        "discovery",
+        &target.describe(),
+        started_at,
+        started.elapsed(),
+        &results,
+        &expected,
     );
-    Err("the discovery suite is not built yet".into())
+    finish(&report, &args.common, &paths)
 }

@@ -170,7 +170,7 @@ async fn heartbeat_interval(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     check(!heartbeats.unsolicited.is_empty(), || {
         format!(
             "no unsolicited advertisement (heartbeat) within {} (the profile's heartbeat default is 30 s)",
-            humantime::format_duration(heartbeats.waited)
+            humantime::format_duration(ctx.target.heartbeat_wait)
         )
     })
 }

@@ -197,13 +197,7 @@ impl<'t> Ctx<'t> {
         }
     }
 
-    fn bind(&mut self, port: u16, what: &str) -> Result<Listener, Stop> {
-        let socket = bind_discovery_socket(self.wildcard(), port).map_err(|error| {
-            Stop::Harness(format!(
-                "cannot bind UDP {}:{port}: {error}",
-                self.wildcard()
-            ))
-        })?;
+    fn register(&mut self, socket: UdpSocket, what: &str) -> Result<Listener, Stop> {
         let local = socket
             .local_addr()
             .map_err(|error| Stop::Harness(format!("UDP socket: {error}")))?;
@@ -217,12 +211,39 @@ impl<'t> Ctx<'t> {
         })
     }
 
+    /// A fresh ephemeral socket that may send broadcasts. Deliberately
+    /// without `SO_REUSEADDR`: on Linux, a reusable socket bound to port 0
+    /// may be given a port another reusable socket holds (a discovery port,
+    /// say), and would then receive its broadcasts as if unicast.
+    async fn bind_ephemeral(&mut self) -> Result<Listener, Stop> {
+        let address = SocketAddr::new(self.wildcard(), 0);
+        let socket = UdpSocket::bind(address)
+            .await
+            .map_err(|error| Stop::Harness(format!("cannot bind UDP {address}: {error}")))?;
+        if address.is_ipv4() {
+            socket
+                .set_broadcast(true)
+                .map_err(|error| Stop::Harness(format!("SO_BROADCAST: {error}")))?;
+        }
+        self.register(
+            socket,
+            "an ephemeral socket: sends the request; unicast answers arrive here",
+        )
+    }
+
     /// Binds the shared discovery port (`SO_REUSEADDR`, `SO_REUSEPORT`), on
     /// which broadcasts arrive, unless it is bound already.
     pub(crate) fn ensure_shared(&mut self) -> Result<(), Stop> {
         if self.shared.is_none() {
-            let listener = self.bind(
-                self.target.port,
+            let port = self.target.port;
+            let socket = bind_discovery_socket(self.wildcard(), port).map_err(|error| {
+                Stop::Harness(format!(
+                    "cannot bind UDP {}:{port}: {error}",
+                    self.wildcard()
+                ))
+            })?;
+            let listener = self.register(
+                socket,
                 "the shared discovery port (broadcasts: heartbeats, answers to the targets)",
             )?;
             self.shared = Some(listener);
@@ -357,10 +378,7 @@ impl<'t> Ctx<'t> {
     /// window.
     pub(crate) async fn exchange(&mut self, until: Until) -> Result<Exchange, Stop> {
         self.ensure_shared()?;
-        let direct = self.bind(
-            0,
-            "an ephemeral socket: sends the request; unicast answers arrive here",
-        )?;
+        let direct = self.bind_ephemeral().await?;
         let client_id = format!("specwire-conformance-{}", new_id());
         let request = ClientServiceDiscoveryRequest {
             client_id: ClientId(client_id.clone()),

@@ -215,10 +215,10 @@ impl Exchange {
     pub fn nothing_answered(&self) -> String {
         let others = self.advertisements().count();
         format!(
-            "no answer to request {} within {}: nothing arrived by unicast at {} and no advertisement named the request's clientId{}",
+            "no answer to request {} within {}: nothing arrived by unicast at the request's source (port {}) and no advertisement named the request's clientId{}",
             self.client_id,
             humantime::format_duration(self.window),
-            self.source,
+            self.source.port(),
             if others == 0 {
                 " (no advertisement arrived at all)".to_owned()
             } else {

@@ -1,0 +1,453 @@
+//! The discovery suite against the runtime's own advertiser (every case
+//! passes) and against advertisers with one fault each (exactly the cases
+//! about that fault fail). Loopback only, a private UDP port per test.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use specwire_conformance::discovery::{self, DiscoveryTarget};
+use specwire_conformance::runner::Selection;
+use specwire_conformance::verdict::{CaseResult, Verdict};
+use specwire_runtime::clock::now_rfc3339;
+use specwire_runtime::discovery::{
+    bind_discovery_socket, loopback_broadcast, AdvertisedService, Advertiser, AdvertiserConfig,
+};
+use specwire_runtime::task::{Provider, ProviderConfig};
+use tokio::net::UdpSocket;
+
+/// A UDP port nobody uses now.
+fn free_port() -> u16 {
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap().port()
+}
+
+/// A real task provider, so advertised endpoints accept WebSockets.
+async fn provider() -> Provider {
+    let config = ProviderConfig {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..ProviderConfig::default()
+    };
+    Provider::start(config, specwire_services::reference_services())
+        .await
+        .unwrap()
+}
+
+fn target(port: u16) -> DiscoveryTarget {
+    DiscoveryTarget {
+        heartbeat_wait: Duration::from_secs(2),
+        listen: Duration::from_millis(2500),
+        ..DiscoveryTarget::new(port)
+    }
+}
+
+/// Runs the suite (bounded) and prints its verdicts.
+async fn run(target: &DiscoveryTarget, label: &str) -> Vec<CaseResult> {
+    let selection = Selection::default();
+    let mut observer = ();
+    let running = discovery::run(target, &selection, &mut observer);
+    let results = tokio::time::timeout(Duration::from_secs(120), running)
+        .await
+        .expect("the suite finishes");
+    for result in &results {
+        eprintln!(
+            "[{label}] {:<45} {:<6} {}",
+            result.spec.id,
+            result.verdict.name(),
+            result.verdict.reason().unwrap_or("")
+        );
+    }
+    results
+}
+
+fn with_verdict(results: &[CaseResult], name: &str) -> BTreeSet<&'static str> {
+    results
+        .iter()
+        .filter(|result| result.verdict.name() == name)
+        .map(|result| result.spec.id)
+        .collect()
+}
+
+/// Every case ran; exactly `failing` failed; nothing was a harness error;
+/// the skips are exactly `skipping`. On a mismatch, the transcripts of the
+/// cases that surprised are printed.
+fn assert_verdicts(results: &[CaseResult], failing: &[&str], skipping: &[&str]) {
+    assert_eq!(results.len(), discovery::plan(&Selection::default()).len());
+    let expected = |id: &str| {
+        if failing.contains(&id) {
+            "fail"
+        } else if skipping.contains(&id) {
+            "skip"
+        } else {
+            "pass"
+        }
+    };
+    let surprises: Vec<&CaseResult> = results
+        .iter()
+        .filter(|result| result.verdict.name() != expected(result.spec.id))
+        .collect();
+    for result in &surprises {
+        eprintln!(
+            "{}: expected {}, got {:?}",
+            result.spec.id,
+            expected(result.spec.id),
+            result.verdict
+        );
+        for line in result.transcript.lines() {
+            eprintln!("    {line}");
+        }
+    }
+    assert!(
+        surprises.is_empty(),
+        "unexpected verdicts (transcripts above)"
+    );
+    let expected: BTreeSet<&str> = failing.iter().copied().collect();
+    assert_eq!(with_verdict(results, "fail"), expected, "failing cases");
+    for result in results {
+        assert!(
+            !result.transcript.entries().is_empty(),
+            "{} has a transcript",
+            result.spec.id
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runtime_advertiser_passes_every_case() {
+    let port = free_port();
+    let provider = provider().await;
+    let services = provider
+        .services()
+        .into_iter()
+        .map(|description| AdvertisedService::new(description, provider.endpoint()))
+        .collect();
+    let config = AdvertiserConfig {
+        heartbeat: Duration::from_millis(200),
+        ..AdvertiserConfig::new(port)
+    };
+    let advertiser = Advertiser::start(config, services, provider.presence()).unwrap();
+    let results = run(&target(port), "runtime").await;
+    assert_verdicts(&results, &[], &[]);
+    // Every datagram went into the transcripts, both ways.
+    let answered = &results[0];
+    assert_eq!(answered.spec.id, "discovery.request.answered-within-1s");
+    let kinds: BTreeSet<_> = answered
+        .transcript
+        .entries()
+        .iter()
+        .filter(|entry| entry.kind == "datagram")
+        .map(|entry| format!("{:?}", entry.direction))
+        .collect();
+    assert_eq!(kinds.len(), 2, "sent and received datagrams are recorded");
+    advertiser.shutdown().await;
+    provider.shutdown(Duration::from_secs(1)).await;
+}
+
+/// One fault of a hand-made advertiser.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    None,
+    NeverAnswers,
+    BroadcastOnly,
+    Late,
+    NoRespondsTo,
+    HeartbeatRespondsTo,
+    DoubleSetting,
+    Offline,
+    InvalidLoad,
+}
+
+/// An advertiser made of a raw UDP socket and hand-made JSON: heartbeats
+/// every 200 ms, answers to requests (to the broadcast address and by
+/// unicast to the requester), each with `fault`.
+struct Faulty {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Faulty {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn advertisement(fault: Fault, name: &str, endpoint: &str, responds_to: Option<&str>) -> Value {
+    let mut settings = vec![
+        json!({"string": "inputPath"}),
+        json!({"string": "outputPath"}),
+        json!({"int": "width"}),
+    ];
+    if fault == Fault::DoubleSetting {
+        settings.push(json!({"double": "scale"}));
+    }
+    let mut ad = json!({
+        "discoveryType": "ServiceAdvertisement",
+        "serviceId": format!("{name}-001"),
+        "serviceName": name,
+        "serviceVersion": "1.2.0",
+        "endpoint": endpoint,
+        "capabilities": [
+            {"key": "resizeImage", "settings": settings},
+            {"key": "applyFilter", "settings": [{"string": "name"}, {"float": "size"}, {"bool": "strong"}]}
+        ],
+        "status": if fault == Fault::Offline { "Offline" } else { "Online" },
+        "load": if fault == Fault::InvalidLoad { 2.0 } else { 0.25 },
+        "timestamp": now_rfc3339(),
+    });
+    let responds_to = match fault {
+        Fault::NoRespondsTo => None,
+        _ => responds_to,
+    };
+    if let Some(id) = responds_to {
+        ad["respondsToClientId"] = json!(id);
+    }
+    ad
+}
+
+impl Faulty {
+    fn start(port: u16, fault: Fault, name: &str, endpoint: &str) -> Faulty {
+        let socket = bind_discovery_socket(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port).unwrap();
+        let socket = Arc::new(socket);
+        let (name, endpoint) = (name.to_owned(), endpoint.to_owned());
+        let broadcast = loopback_broadcast(port);
+        let task = tokio::spawn(async move {
+            let mut heartbeat = tokio::time::interval(Duration::from_millis(200));
+            let mut buffer = vec![0u8; 65_536];
+            loop {
+                tokio::select! {
+                    _ = heartbeat.tick() => {
+                        let stale = (fault == Fault::HeartbeatRespondsTo).then_some("a-client-that-never-asked");
+                        let ad = advertisement(fault, &name, &endpoint, stale).to_string();
+                        let _ = socket.send_to(ad.as_bytes(), broadcast).await;
+                    }
+                    received = socket.recv_from(&mut buffer) => {
+                        let Ok((length, source)) = received else { continue };
+                        let Ok(request) = serde_json::from_slice::<Value>(&buffer[..length]) else { continue };
+                        if request["discoveryType"] != "ClientServiceDiscoveryRequest" {
+                            continue;
+                        }
+                        let client = request["clientId"].as_str().unwrap_or_default();
+                        let ad = advertisement(fault, &name, &endpoint, Some(client)).to_string();
+                        let destinations: Vec<SocketAddr> = match fault {
+                            Fault::NeverAnswers => vec![],
+                            Fault::BroadcastOnly => vec![broadcast],
+                            _ => vec![broadcast, source],
+                        };
+                        let delay = if fault == Fault::Late { Duration::from_millis(1500) } else { Duration::ZERO };
+                        let socket = Arc::clone(&socket);
+                        tokio::spawn(answer(socket, ad, destinations, delay));
+                    }
+                }
+            }
+        });
+        Faulty { task }
+    }
+}
+
+async fn answer(
+    socket: Arc<UdpSocket>,
+    ad: String,
+    destinations: Vec<SocketAddr>,
+    delay: Duration,
+) {
+    // The delay is the fault being simulated (a slow provider).
+    tokio::time::sleep(delay).await;
+    for destination in destinations {
+        let _ = socket.send_to(ad.as_bytes(), destination).await;
+    }
+}
+
+/// Runs the suite against a hand-made advertiser with `fault` and checks
+/// the failing and skipped cases.
+async fn faulty(fault: Fault, failing: &[&str], skipping: &[&str]) {
+    let port = free_port();
+    let provider = provider().await;
+    let _advertiser = Faulty::start(port, fault, "ImageProcessingService", &provider.endpoint());
+    let results = run(&target(port), &format!("{fault:?}")).await;
+    assert_verdicts(&results, failing, skipping);
+    provider.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correct_hand_made_advertiser_passes_every_case() {
+    faulty(Fault::None, &[], &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_answering_fails_both_cases_of_the_answer_sentence() {
+    // answered-within-1s and unicast-answer quote the same sentence; the
+    // cases that judge answers have none to judge and skip.
+    faulty(
+        Fault::NeverAnswers,
+        &[
+            "discovery.request.answered-within-1s",
+            "discovery.request.unicast-answer",
+        ],
+        &[
+            "discovery.request.responds-to-client-id",
+            "discovery.advertisement.online-status",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answering_only_by_broadcast_fails_unicast_answer() {
+    faulty(
+        Fault::BroadcastOnly,
+        &["discovery.request.unicast-answer"],
+        &[],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answering_late_fails_answered_within_1s() {
+    faulty(Fault::Late, &["discovery.request.answered-within-1s"], &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_without_responds_to_fail_responds_to_client_id() {
+    // Still schema-valid: respondsToClientId is optional.
+    faulty(
+        Fault::NoRespondsTo,
+        &["discovery.request.responds-to-client-id"],
+        &[],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_with_responds_to_fail_omits_responds_to() {
+    faulty(
+        Fault::HeartbeatRespondsTo,
+        &["discovery.heartbeat.omits-responds-to"],
+        &[],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_setting_type_fails_settings_types_and_the_schema() {
+    // Two spec points, one fault: the schema's Setting also names the types.
+    faulty(
+        Fault::DoubleSetting,
+        &[
+            "discovery.advertisement.settings-types",
+            "discovery.advertisement.valid",
+        ],
+        &[],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answering_offline_fails_online_status() {
+    faulty(
+        Fault::Offline,
+        &["discovery.advertisement.online-status"],
+        &[],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_out_of_range_load_fails_only_valid() {
+    faulty(Fault::InvalidLoad, &["discovery.advertisement.valid"], &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_endpoint_fails_endpoint_reachable() {
+    let port = free_port();
+    // A TCP port nobody listens on.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let endpoint = format!("ws://{closed}");
+    let _advertiser = Faulty::start(port, Fault::None, "ImageProcessingService", &endpoint);
+    let results = run(&target(port), "unreachable").await;
+    assert_verdicts(
+        &results,
+        &["discovery.advertisement.endpoint-reachable"],
+        &[],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_limits_judgement_to_that_service() {
+    let port = free_port();
+    let provider = provider().await;
+    let endpoint = provider.endpoint();
+    let _good = Faulty::start(port, Fault::None, "ImageProcessingService", &endpoint);
+    let _other = Faulty::start(port, Fault::InvalidLoad, "SomeoneElsesService", &endpoint);
+    let mut only_good = target(port);
+    only_good.service = Some("ImageProcessingService".into());
+    let results = run(&only_good, "service").await;
+    assert_verdicts(&results, &[], &[]);
+    // The other service's datagrams were recorded all the same.
+    let recorded = results.iter().any(|result| {
+        result
+            .transcript
+            .entries()
+            .iter()
+            .any(|entry| entry.data.contains("SomeoneElsesService"))
+    });
+    assert!(recorded);
+    // Without --service, the other provider is judged too.
+    let everyone = run(&target(port), "everyone").await;
+    assert_verdicts(&everyone, &["discovery.advertisement.valid"], &[]);
+    provider.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_heartbeat_wait_skips_the_heartbeat_cases() {
+    let port = free_port();
+    let selection = Selection {
+        only: vec!["discovery.heartbeat".into()],
+        skip: vec![],
+    };
+    let mut target = target(port);
+    target.heartbeat_wait = Duration::ZERO;
+    let mut observer = ();
+    let results = tokio::time::timeout(
+        Duration::from_secs(10),
+        discovery::run(&target, &selection, &mut observer),
+    )
+    .await
+    .unwrap();
+    assert_eq!(results.len(), 2);
+    for result in &results {
+        assert!(
+            matches!(&result.verdict, Verdict::Skip { reason } if reason.contains("--heartbeat-wait")),
+            "{:?}",
+            result.verdict
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_on_the_port_fails_only_what_needs_a_provider() {
+    let port = free_port();
+    let mut target = target(port);
+    target.listen = Duration::from_millis(1200);
+    target.heartbeat_wait = Duration::from_millis(500);
+    let results = run(&target, "nobody").await;
+    assert_verdicts(
+        &results,
+        &[
+            "discovery.request.answered-within-1s",
+            "discovery.request.unicast-answer",
+            "discovery.heartbeat.interval",
+        ],
+        &[
+            "discovery.request.responds-to-client-id",
+            "discovery.heartbeat.omits-responds-to",
+            "discovery.advertisement.settings-types",
+            "discovery.advertisement.endpoint-reachable",
+            "discovery.advertisement.online-status",
+            "discovery.advertisement.valid",
+        ],
+    );
+}
