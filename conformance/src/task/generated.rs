@@ -43,6 +43,13 @@ pub enum Step {
     Garbage(String),
     /// A message of an unknown type.
     UnknownType,
+    /// A client message drawn from its schema (`AssignTask`, `CancelTask`,
+    /// `GetStatus`, `GetResult` with random content): answered by a
+    /// `TaskFailed`, an `Error` or a state message.
+    Valid(String),
+    /// A client message with one schema rule broken (the testkit's
+    /// mutations): answered by an `Error`.
+    Invalid(String),
 }
 
 impl fmt::Display for Step {
@@ -56,8 +63,52 @@ impl fmt::Display for Step {
             Step::StatusUnknown => f.write_str("get-status unknown"),
             Step::Garbage(text) => write!(f, "garbage {text:?}"),
             Step::UnknownType => f.write_str("unknown-type"),
+            Step::Valid(text) => write!(f, "schema-valid {text}"),
+            Step::Invalid(text) => write!(f, "schema-invalid {text}"),
         }
     }
+}
+
+/// Client messages the schema-drawn steps are made of. `Authenticate` is
+/// left out: a random key would end the session's authentication, and a
+/// valid one is not answered without an `acknowledgmentId`.
+const DRAWN: &[&str] = &["AssignTask", "CancelTask", "GetStatus", "GetResult"];
+
+/// A message drawn from `name`'s schema (broken in one place when
+/// `valid` is false), deterministically from `rng`.
+fn drawn(rng: &mut fastrand::Rng, valid: bool) -> Option<String> {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let name = DRAWN[rng.usize(..DRAWN.len())];
+    static ROOT: std::sync::OnceLock<Option<serde_json::Value>> = std::sync::OnceLock::new();
+    let root = ROOT
+        .get_or_init(|| serde_json::from_str(specwire_protocol::task::SCHEMA).ok())
+        .as_ref()?;
+    let mut options = specwire_testkit::Options::default();
+    options.max_string_len = 24;
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&rng.u64(..).to_le_bytes());
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &seed),
+    );
+    let value = if valid {
+        options
+            .valid_value_for_def(root, name)
+            .ok()?
+            .new_tree(&mut runner)
+            .ok()?
+            .current()
+    } else {
+        options
+            .invalid_value_for_def(root, name)
+            .ok()?
+            .new_tree(&mut runner)
+            .ok()?
+            .current()
+            .0
+    };
+    Some(value.to_string())
 }
 
 /// A session's steps from `seed`.
@@ -67,7 +118,15 @@ pub fn steps(seed: u64, length: usize) -> Vec<Step> {
     let mut tasks = 1;
     while steps.len() < length {
         let pick = |rng: &mut fastrand::Rng| rng.usize(..tasks);
-        let step = match rng.u8(..8) {
+        let step = match rng.u8(..10) {
+            8 => match drawn(&mut rng, true) {
+                Some(text) => Step::Valid(text),
+                None => continue,
+            },
+            9 => match drawn(&mut rng, false) {
+                Some(text) => Step::Invalid(text),
+                None => continue,
+            },
             0 => {
                 tasks += 1;
                 Step::Assign
@@ -246,6 +305,18 @@ pub async fn run(ctx: &mut Ctx<'_>, steps: &[Step]) -> Result<(), Stop> {
             Step::Garbage(text) => {
                 conn.send(text).await?;
             }
+            Step::Valid(text) | Step::Invalid(text) => {
+                // Whatever task it names may be answered about.
+                if let Ok(value) = serde_json::from_str::<serde_json::Value>(text) {
+                    if let Some(id) = value
+                        .pointer("/payload/taskId")
+                        .and_then(serde_json::Value::as_str)
+                    {
+                        asked_unknown.insert(id.to_owned());
+                    }
+                }
+                conn.send(text).await?;
+            }
             Step::UnknownType => {
                 let text = json!({
                     "type": "SpecwireNoSuchMessage", "messageId": new_id(),
@@ -302,6 +373,32 @@ pub async fn run(ctx: &mut Ctx<'_>, steps: &[Step]) -> Result<(), Stop> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drawn_steps_keep_or_break_their_schema() {
+        let (mut valid, mut invalid) = (0, 0);
+        for seed in 0..60 {
+            for step in steps(seed, 10) {
+                match step {
+                    Step::Valid(text) => {
+                        valid += 1;
+                        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+                        assert!(specwire_protocol::task::validate(&value).is_ok(), "{text}");
+                    }
+                    Step::Invalid(text) => {
+                        invalid += 1;
+                        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+                        assert!(specwire_protocol::task::validate(&value).is_err(), "{text}");
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert!(
+            valid > 50 && invalid > 50,
+            "{valid} valid, {invalid} invalid"
+        );
+    }
 
     #[test]
     fn steps_are_a_function_of_the_seed() {
