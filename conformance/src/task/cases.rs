@@ -996,10 +996,27 @@ async fn auth_forbidden(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     let mut conn = ctx.connect_raw().await?;
     let message = messages::authenticate(&key, &client, Some("ack-forbidden"));
     conn.send(&message.text).await?;
-    conn.expect("the Ack of Authenticate", ctx.target.reply_timeout, |msg| {
-        msg.kind() == "Ack"
-    })
-    .await?;
+    // A refused key is task.auth.accepted's failure; here it only means
+    // this case cannot be carried out.
+    let (answer, _) = conn
+        .expect(
+            "an answer to Authenticate",
+            ctx.target.reply_timeout,
+            |msg| msg.kind() == "Ack" || msg.kind() == "Error",
+        )
+        .await
+        .map_err(|stop| match stop {
+            Stop::Fail(reason) => {
+                Stop::Harness(format!("could not authenticate as {client}: {reason}"))
+            }
+            other => other,
+        })?;
+    if answer.kind() != "Ack" {
+        return Err(Stop::Harness(format!(
+            "could not authenticate as {client}: {}",
+            answer.describe()
+        )));
+    }
     let assignment = assignment(&recipe, &client);
     conn.send(&messages::assign(&assignment, None).text).await?;
     let id = assignment.task_id.clone();

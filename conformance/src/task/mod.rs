@@ -47,7 +47,9 @@ pub fn plan(selection: &Selection) -> Vec<&'static CaseSpec> {
 async fn preflight(target: &TaskTarget) -> Result<(), String> {
     let invalid = Arc::new(Mutex::new(Vec::new()));
     let mut ctx = Ctx::new(target, invalid);
-    let mut conn = ctx.connect().await.map_err(|stop| match stop {
+    // Reachability only: a refused key is task.auth.accepted's failure,
+    // and every other case's harness error, not a reason to run nothing.
+    let mut conn = ctx.connect_raw().await.map_err(|stop| match stop {
         Stop::Harness(reason) | Stop::Fail(reason) | Stop::Skip(reason) => reason,
     })?;
     if target.api_key.is_none() {

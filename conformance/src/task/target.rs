@@ -255,11 +255,14 @@ impl<'t> Ctx<'t> {
                 Some(&acknowledgment_id),
             );
             conn.send(&message.text).await?;
-            let acked = |msg: &super::session::Msg| {
-                msg.kind() == "Ack" && msg.acknowledgment_id() == Some(&acknowledgment_id)
+            let message_id = message.message_id.clone();
+            let answered = |msg: &super::session::Msg| {
+                (msg.kind() == "Ack" && msg.acknowledgment_id() == Some(&acknowledgment_id))
+                    || (msg.kind() == "Error" && msg.related() == Some(&message_id))
             };
             let timeout = self.target.reply_timeout;
-            conn.expect("the Ack of Authenticate", timeout, acked)
+            let (answer, _) = conn
+                .expect("an answer to Authenticate", timeout, answered)
                 .await
                 .map_err(|stop| match stop {
                     Stop::Fail(reason) => Stop::Harness(format!(
@@ -267,6 +270,12 @@ impl<'t> Ctx<'t> {
                     )),
                     other => other,
                 })?;
+            if answer.kind() != "Ack" {
+                return Err(Stop::Harness(format!(
+                    "could not authenticate with --api-key (see task.auth.*): {}",
+                    answer.describe()
+                )));
+            }
         }
         Ok(conn)
     }
