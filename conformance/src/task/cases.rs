@@ -139,6 +139,19 @@ async fn run_task(
     Ok((assignment, terminal, before))
 }
 
+/// A task for an operation no target offers, of the target's service: it
+/// ends at once in `TaskFailed UNKNOWN_OPERATION`, so every target can be
+/// given a task without a recipe.
+pub(crate) fn unknown_operation_task(ctx: &Ctx<'_>) -> Assignment {
+    Assignment {
+        task_id: task_id(),
+        service: service_or_placeholder(ctx),
+        operation: "specwireNoSuchOperation".into(),
+        parameters: Default::default(),
+        client_id: Some(ctx.target.client_id.clone()),
+    }
+}
+
 fn service_or_placeholder(ctx: &Ctx<'_>) -> String {
     ctx.target
         .service_name()
@@ -152,13 +165,7 @@ async fn valid_replies(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     // target sent during the whole run.
     let mut conn = ctx.connect().await?;
     conn.send(&messages::get_status(&task_id()).text).await?;
-    let unknown = Assignment {
-        task_id: task_id(),
-        service: service_or_placeholder(ctx),
-        operation: "specwireNoSuchOperation".into(),
-        parameters: Default::default(),
-        client_id: Some(ctx.target.client_id.clone()),
-    };
+    let unknown = unknown_operation_task(ctx);
     conn.send(&messages::assign(&unknown, Some("ack-valid-replies")).text)
         .await?;
     if let Ok(recipe) = ctx.succeeds() {
@@ -280,13 +287,7 @@ async fn ack_first_reply(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
 
 async fn ack_task_id(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     let mut conn = ctx.connect().await?;
-    let assignment = Assignment {
-        task_id: task_id(),
-        service: service_or_placeholder(ctx),
-        operation: "specwireNoSuchOperation".into(),
-        parameters: Default::default(),
-        client_id: Some(ctx.target.client_id.clone()),
-    };
+    let assignment = unknown_operation_task(ctx);
     let acknowledgment_id = format!("ack-{}", new_id());
     conn.send(&messages::assign(&assignment, Some(&acknowledgment_id)).text)
         .await?;
@@ -435,13 +436,7 @@ async fn refused_at_once(
 }
 
 async fn unknown_operation(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
-    let assignment = Assignment {
-        task_id: task_id(),
-        service: service_or_placeholder(ctx),
-        operation: "specwireNoSuchOperation".into(),
-        parameters: Default::default(),
-        client_id: Some(ctx.target.client_id.clone()),
-    };
+    let assignment = unknown_operation_task(ctx);
     refused_at_once(ctx, assignment, "UNKNOWN_OPERATION", "an unknown operation").await
 }
 

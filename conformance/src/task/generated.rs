@@ -18,7 +18,7 @@ use serde_json::json;
 use specwire_runtime::clock::new_id;
 use specwire_runtime::task::messages::{self, Assignment};
 
-use super::cases::assignment;
+use super::cases::{assignment, unknown_operation_task};
 use super::session::Msg;
 use super::target::Ctx;
 use crate::verdict::{fail, Stop};
@@ -263,16 +263,7 @@ pub async fn run(ctx: &mut Ctx<'_>, steps: &[Step]) -> Result<(), Stop> {
             Step::Assign => {
                 let assignment = match &recipe {
                     Some(recipe) => assignment(recipe, &ctx.target.client_id),
-                    None => Assignment {
-                        task_id: format!("conformance-{}", new_id()),
-                        service: ctx
-                            .target
-                            .service_name()
-                            .unwrap_or_else(|| "SpecwireConformanceService".into()),
-                        operation: "specwireNoSuchOperation".into(),
-                        parameters: Default::default(),
-                        client_id: Some(ctx.target.client_id.clone()),
-                    },
+                    None => unknown_operation_task(ctx),
                 };
                 conn.send(&messages::assign(&assignment, None).text).await?;
                 tasks.push(assignment);
