@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use specwire_conformance::discovery::DiscoveryTarget;
+use specwire_conformance::discovery::{DiscoveryTarget, LoadPlan};
 use specwire_conformance::replay::Bundle;
 use specwire_conformance::report::Report;
 use specwire_conformance::runner::{ExpectedFailures, Observer, Selection};
@@ -146,6 +146,12 @@ struct TargetArgs {
     /// First seed of the generated sessions (default: random; printed).
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
+    /// How long task.generated.sessions may take in all: its sessions, and
+    /// shrinking a failing one (a failure found is reported, with its replay
+    /// bundle, however far shrinking got). Its waits are paced on the
+    /// target's own round trips and task durations.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    session_budget: Duration,
 }
 
 #[derive(clap::Args)]
@@ -168,8 +174,61 @@ struct DiscoveryArgs {
     /// Trust this PEM CA certificate when checking wss:// endpoints (repeatable).
     #[arg(long, value_name = "FILE")]
     ca_cert: Vec<PathBuf>,
+    /// A task that runs for a while on the provider (the `succeeds` part of
+    /// the task suite's --tasks file): discovery.advertisement.load-range
+    /// runs several at once through the advertised endpoint, to see the
+    /// load a busy provider advertises. Without it only an idle provider is
+    /// seen, and that case skips.
+    #[arg(long, value_name = "FILE")]
+    tasks: Option<PathBuf>,
+    /// How many of the `succeeds` task to run at once to keep it busy.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    load_tasks: usize,
+    /// API key for the provider's task endpoint, when it requires one.
+    #[arg(long, value_name = "KEY")]
+    api_key: Option<String>,
+    /// The clientId to assign those tasks as (default: a new
+    /// `specwire-conformance-...` id).
+    #[arg(long, value_name = "ID")]
+    client_id: Option<String>,
     #[command(flatten)]
     common: Common,
+}
+
+impl DiscoveryArgs {
+    /// The load plan of --tasks, if given.
+    fn load_plan(&self) -> Result<Option<LoadPlan>, String> {
+        let Some(path) = &self.tasks else {
+            if self.api_key.is_some() || self.client_id.is_some() {
+                return Err("--api-key and --client-id are for the tasks of --tasks FILE".into());
+            }
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("--tasks {}: {error}", path.display()))?;
+        let recipes = Recipes::from_json(&text)
+            .map_err(|error| format!("--tasks {}: {error}", path.display()))?;
+        let recipe = recipes.succeeds.ok_or_else(|| {
+            format!(
+                "--tasks {}: needs a `succeeds` task (one that runs for a while)",
+                path.display()
+            )
+        })?;
+        if self.load_tasks == 0 {
+            return Err("--load-tasks must be at least 1".into());
+        }
+        Ok(Some(LoadPlan {
+            recipe,
+            tasks: self.load_tasks,
+            api_key: self.api_key.clone(),
+            client_id: self.client_id.clone().unwrap_or_else(|| {
+                format!(
+                    "specwire-conformance-{}",
+                    specwire_runtime::clock::new_id()
+                )
+            }),
+        }))
+    }
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -394,6 +453,7 @@ impl TargetArgs {
         if let Some(seed) = self.seed {
             target.seed = seed;
         }
+        target.session_budget = self.session_budget;
         if let Some(path) = &self.tasks {
             let text = std::fs::read_to_string(path)
                 .map_err(|error| format!("--tasks {}: {error}", path.display()))?;
@@ -438,7 +498,21 @@ async fn run_task(args: TaskArgs) -> Result<ExitCode, String> {
     target.replay_dir = Some(args.replay_dir.clone());
     eprintln!("specwire: generated sessions start at seed {}", target.seed);
     let selection = selection(&args.common);
-    let total = specwire_conformance::task::plan(&selection).len();
+    let plan = specwire_conformance::task::plan(&selection);
+    let total = plan.len();
+    let seconds = |duration: Duration| {
+        humantime::format_duration(Duration::from_secs(duration.as_secs_f64().ceil() as u64))
+    };
+    eprintln!(
+        "specwire: {total} cases; whatever the target does, a case ends within {} ({} within {}) and the run within {} (limits from --timeout, --task-timeout, --settle, --session-budget)",
+        seconds(specwire_conformance::task::case_limit(&target, "")),
+        specwire_conformance::task::GENERATED,
+        seconds(specwire_conformance::task::case_limit(
+            &target,
+            specwire_conformance::task::GENERATED
+        )),
+        seconds(specwire_conformance::task::run_bound(&target, &plan))
+    );
     let started_at = SystemTime::now();
     let started = Instant::now();
     let mut progress = Progress::new(total);
@@ -522,6 +596,7 @@ async fn run_discovery(args: DiscoveryArgs) -> Result<ExitCode, String> {
     target.service = args.service.clone();
     target.listen = args.listen;
     target.extra_roots = args.ca_cert.clone();
+    target.load = args.load_plan()?;
     let selection = selection(&args.common);
     let total = specwire_conformance::discovery::plan(&selection).len();
     if !args.heartbeat_wait.is_zero() {

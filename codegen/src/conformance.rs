@@ -44,12 +44,13 @@ pub fn generate(tree: &SchemaTree) -> TokenStream {
         }
         let case_start = cases.len();
         for case in &catalog.cases {
-            let (id, section, title, spec, source) = (
+            let (id, section, title, spec, source, accepts) = (
                 &case.id,
                 &case.section,
                 &case.title,
                 &case.spec,
                 &case.source,
+                &case.accepts,
             );
             let level = match case.level {
                 Level::Must => quote!(Level::Must),
@@ -65,6 +66,7 @@ pub fn generate(tree: &SchemaTree) -> TokenStream {
                     title: #title,
                     spec: #spec,
                     source: #source,
+                    accepts: #accepts,
                     needs: &[#(#case_needs),*],
                 }
             });
@@ -238,6 +240,9 @@ pub fn generate(tree: &SchemaTree) -> TokenStream {
             pub spec: &'static str,
             /// Where the sentence comes from.
             pub source: &'static str,
+            /// What passes: every outcome the spec allows for this point
+            /// (Markdown).
+            pub accepts: &'static str,
             /// Names of the family's [`Need`]s; empty when the target alone
             /// is enough.
             pub needs: &'static [&'static str],

@@ -2742,6 +2742,7 @@ struct CaseView {
     title: Rich,
     spec: Rich,
     source: Rich,
+    accepts: Rich,
     needs: Vec<NeedView>,
 }
 
@@ -2867,6 +2868,7 @@ fn conformance_page(
                         title: Rich::from_md(&case.title),
                         spec: Rich::from_md(&case.spec),
                         source: Rich::from_md(&case.source),
+                        accepts: Rich::from_md(&case.accepts),
                         needs,
                     });
                 }

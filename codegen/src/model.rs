@@ -174,6 +174,8 @@ pub struct Case {
     /// The spec sentence it checks (Markdown code spans).
     pub spec: String,
     pub source: String,
+    /// What passes: every outcome the spec allows (Markdown).
+    pub accepts: String,
     #[serde(default)]
     pub needs: Vec<String>,
 }

@@ -200,7 +200,7 @@ fn catalog(family: &str, cases: &str) -> String {
 
 fn case(id: &str, section: &str, extra: &str) -> String {
     format!(
-        r#"{{ "id": "{id}", "level": "MUST", "section": "{section}", "title": "A title", "spec": "A sentence.", "source": "PROFILE.md#x"{extra} }}"#
+        r#"{{ "id": "{id}", "level": "MUST", "section": "{section}", "title": "A title", "spec": "A sentence.", "source": "PROFILE.md#x", "accepts": "Only that."{extra} }}"#
     )
 }
 

@@ -493,7 +493,7 @@ fn a_broken_catalog_is_an_error_not_a_panic() {
         "family": "chat",
         "sections": [{"id": "join", "title": "Joining"}],
         "needs": {},
-        "cases": [{"id": "chat.join.ok", "level": "MUST", "section": "join", "title": "t", "spec": "s", "source": "x"}]
+        "cases": [{"id": "chat.join.ok", "level": "MUST", "section": "join", "title": "t", "spec": "s", "source": "x", "accepts": "a"}]
     }))
     .expect("catalog");
     let render_with = |catalog: &Conformance| {

@@ -85,6 +85,24 @@ impl Transcript {
         self.record(Direction::Note, connection, "note", text);
     }
 
+    /// Appends the entries of `other` (another part of the same case, on
+    /// its own clock), each at its own time on this transcript's clock and
+    /// on connection `renumber(connection)`.
+    pub fn absorb(&mut self, other: &Transcript, renumber: impl Fn(u32) -> u32) {
+        let offset = if other.started >= self.started {
+            (other.started - self.started).as_secs_f64() * 1000.0
+        } else {
+            -((self.started - other.started).as_secs_f64() * 1000.0)
+        };
+        self.entries.extend(other.entries.iter().map(|entry| Entry {
+            at_ms: entry.at_ms + offset,
+            connection: renumber(entry.connection),
+            ..entry.clone()
+        }));
+        // Both parts ran at once: keep the whole in time order.
+        self.entries.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    }
+
     /// The entries, in order.
     pub fn entries(&self) -> &[Entry] {
         &self.entries

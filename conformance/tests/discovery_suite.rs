@@ -8,15 +8,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use specwire_conformance::discovery::{self, DiscoveryTarget};
+use specwire_conformance::discovery::{self, DiscoveryTarget, LoadPlan};
 use specwire_conformance::runner::Selection;
+use specwire_conformance::task::Recipes;
 use specwire_conformance::verdict::{CaseResult, Verdict};
 use specwire_runtime::clock::now_rfc3339;
 use specwire_runtime::discovery::{
     bind_discovery_socket, loopback_broadcast, AdvertisedService, Advertiser, AdvertiserConfig,
+    Presence,
 };
 use specwire_runtime::task::{Provider, ProviderConfig};
 use tokio::net::UdpSocket;
+use tokio::sync::watch;
 
 /// A UDP port nobody uses now.
 fn free_port() -> u16 {
@@ -24,10 +27,17 @@ fn free_port() -> u16 {
     probe.local_addr().unwrap().port()
 }
 
-/// A real task provider, so advertised endpoints accept WebSockets.
+/// Tasks the reference provider runs at once: the suite's load plan
+/// (`LOAD_TASKS` of them) keeps it fully busy.
+const CAPACITY: usize = 2;
+const LOAD_TASKS: usize = 4;
+
+/// A real task provider, so advertised endpoints accept WebSockets (and
+/// can be kept busy).
 async fn provider() -> Provider {
     let config = ProviderConfig {
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        capacity: CAPACITY,
         ..ProviderConfig::default()
     };
     Provider::start(config, specwire_services::reference_services())
@@ -35,10 +45,26 @@ async fn provider() -> Provider {
         .unwrap()
 }
 
+/// The suite's load plan for the reference provider: sleeps long enough
+/// to be running while the suite asks.
+fn load_plan() -> LoadPlan {
+    let recipes = Recipes::from_json(
+        r#"{"succeeds": {"serviceName": "DiagnosticsService", "operation": "sleep", "taskParameters": {"durationMs": 1500}}}"#,
+    )
+    .unwrap();
+    LoadPlan {
+        recipe: recipes.succeeds.unwrap(),
+        tasks: LOAD_TASKS,
+        api_key: None,
+        client_id: "discovery-suite".into(),
+    }
+}
+
 fn target(port: u16) -> DiscoveryTarget {
     DiscoveryTarget {
         heartbeat_wait: Duration::from_secs(2),
         listen: Duration::from_millis(2500),
+        load: Some(load_plan()),
         ..DiscoveryTarget::new(port)
     }
 }
@@ -157,6 +183,12 @@ enum Fault {
     DoubleSetting,
     Offline,
     InvalidLoad,
+    /// Answers only by unicast to the requester, never to its targets.
+    UnicastOnly,
+    /// Binds the discovery port with SO_REUSEADDR but not SO_REUSEPORT.
+    NoReusePort,
+    /// Advertises the provider's load as a percentage (0–100).
+    LoadAsPercent,
 }
 
 /// An advertiser made of a raw UDP socket and hand-made JSON: heartbeats
@@ -172,7 +204,13 @@ impl Drop for Faulty {
     }
 }
 
-fn advertisement(fault: Fault, name: &str, endpoint: &str, responds_to: Option<&str>) -> Value {
+fn advertisement(
+    fault: Fault,
+    name: &str,
+    endpoint: &str,
+    responds_to: Option<&str>,
+    load: f64,
+) -> Value {
     let mut settings = vec![
         json!({"string": "inputPath"}),
         json!({"string": "outputPath"}),
@@ -192,7 +230,11 @@ fn advertisement(fault: Fault, name: &str, endpoint: &str, responds_to: Option<&
             {"key": "applyFilter", "settings": [{"string": "name"}, {"float": "size"}, {"bool": "strong"}]}
         ],
         "status": if fault == Fault::Offline { "Offline" } else { "Online" },
-        "load": if fault == Fault::InvalidLoad { 2.0 } else { 0.25 },
+        "load": match fault {
+            Fault::InvalidLoad => 2.0,
+            Fault::LoadAsPercent => (load * 100.0).round(),
+            _ => load,
+        },
         "timestamp": now_rfc3339(),
     });
     let responds_to = match fault {
@@ -205,10 +247,40 @@ fn advertisement(fault: Fault, name: &str, endpoint: &str, responds_to: Option<&
     ad
 }
 
+/// A discovery socket with SO_REUSEADDR and SO_BROADCAST but without
+/// SO_REUSEPORT.
+fn bind_without_reuse_port(port: u16) -> UdpSocket {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+    socket.set_reuse_address(true).unwrap();
+    socket.set_broadcast(true).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    socket
+        .bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())
+        .unwrap();
+    UdpSocket::from_std(socket.into()).unwrap()
+}
+
 impl Faulty {
-    fn start(port: u16, fault: Fault, name: &str, endpoint: &str) -> Faulty {
-        let socket = bind_discovery_socket(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port).unwrap();
+    /// With `presence`, the advertised load is the provider's (else 0.25).
+    fn start(
+        port: u16,
+        fault: Fault,
+        name: &str,
+        endpoint: &str,
+        presence: Option<watch::Receiver<Presence>>,
+    ) -> Faulty {
+        let socket = if fault == Fault::NoReusePort {
+            bind_without_reuse_port(port)
+        } else {
+            bind_discovery_socket(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port).unwrap()
+        };
         let socket = Arc::new(socket);
+        let load = move || {
+            presence
+                .as_ref()
+                .map_or(0.25, |presence| presence.borrow().load)
+        };
         let (name, endpoint) = (name.to_owned(), endpoint.to_owned());
         let broadcast = loopback_broadcast(port);
         let task = tokio::spawn(async move {
@@ -218,7 +290,7 @@ impl Faulty {
                 tokio::select! {
                     _ = heartbeat.tick() => {
                         let stale = (fault == Fault::HeartbeatRespondsTo).then_some("a-client-that-never-asked");
-                        let ad = advertisement(fault, &name, &endpoint, stale).to_string();
+                        let ad = advertisement(fault, &name, &endpoint, stale, load()).to_string();
                         let _ = socket.send_to(ad.as_bytes(), broadcast).await;
                     }
                     received = socket.recv_from(&mut buffer) => {
@@ -228,10 +300,11 @@ impl Faulty {
                             continue;
                         }
                         let client = request["clientId"].as_str().unwrap_or_default();
-                        let ad = advertisement(fault, &name, &endpoint, Some(client)).to_string();
+                        let ad = advertisement(fault, &name, &endpoint, Some(client), load()).to_string();
                         let destinations: Vec<SocketAddr> = match fault {
                             Fault::NeverAnswers => vec![],
                             Fault::BroadcastOnly => vec![broadcast],
+                            Fault::UnicastOnly => vec![source],
                             _ => vec![broadcast, source],
                         };
                         let delay = if fault == Fault::Late { Duration::from_millis(1500) } else { Duration::ZERO };
@@ -263,7 +336,13 @@ async fn answer(
 async fn faulty(fault: Fault, failing: &[&str], skipping: &[&str]) {
     let port = free_port();
     let provider = provider().await;
-    let _advertiser = Faulty::start(port, fault, "ImageProcessingService", &provider.endpoint());
+    let _advertiser = Faulty::start(
+        port,
+        fault,
+        "ImageProcessingService",
+        &provider.endpoint(),
+        Some(provider.presence()),
+    );
     let results = run(&target(port), &format!("{fault:?}")).await;
     assert_verdicts(&results, failing, skipping);
     provider.shutdown(Duration::from_secs(1)).await;
@@ -275,21 +354,81 @@ async fn a_correct_hand_made_advertiser_passes_every_case() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn never_answering_fails_both_cases_of_the_answer_sentence() {
-    // answered-within-1s and unicast-answer quote the same sentence; the
-    // cases that judge answers have none to judge and skip.
+async fn never_answering_fails_the_three_cases_of_the_answer_sentence() {
+    // answered-within-1s, unicast-answer and answer-to-targets quote the
+    // same sentence; the cases that judge answers have none to judge and
+    // skip.
     faulty(
         Fault::NeverAnswers,
         &[
             "discovery.request.answered-within-1s",
             "discovery.request.unicast-answer",
+            "discovery.request.answer-to-targets",
         ],
         &[
             "discovery.request.responds-to-client-id",
             "discovery.advertisement.online-status",
+            "discovery.socket.shared-port",
         ],
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answering_only_by_unicast_fails_answer_to_targets() {
+    faulty(
+        Fault::UnicastOnly,
+        &["discovery.request.answer-to-targets"],
+        &[],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_without_reuse_port_fails_shared_port() {
+    faulty(Fault::NoReusePort, &["discovery.socket.shared-port"], &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_in_percent_fails_load_range_once_the_provider_is_busy() {
+    // Idle, a percentage reads 0 like a fraction; the suite keeps the
+    // provider busy and sees 100. Out of range breaks the schema too.
+    faulty(
+        Fault::LoadAsPercent,
+        &[
+            "discovery.advertisement.load-range",
+            "discovery.advertisement.valid",
+        ],
+        &[],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_tasks_a_percent_load_cannot_be_told_and_load_range_skips() {
+    let port = free_port();
+    let provider = provider().await;
+    let _advertiser = Faulty::start(
+        port,
+        Fault::LoadAsPercent,
+        "ImageProcessingService",
+        &provider.endpoint(),
+        Some(provider.presence()),
+    );
+    let mut target = target(port);
+    target.load = None;
+    let results = run(&target, "percent, idle").await;
+    assert_verdicts(&results, &[], &["discovery.advertisement.load-range"]);
+    let skipped = results
+        .iter()
+        .find(|result| result.spec.id == "discovery.advertisement.load-range")
+        .unwrap();
+    assert!(
+        skipped.verdict.reason().unwrap().contains("--tasks"),
+        "{:?}",
+        skipped.verdict
+    );
+    provider.shutdown(Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,7 +452,8 @@ async fn answers_without_responds_to_fail_responds_to_client_id() {
     faulty(
         Fault::NoRespondsTo,
         &["discovery.request.responds-to-client-id"],
-        &[],
+        // Unnamed answers on the shared port look like heartbeats.
+        &["discovery.request.answer-to-targets"],
     )
     .await;
 }
@@ -353,8 +493,16 @@ async fn answering_offline_fails_online_status() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_out_of_range_load_fails_only_valid() {
-    faulty(Fault::InvalidLoad, &["discovery.advertisement.valid"], &[]).await;
+async fn an_out_of_range_load_fails_load_range_and_the_schema() {
+    faulty(
+        Fault::InvalidLoad,
+        &[
+            "discovery.advertisement.load-range",
+            "discovery.advertisement.valid",
+        ],
+        &[],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -366,12 +514,15 @@ async fn an_unreachable_endpoint_fails_endpoint_reachable() {
         listener.local_addr().unwrap()
     };
     let endpoint = format!("ws://{closed}");
-    let _advertiser = Faulty::start(port, Fault::None, "ImageProcessingService", &endpoint);
-    let results = run(&target(port), "unreachable").await;
+    let _advertiser = Faulty::start(port, Fault::None, "ImageProcessingService", &endpoint, None);
+    // Nothing to keep busy there: load-range judges the idle loads only.
+    let mut target = target(port);
+    target.load = None;
+    let results = run(&target, "unreachable").await;
     assert_verdicts(
         &results,
         &["discovery.advertisement.endpoint-reachable"],
-        &[],
+        &["discovery.advertisement.load-range"],
     );
 }
 
@@ -380,8 +531,14 @@ async fn service_limits_judgement_to_that_service() {
     let port = free_port();
     let provider = provider().await;
     let endpoint = provider.endpoint();
-    let _good = Faulty::start(port, Fault::None, "ImageProcessingService", &endpoint);
-    let _other = Faulty::start(port, Fault::InvalidLoad, "SomeoneElsesService", &endpoint);
+    let _good = Faulty::start(port, Fault::None, "ImageProcessingService", &endpoint, None);
+    let _other = Faulty::start(
+        port,
+        Fault::InvalidLoad,
+        "SomeoneElsesService",
+        &endpoint,
+        None,
+    );
     let mut only_good = target(port);
     only_good.service = Some("ImageProcessingService".into());
     let results = run(&only_good, "service").await;
@@ -397,7 +554,14 @@ async fn service_limits_judgement_to_that_service() {
     assert!(recorded);
     // Without --service, the other provider is judged too.
     let everyone = run(&target(port), "everyone").await;
-    assert_verdicts(&everyone, &["discovery.advertisement.valid"], &[]);
+    assert_verdicts(
+        &everyone,
+        &[
+            "discovery.advertisement.load-range",
+            "discovery.advertisement.valid",
+        ],
+        &[],
+    );
     provider.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -439,14 +603,17 @@ async fn nobody_on_the_port_fails_only_what_needs_a_provider() {
         &[
             "discovery.request.answered-within-1s",
             "discovery.request.unicast-answer",
+            "discovery.request.answer-to-targets",
             "discovery.heartbeat.interval",
         ],
         &[
             "discovery.request.responds-to-client-id",
             "discovery.heartbeat.omits-responds-to",
             "discovery.advertisement.settings-types",
+            "discovery.advertisement.load-range",
             "discovery.advertisement.endpoint-reachable",
             "discovery.advertisement.online-status",
+            "discovery.socket.shared-port",
             "discovery.advertisement.valid",
         ],
     );

@@ -240,9 +240,8 @@ fault_tests! {
     fault_generated_sessions: CloseOnReassignThenCancel => ["task.generated.sessions"];
     // SHOULD cases: a failure there is a warning, but precision holds too.
     fault_large_message: DropOnLargeMessage => ["task.envelope.large-message"];
-    fault_ack_task_id: AckWithoutTaskId => ["task.ack.task-id"];
-    fault_cancel_finished_code: AlreadyFinishedCode => ["task.cancel.finished-code"];
-    fault_related_message_id: ErrorWithoutRelated => ["task.errors.related-message-id"];
+    fault_ack_task_id: AckWrongTaskId => ["task.ack.task-id"];
+    fault_related_message_id: ErrorWrongRelated => ["task.errors.related-message-id"];
 }
 
 /// Losing a `Cancelled` too (not only a `TaskResult`): `task.errors.nothing-lost`

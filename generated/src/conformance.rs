@@ -9,7 +9,7 @@
 //! by its ID, and a test of the conformance crate ties the two
 //! together.
 //!
-//! 44 cases (38 MUST, 6 SHOULD) in 2 families: `discovery`, `task`.
+//! 46 cases (41 MUST, 5 SHOULD) in 2 families: `discovery`, `task`.
 //!
 //! ```
 //! use specwire_protocol::conformance::{self, Level};
@@ -98,6 +98,9 @@ pub struct CaseSpec {
     pub spec: &'static str,
     /// Where the sentence comes from.
     pub source: &'static str,
+    /// What passes: every outcome the spec allows for this point
+    /// (Markdown).
+    pub accepts: &'static str,
     /// Names of the family's [`Need`]s; empty when the target alone
     /// is enough.
     pub needs: &'static [&'static str],
@@ -119,6 +122,11 @@ pub static SECTIONS: &[Section] = &[
         family: "discovery",
         id: "heartbeat",
         title: "Heartbeats",
+    },
+    Section {
+        family: "discovery",
+        id: "socket",
+        title: "Sharing the discovery port",
     },
     Section {
         family: "task",
@@ -185,6 +193,11 @@ pub static NEEDS: &[Need] = &[
         description: "`--heartbeat-wait D` above zero: how long to wait for a heartbeat (default 35 s).",
     },
     Need {
+        family: "discovery",
+        name: "load",
+        description: "`--tasks FILE` with a `succeeds` task (and `--api-key` if the provider requires one): the suite runs several at once through the advertised endpoint to see the advertisements of a busy provider.",
+    },
+    Need {
         family: "task",
         name: "succeeds",
         description: "`--tasks FILE` with a `succeeds` task (operation and parameters that complete on this target).",
@@ -222,6 +235,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "A request is answered within 1 s",
         spec: "A provider answers a request within 1 s, to its targets and also by unicast to the request's source address.",
         source: "PROFILE.md#discovery-seed-000-4",
+        accepts: "The first answer, by unicast to the request's source or as an advertisement naming the request's `clientId` on the shared port, within 1 s; any status, any load.",
         needs: &[],
     },
     CaseSpec {
@@ -232,6 +246,18 @@ pub static CASES: &[CaseSpec] = &[
         title: "The answer reaches the request's source by unicast",
         spec: "A provider answers a request ... also by unicast to the request's source address (so a client listening on an ephemeral port sees its answer).",
         source: "PROFILE.md#discovery-seed-000-4",
+        accepts: "Any advertisement at the request's source address, before or after the broadcast copy.",
+        needs: &[],
+    },
+    CaseSpec {
+        id: "discovery.request.answer-to-targets",
+        family: "discovery",
+        section: "request",
+        level: Level::Must,
+        title: "The answer also goes to the provider's targets",
+        spec: "A provider answers a request within 1 s, to its targets and also by unicast to the request's source address.",
+        source: "PROFILE.md#discovery-seed-000-4",
+        accepts: "An advertisement naming the request's `clientId` on the shared discovery port (where a broadcast to the provider's targets arrives), before or after the unicast copy, within the listening window (its lateness is `discovery.request.answered-within-1s`'s point). A provider whose targets do not reach the suite's host cannot be judged from there: run the suite on a host its targets reach.",
         needs: &[],
     },
     CaseSpec {
@@ -242,6 +268,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "An answer carries the request's clientId",
         spec: "`respondsToClientId` is present only on an answer to a request.",
         source: "PROFILE.md#discovery-seed-000-4",
+        accepts: "Answers whose `respondsToClientId` is the request's `clientId`; broadcasts naming other clients answer someone else and are not judged.",
         needs: &[],
     },
     CaseSpec {
@@ -252,6 +279,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "Heartbeats carry no respondsToClientId",
         spec: "`respondsToClientId` is present only on an answer to a request; heartbeats omit it.",
         source: "PROFILE.md#discovery-seed-000-4",
+        accepts: "Heartbeats without `respondsToClientId`, at any period; an advertisement naming a request sent or seen within the listening window is an answer, not a heartbeat.",
         needs: &["heartbeat-wait"],
     },
     CaseSpec {
@@ -262,6 +290,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "Heartbeats keep coming",
         spec: "Heartbeat default 30 s; a repository entry expires after 3 missed heartbeats (90 s default).",
         source: "PROFILE.md#discovery-seed-000-4",
+        accepts: "A heartbeat at any period that brings one within `--heartbeat-wait` (the seed says every 30–60 s; the profile's default is 30 s).",
         needs: &["heartbeat-wait"],
     },
     CaseSpec {
@@ -272,6 +301,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "Every advertisement validates",
         spec: "Every example JSON in the seed documents MUST validate against the schema of its message; a provider's advertisements are checked against the same schema.",
         source: "PROFILE.md#profile-v1",
+        accepts: "Anything the schema allows: unknown extra members, timestamps with an offset and fractions, any status, `load` 0.0–1.0.",
         needs: &[],
     },
     CaseSpec {
@@ -282,7 +312,19 @@ pub static CASES: &[CaseSpec] = &[
         title: "Capability settings are one-key objects with a known type",
         spec: "`capabilities[].settings[]` is a list of one-key objects `{\"<type>\": \"<parameterName>\"}` with `<type>` in `string` | `int` | `float` | `bool`.",
         source: "PROFILE.md#discovery-seed-000-4",
+        accepts: "Settings of the four types in any order, none at all, unadvertised parameters being the client's business.",
         needs: &[],
+    },
+    CaseSpec {
+        id: "discovery.advertisement.load-range",
+        family: "discovery",
+        section: "advertisement",
+        level: Level::Must,
+        title: "Load is a number from 0.0 to 1.0, idle and busy",
+        spec: "`ServiceAdvertisement.status`: `Online` | `Busy` | `Degraded` | `Offline`. `load`: number in 0.0–1.0.",
+        source: "PROFILE.md#discovery-seed-000-4",
+        accepts: "Any number from 0.0 to 1.0 in every advertisement of the run, with any status, while the provider is idle and while the suite keeps it busy through its advertised endpoint (the `succeeds` task of `--tasks`, several at once). Without `--tasks` only an idle provider is seen, which cannot tell a fraction from a percentage: the case then skips unless a load out of range was seen.",
+        needs: &["load"],
     },
     CaseSpec {
         id: "discovery.advertisement.endpoint-reachable",
@@ -292,6 +334,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "The advertised endpoint accepts a WebSocket connection",
         spec: "Each service provider hosts its own WebSocket server to accept direct connections from clients.",
         source: "seeds/000 §3.1",
+        accepts: "A `ws://` or `wss://` endpoint that completes a WebSocket handshake; a `wss://` certificate the suite does not trust skips (pass `--ca-cert`).",
         needs: &[],
     },
     CaseSpec {
@@ -302,6 +345,18 @@ pub static CASES: &[CaseSpec] = &[
         title: "A provider that answers is not Offline",
         spec: "`ServiceAdvertisement.status`: `Online` | `Busy` | `Degraded` | `Offline`. A provider announces `Offline` when it shuts down gracefully.",
         source: "PROFILE.md#discovery-seed-000-4",
+        accepts: "`Online`, `Busy` or `Degraded`.",
+        needs: &[],
+    },
+    CaseSpec {
+        id: "discovery.socket.shared-port",
+        family: "discovery",
+        section: "socket",
+        level: Level::Must,
+        title: "The discovery port can be shared",
+        spec: "Every participant binds the port on the wildcard address (or the broadcast address) with SO_REUSEADDR and SO_REUSEPORT, so several share one host.",
+        source: "PROFILE.md#discovery-seed-000-4",
+        accepts: "A provider bound to the wildcard or a broadcast address with both options: a socket with only `SO_REUSEADDR` and one with only `SO_REUSEPORT` can each bind the port beside it. Skips when the provider answers from another host (its sockets cannot be probed from here); leaves out the `SO_REUSEPORT` probe when a socket on the port belongs to another user, since the kernel refuses `SO_REUSEPORT` sharing across users by design.",
         needs: &[],
     },
     CaseSpec {
@@ -312,6 +367,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "Every message the provider sends validates",
         spec: "Every example JSON in the seed documents MUST validate against the schema of its message; a provider's messages are checked against the same schemas.",
         source: "PROFILE.md#profile-v1",
+        accepts: "Anything the schemas allow: unknown extra members in any message, timestamps with an offset and fractional seconds, any upper-snake-case error code (service-specific codes beyond the standard list included), a `TaskStatusUpdate` with or without `progressPercentage`.",
         needs: &[],
     },
     CaseSpec {
@@ -322,6 +378,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "Unknown extra fields are ignored",
         spec: "Unknown extra fields in a received message are ignored (forward compatibility).",
         source: "PROFILE.md#all-json-families",
+        accepts: "Any answer to the `GetStatus` (`TASK_NOT_FOUND`, with or without an `Ack`) except a refusal of the message for its extra members (`INVALID_MESSAGE`, `UNKNOWN_TYPE`).",
         needs: &[],
     },
     CaseSpec {
@@ -332,6 +389,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "A message over 1 MiB gets an Error, not a dropped connection",
         spec: "Size limits: a single JSON message over 1 MiB may be refused with the family's error reply.",
         source: "PROFILE.md#all-json-families",
+        accepts: "An `Error` with any code (`MESSAGE_TOO_LARGE`, `PAYLOAD_TOO_LARGE`, ...), or the message answered as if it were small; either way the connection stays open (a `GetStatus` probe or a WebSocket ping is answered after it).",
         needs: &[],
     },
     CaseSpec {
@@ -342,6 +400,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "An Ack comes first, with the right acknowledgmentId",
         spec: "An `Ack` comes before any other reply to the message it acknowledges.",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "For a message every reading acknowledges (the `succeeds` task's `AssignTask`, or without one a `GetStatus` of a task the target knows): its `Ack`, carrying the message's `acknowledgmentId`, before any other reply to it. For a message the target rejects (a `GetStatus` of an unknown task): an `Ack` before the `Error`, or no `Ack` at all (seed 000 §6 acknowledges the message \"it successfully processed\"); the order is judged only when an `Ack` is sent.",
         needs: &[],
     },
     CaseSpec {
@@ -349,9 +408,10 @@ pub static CASES: &[CaseSpec] = &[
         family: "task",
         section: "ack",
         level: Level::Should,
-        title: "An Ack for an AssignTask names its task",
+        title: "An Ack that names a task names the acknowledged one",
         spec: "Provider → client: `Ack` (`payload.acknowledgmentId`, optional `payload.taskId`).",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "An `Ack` without `payload.taskId` (it is optional), or with the acknowledged `AssignTask`'s `taskId`. No `Ack` at all for an `AssignTask` the target refuses leaves nothing to judge (skip).",
         needs: &[],
     },
     CaseSpec {
@@ -362,6 +422,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "Exactly one terminal message per task",
         spec: "Life of a task: `AssignTask` → any number of `TaskStatusUpdate` → exactly one terminal message: `TaskResult` (status `Completed`), `TaskFailed` (status `Failed`), or `TaskStatusUpdate` with status `Cancelled`.",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "Any number of `Accepted`/`Queued`/`Processing` updates, none included, before exactly one terminal message; `TaskResult`, `TaskFailed` or `Cancelled` alike (the case sends nothing that may be answered with a copy of it).",
         needs: &["succeeds"],
     },
     CaseSpec {
@@ -372,6 +433,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "Progress never decreases",
         spec: "`progressPercentage` integer 0–100, never decreasing for one task.",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "Updates with or without `progressPercentage`, equal values in a row, no updates at all.",
         needs: &["succeeds"],
     },
     CaseSpec {
@@ -382,6 +444,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "Nothing about a task follows its terminal message",
         spec: "Nothing about that task follows its terminal message, except as a reply to `GetStatus`, `GetResult` or a repeated `AssignTask`.",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "Nothing about the task after its terminal message; answers about other tasks (the suite's probe) are not judged.",
         needs: &["succeeds"],
     },
     CaseSpec {
@@ -392,6 +455,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "A failing task ends in one TaskFailed",
         spec: "Exactly one terminal message: ... `TaskFailed` (status `Failed`).",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "One `TaskFailed` with status `Failed` and any error code (the service's own included), with or without updates before it.",
         needs: &["fails"],
     },
     CaseSpec {
@@ -402,6 +466,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "An unknown operation ends at once in TaskFailed UNKNOWN_OPERATION",
         spec: "An `AssignTask` with a usable `taskId` that cannot run (unknown operation or service, parameters of the wrong type, not authorised) ends at once in `TaskFailed` with `UNKNOWN_OPERATION`, `INVALID_PARAMETERS` or `FORBIDDEN`.",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "`TaskFailed` `UNKNOWN_OPERATION`, with or without an `Ack` or an `Accepted` update before it.",
         needs: &[],
     },
     CaseSpec {
@@ -412,6 +477,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "An unknown service ends at once in TaskFailed UNKNOWN_OPERATION",
         spec: "An `AssignTask` with a usable `taskId` that cannot run (unknown operation or service, ...) ends at once in `TaskFailed` with `UNKNOWN_OPERATION`.",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "`TaskFailed` `UNKNOWN_OPERATION`, with or without an `Ack` or an `Accepted` update before it.",
         needs: &[],
     },
     CaseSpec {
@@ -422,6 +488,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "Parameters of the wrong type end in TaskFailed INVALID_PARAMETERS",
         spec: "A provider's advertised settings define which `taskParameters` an `AssignTask` for that operation accepts (names and JSON types); ... parameters of the wrong type ... end at once in `TaskFailed` with `INVALID_PARAMETERS`.",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "`TaskFailed` `INVALID_PARAMETERS`, with or without an `Ack` or an `Accepted` update before it.",
         needs: &["advertisement"],
     },
     CaseSpec {
@@ -432,6 +499,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "A structurally broken AssignTask gets Error INVALID_MESSAGE",
         spec: "A structurally broken one (no `taskId`, wrong field types) gets `Error` `INVALID_MESSAGE`.",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "`Error` `INVALID_MESSAGE`, with or without `relatedMessageId`, and the connection still usable after it.",
         needs: &[],
     },
     CaseSpec {
@@ -442,6 +510,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "Re-assigning a finished task does not run it again",
         spec: "Idempotency: an `AssignTask` whose `taskId` the provider already knows is not run again; it is acknowledged again (if it asks for an `Ack`) and answered with the task's current state.",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "The task's terminal message again (the stored message verbatim or a fresh copy with the same outcome and `resultData`), or any other answer naming the task that does not start it again; at most one terminal message in the answer.",
         needs: &["succeeds"],
     },
     CaseSpec {
@@ -452,16 +521,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "Cancelling a finished task gets an Error, never a second terminal",
         spec: "`CancelTask` for a finished task gets an `Error` (e.g. `TASK_ALREADY_FINISHED`), never a second terminal message.",
         source: "PROFILE.md#task-seed-000-59",
-        needs: &["succeeds"],
-    },
-    CaseSpec {
-        id: "task.cancel.finished-code",
-        family: "task",
-        section: "cancel",
-        level: Level::Should,
-        title: "Cancelling a finished task says TASK_ALREADY_FINISHED",
-        spec: "`CancelTask` for a finished task gets an `Error` (e.g. `TASK_ALREADY_FINISHED`).",
-        source: "PROFILE.md#task-seed-000-59",
+        accepts: "An `Error` with any code (`TASK_ALREADY_FINISHED` is the profile's example; `TASK_COMPLETED`, `ALREADY_DONE` ... pass too), never a terminal message.",
         needs: &["succeeds"],
     },
     CaseSpec {
@@ -472,6 +532,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "Cancelling an unknown task gets Error TASK_NOT_FOUND",
         spec: "`CancelTask` ... for an unknown task, `TASK_NOT_FOUND`.",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "`Error` `TASK_NOT_FOUND`, with or without `taskId` and `relatedMessageId`.",
         needs: &[],
     },
     CaseSpec {
@@ -482,6 +543,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "A cancel sent right after the assign ends the task once",
         spec: "Exactly one terminal message: `TaskResult`, `TaskFailed`, or `TaskStatusUpdate` with status `Cancelled` (carrying the last progress value).",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "Whichever wins the race: a `Cancelled` update (its progress not below the last reported) or the task's own `TaskResult`; then an `Error` for the cancel, or no reply to it; never a second terminal message.",
         needs: &["succeeds"],
     },
     CaseSpec {
@@ -492,6 +554,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "GetStatus for an unknown task gets Error TASK_NOT_FOUND",
         spec: "`GetStatus` is answered with a `TaskStatusUpdate` (or the terminal message if finished); `GetResult` with ... `Error` code `RESULT_NOT_READY` / `TASK_NOT_FOUND`.",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "`Error` `TASK_NOT_FOUND`, with or without `taskId` and `relatedMessageId`.",
         needs: &[],
     },
     CaseSpec {
@@ -502,6 +565,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "GetResult for an unknown task gets Error TASK_NOT_FOUND",
         spec: "`GetResult` with the `TaskResult`/`TaskFailed`, or `Error` code `RESULT_NOT_READY` / `TASK_NOT_FOUND`.",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "`Error` `TASK_NOT_FOUND`, with or without `taskId` and `relatedMessageId`.",
         needs: &[],
     },
     CaseSpec {
@@ -512,6 +576,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "GetStatus for a finished task gets its terminal message",
         spec: "`GetStatus` is answered with a `TaskStatusUpdate` (or the terminal message if finished).",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "The task's terminal message, stored verbatim or a fresh copy.",
         needs: &["succeeds"],
     },
     CaseSpec {
@@ -522,6 +587,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "GetResult for a finished task gets its TaskResult",
         spec: "`GetResult` with the `TaskResult`/`TaskFailed`.",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "The task's `TaskResult`, stored verbatim or a fresh copy.",
         needs: &["succeeds"],
     },
     CaseSpec {
@@ -532,6 +598,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "GetResult for a failed task gets its TaskFailed",
         spec: "`GetResult` with the `TaskResult`/`TaskFailed`.",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "The task's `TaskFailed`, stored verbatim or a fresh copy.",
         needs: &["fails"],
     },
     CaseSpec {
@@ -542,6 +609,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "Malformed JSON gets Error INVALID_MESSAGE and the connection stays open",
         spec: "A malformed message (bad JSON, wrong field types) gets the family's error reply, and the connection stays open.",
         source: "PROFILE.md#all-json-families",
+        accepts: "`Error` `INVALID_MESSAGE`; afterwards the connection answers a `GetStatus` probe or a WebSocket ping.",
         needs: &[],
     },
     CaseSpec {
@@ -552,6 +620,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "Wrong field types get Error INVALID_MESSAGE and the connection stays open",
         spec: "A malformed message (bad JSON, wrong field types) gets the family's error reply, and the connection stays open.",
         source: "PROFILE.md#all-json-families",
+        accepts: "`Error` `INVALID_MESSAGE`; afterwards the connection answers a `GetStatus` probe or a WebSocket ping.",
         needs: &[],
     },
     CaseSpec {
@@ -562,6 +631,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "An unknown type gets Error UNKNOWN_TYPE and the connection stays open",
         spec: "Unknown message `type`s get the family's error reply, never a dropped connection.",
         source: "PROFILE.md#all-json-families",
+        accepts: "`Error` `UNKNOWN_TYPE`; afterwards the connection answers a `GetStatus` probe or a WebSocket ping.",
         needs: &[],
     },
     CaseSpec {
@@ -572,6 +642,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "A bad message does not lose a task already accepted",
         spec: "A malformed message ... gets the family's error reply, and the connection stays open. Nothing already accepted is lost because of it.",
         source: "PROFILE.md#all-json-families",
+        accepts: "The task's terminal message, whatever it is, and whatever the bad messages got.",
         needs: &["succeeds"],
     },
     CaseSpec {
@@ -579,9 +650,10 @@ pub static CASES: &[CaseSpec] = &[
         family: "task",
         section: "errors",
         level: Level::Should,
-        title: "An Error names the message it answers",
+        title: "An Error that names a message names the one it answers",
         spec: "`Error` (`payload.errorCode`, `payload.errorMessage`, optional `payload.relatedMessageId`).",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "An `Error` without `relatedMessageId` (it is optional), or with the `messageId` of the message it answers.",
         needs: &[],
     },
     CaseSpec {
@@ -592,6 +664,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "Before Authenticate, other messages get Error UNAUTHORIZED and the connection stays open",
         spec: "Auth, when a provider requires it: the first message must be `Authenticate`; anything else first gets `Error` `UNAUTHORIZED` and the connection stays open.",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "`Error` `UNAUTHORIZED`; afterwards the connection answers a probe or a WebSocket ping.",
         needs: &["api-key"],
     },
     CaseSpec {
@@ -602,6 +675,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "A wrong API key gets Error UNAUTHORIZED",
         spec: "Clients may include a pre-shared API key ... The service provider validates this key/token.",
         source: "seeds/000 §7",
+        accepts: "`Error` `UNAUTHORIZED`, with or without a close after it.",
         needs: &["api-key"],
     },
     CaseSpec {
@@ -612,6 +686,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "A valid Authenticate is acknowledged and tasks run after it",
         spec: "Auth, when a provider requires it: the first message must be `Authenticate`.",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "An `Ack` (whether it carries the right `acknowledgmentId` is `task.ack.first-reply`'s point), then anything but `UNAUTHORIZED` for a `GetStatus`.",
         needs: &["api-key"],
     },
     CaseSpec {
@@ -622,6 +697,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "A client the ACL denies gets TaskFailed FORBIDDEN",
         spec: "Authorization is per `clientId` × `serviceName` × `operation` (`FORBIDDEN`).",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "`TaskFailed` `FORBIDDEN`, with or without an `Ack` or updates before it.",
         needs: &["api-key", "forbidden-client", "succeeds"],
     },
     CaseSpec {
@@ -632,6 +708,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "A WebSocket ping gets a pong",
         spec: "Liveness uses WebSocket ping/pong frames.",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "A pong carrying the ping's payload, before or after any messages.",
         needs: &[],
     },
     CaseSpec {
@@ -642,6 +719,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "The close handshake is completed",
         spec: "Clean shutdown uses the close handshake.",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "A close frame with any code.",
         needs: &[],
     },
     CaseSpec {
@@ -650,8 +728,9 @@ pub static CASES: &[CaseSpec] = &[
         section: "generated",
         level: Level::Must,
         title: "Generated sessions keep every rule",
-        spec: "Generated sessions of valid and invalid messages (assign, duplicate assign, cancel, get-status, get-result, garbage) on one connection: every reply validates, every bad message gets an Error, every task ends once, progress never decreases, the connection stays open.",
+        spec: "Generated sessions of valid and invalid messages (assign, assign again, cancel, get-status, get-result, garbage, schema-drawn messages) on one connection, sent without waiting: the connection stays open through any mix, every step the profile says must be answered gets an answer (counted as a lower bound, since an `Error` for text that is not JSON names no message), and nothing arrives about a task the session never named. Each single rule is its own case.",
         source: "PROFILE.md#task-seed-000-59",
+        accepts: "Replies in any order and number above the minimum: with or without `Ack`s (only drawn messages ask for them) and status updates; a `CancelTask` answered by the task's end, by an `Error`, or (when the task's own result wins) by nothing; a repeated `AssignTask` answered with the current status or the stored terminal message; a schema-breaking message answered with an `Error` or, by a lenient provider, normally.",
         needs: &[],
     },
 ];
@@ -661,48 +740,50 @@ pub fn case(id: &str) -> Option<&'static CaseSpec> {
     let index: Option<usize> = match id {
         "discovery.request.answered-within-1s" => Some(0),
         "discovery.request.unicast-answer" => Some(1),
-        "discovery.request.responds-to-client-id" => Some(2),
-        "discovery.heartbeat.omits-responds-to" => Some(3),
-        "discovery.heartbeat.interval" => Some(4),
-        "discovery.advertisement.valid" => Some(5),
-        "discovery.advertisement.settings-types" => Some(6),
-        "discovery.advertisement.endpoint-reachable" => Some(7),
-        "discovery.advertisement.online-status" => Some(8),
-        "task.envelope.valid-replies" => Some(9),
-        "task.envelope.unknown-fields-ignored" => Some(10),
-        "task.envelope.large-message" => Some(11),
-        "task.ack.first-reply" => Some(12),
-        "task.ack.task-id" => Some(13),
-        "task.lifecycle.single-terminal" => Some(14),
-        "task.lifecycle.monotonic-progress" => Some(15),
-        "task.lifecycle.nothing-after-terminal" => Some(16),
-        "task.lifecycle.task-failed" => Some(17),
-        "task.assign.unknown-operation" => Some(18),
-        "task.assign.unknown-service" => Some(19),
-        "task.assign.invalid-parameters" => Some(20),
-        "task.assign.broken-envelope" => Some(21),
-        "task.idempotency.reassign-finished" => Some(22),
-        "task.cancel.finished" => Some(23),
-        "task.cancel.finished-code" => Some(24),
-        "task.cancel.unknown" => Some(25),
-        "task.cancel.race" => Some(26),
-        "task.query.status-unknown" => Some(27),
-        "task.query.result-unknown" => Some(28),
-        "task.query.status-finished" => Some(29),
-        "task.query.result-finished" => Some(30),
-        "task.query.result-failed" => Some(31),
-        "task.errors.malformed-json" => Some(32),
-        "task.errors.wrong-types" => Some(33),
-        "task.errors.unknown-type" => Some(34),
-        "task.errors.nothing-lost" => Some(35),
-        "task.errors.related-message-id" => Some(36),
-        "task.auth.required-first" => Some(37),
-        "task.auth.wrong-key" => Some(38),
-        "task.auth.accepted" => Some(39),
-        "task.auth.forbidden" => Some(40),
-        "task.websocket.ping" => Some(41),
-        "task.websocket.close" => Some(42),
-        "task.generated.sessions" => Some(43),
+        "discovery.request.answer-to-targets" => Some(2),
+        "discovery.request.responds-to-client-id" => Some(3),
+        "discovery.heartbeat.omits-responds-to" => Some(4),
+        "discovery.heartbeat.interval" => Some(5),
+        "discovery.advertisement.valid" => Some(6),
+        "discovery.advertisement.settings-types" => Some(7),
+        "discovery.advertisement.load-range" => Some(8),
+        "discovery.advertisement.endpoint-reachable" => Some(9),
+        "discovery.advertisement.online-status" => Some(10),
+        "discovery.socket.shared-port" => Some(11),
+        "task.envelope.valid-replies" => Some(12),
+        "task.envelope.unknown-fields-ignored" => Some(13),
+        "task.envelope.large-message" => Some(14),
+        "task.ack.first-reply" => Some(15),
+        "task.ack.task-id" => Some(16),
+        "task.lifecycle.single-terminal" => Some(17),
+        "task.lifecycle.monotonic-progress" => Some(18),
+        "task.lifecycle.nothing-after-terminal" => Some(19),
+        "task.lifecycle.task-failed" => Some(20),
+        "task.assign.unknown-operation" => Some(21),
+        "task.assign.unknown-service" => Some(22),
+        "task.assign.invalid-parameters" => Some(23),
+        "task.assign.broken-envelope" => Some(24),
+        "task.idempotency.reassign-finished" => Some(25),
+        "task.cancel.finished" => Some(26),
+        "task.cancel.unknown" => Some(27),
+        "task.cancel.race" => Some(28),
+        "task.query.status-unknown" => Some(29),
+        "task.query.result-unknown" => Some(30),
+        "task.query.status-finished" => Some(31),
+        "task.query.result-finished" => Some(32),
+        "task.query.result-failed" => Some(33),
+        "task.errors.malformed-json" => Some(34),
+        "task.errors.wrong-types" => Some(35),
+        "task.errors.unknown-type" => Some(36),
+        "task.errors.nothing-lost" => Some(37),
+        "task.errors.related-message-id" => Some(38),
+        "task.auth.required-first" => Some(39),
+        "task.auth.wrong-key" => Some(40),
+        "task.auth.accepted" => Some(41),
+        "task.auth.forbidden" => Some(42),
+        "task.websocket.ping" => Some(43),
+        "task.websocket.close" => Some(44),
+        "task.generated.sessions" => Some(45),
         _ => None,
     };
     index.and_then(|index| CASES.get(index))
@@ -712,8 +793,8 @@ pub fn case(id: &str) -> Option<&'static CaseSpec> {
 /// without a catalog or an unknown name).
 pub fn cases_of(family: &str) -> impl Iterator<Item = &'static CaseSpec> {
     let run: std::ops::Range<usize> = match family {
-        "discovery" => 0..9,
-        "task" => 9..44,
+        "discovery" => 0..12,
+        "task" => 12..46,
         _ => 0..0,
     };
     CASES[run].iter()
@@ -722,8 +803,8 @@ pub fn cases_of(family: &str) -> impl Iterator<Item = &'static CaseSpec> {
 /// The sections of `family`, in catalog order.
 pub fn sections_of(family: &str) -> impl Iterator<Item = &'static Section> {
     let run: std::ops::Range<usize> = match family {
-        "discovery" => 0..3,
-        "task" => 3..14,
+        "discovery" => 0..4,
+        "task" => 4..15,
         _ => 0..0,
     };
     SECTIONS[run].iter()
@@ -732,8 +813,8 @@ pub fn sections_of(family: &str) -> impl Iterator<Item = &'static Section> {
 /// The needs of `family`, in catalog order.
 pub fn needs_of(family: &str) -> impl Iterator<Item = &'static Need> {
     let run: std::ops::Range<usize> = match family {
-        "discovery" => 0..1,
-        "task" => 1..6,
+        "discovery" => 0..2,
+        "task" => 2..7,
         _ => 0..0,
     };
     NEEDS[run].iter()

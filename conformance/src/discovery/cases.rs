@@ -11,6 +11,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
+use super::port::{self, Reuse};
 use super::target::Ctx;
 use super::wire::{Datagram, Until};
 use crate::transcript::Direction;
@@ -34,12 +35,15 @@ pub fn implementation(id: &str) -> Option<CaseFn> {
         "discovery.advertisement.valid" => valid,
         "discovery.request.answered-within-1s" => answered_within_1s,
         "discovery.request.unicast-answer" => unicast_answer,
+        "discovery.request.answer-to-targets" => answer_to_targets,
         "discovery.request.responds-to-client-id" => responds_to_client_id,
         "discovery.heartbeat.omits-responds-to" => heartbeat_omits_responds_to,
         "discovery.heartbeat.interval" => heartbeat_interval,
         "discovery.advertisement.settings-types" => settings_types,
+        "discovery.advertisement.load-range" => load_range,
         "discovery.advertisement.endpoint-reachable" => endpoint_reachable,
         "discovery.advertisement.online-status" => online_status,
+        "discovery.socket.shared-port" => shared_port,
     }
 }
 
@@ -94,6 +98,33 @@ async fn unicast_answer(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
         humantime::format_duration(exchange.window),
         if broadcast > 0 {
             format!(": the request was answered only on the shared port ({broadcast} answer(s))")
+        } else {
+            ": the request got no answer at all".to_owned()
+        }
+    ))
+}
+
+async fn answer_to_targets(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+    let exchange = ctx.exchange(Until::FirstOnShared).await?;
+    if exchange.to_targets().next().is_some() {
+        return Ok(());
+    }
+    let unicast = exchange.unicast().count();
+    if unicast > 0
+        && exchange
+            .unicast()
+            .all(|datagram| datagram.responds_to() != Some(&exchange.client_id))
+    {
+        return Err(Stop::Skip(
+            "the answers name no clientId, so an answer on the shared port cannot be told from a heartbeat (discovery.request.responds-to-client-id reports that)".into(),
+        ));
+    }
+    fail(format!(
+        "no advertisement naming request {} arrived on the shared discovery port (where what the provider sends to its targets arrives) within {}{}",
+        exchange.client_id,
+        humantime::format_duration(exchange.window),
+        if unicast > 0 {
+            format!(": the request was answered only by unicast to its source ({unicast} answer(s))")
         } else {
             ": the request got no answer at all".to_owned()
         }
@@ -239,6 +270,58 @@ async fn settings_types(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
             some_of(&problems)
         )
     })
+}
+
+/// The first advertised `ws://`/`wss://` endpoint of `exchange`, with its
+/// service's name.
+fn advertised_endpoint(exchange: &super::Exchange) -> Option<(String, String)> {
+    exchange.advertisements().find_map(|datagram| {
+        let endpoint = datagram.endpoint()?;
+        let service = datagram.service_name()?;
+        (endpoint.starts_with("ws://") || endpoint.starts_with("wss://"))
+            .then(|| (endpoint.to_owned(), service.to_owned()))
+    })
+}
+
+async fn load_range(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+    let exchange = ctx.exchange(Until::FirstAnswer).await?;
+    let busy = match ctx.target.load.clone() {
+        None => false,
+        Some(plan) => {
+            let Some((endpoint, service)) = advertised_endpoint(&exchange) else {
+                return Err(nothing_to_judge(
+                    "no advertisement with a ws:// or wss:// endpoint arrived, so the provider cannot be kept busy",
+                    "discovery.request.answered-within-1s",
+                ));
+            };
+            super::load::while_busy(ctx, &plan, &endpoint, &service).await?;
+            true
+        }
+    };
+    let (loads, bad) = {
+        let run = ctx.run();
+        (run.loads.clone(), run.bad_loads.clone())
+    };
+    check(bad.is_empty(), || {
+        format!("load must be a number from 0.0 to 1.0: {}", some_of(&bad))
+    })?;
+    if loads.is_empty() {
+        return Err(nothing_to_judge(
+            "no advertisement arrived",
+            "discovery.request.answered-within-1s",
+        ));
+    }
+    let highest = loads.iter().copied().fold(0.0_f64, f64::max);
+    ctx.note(&format!(
+        "{} advertisement(s), load up to {highest}",
+        loads.len()
+    ));
+    if !busy {
+        return Err(Stop::Skip(format!(
+            "only an idle provider was seen (load up to {highest}), where a fraction and a percentage can read alike; pass --tasks with a `succeeds` task so the suite keeps it busy through its endpoint"
+        )));
+    }
+    Ok(())
 }
 
 /// How an endpoint fared.
@@ -393,6 +476,83 @@ async fn online_status(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
         format!(
             "a provider that answers a request is running, yet says Offline (kept for a graceful shutdown): {}",
             some_of(&offline)
+        )
+    })
+}
+
+// ---- socket -------------------------------------------------------------
+
+async fn shared_port(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+    let exchange = ctx.exchange(Until::FirstAnswer).await?;
+    let Some(answer) = exchange.answers().next() else {
+        return Err(nothing_to_judge(
+            "the request got no answer, so the provider's host is unknown",
+            "discovery.request.answered-within-1s",
+        ));
+    };
+    let source = answer.source.ip();
+    if !port::is_local(source) {
+        return Err(Stop::Skip(format!(
+            "the provider answers from {source}, another host: whether it shares the port can only be probed on its own host; run the suite there"
+        )));
+    }
+    let number = ctx.target.port;
+    let holders = port::holders(number);
+    let others: Vec<String> = holders
+        .iter()
+        .filter(|holder| !holder.own)
+        .map(port::Holder::describe)
+        .collect();
+    ctx.note(&format!(
+        "sockets on UDP port {number} besides the suite's: {}",
+        if others.is_empty() {
+            "none visible".to_owned()
+        } else {
+            others.join(", ")
+        }
+    ));
+    let own = port::own_uid();
+    let foreign = holders
+        .iter()
+        .any(|holder| own.is_some_and(|uid| holder.uid != uid));
+    let mut probes = vec![Reuse::Address];
+    if foreign {
+        ctx.note("a socket on the port belongs to another user: the SO_REUSEPORT probe is left out (the kernel refuses SO_REUSEPORT sharing across users)");
+    } else {
+        probes.push(Reuse::Port);
+    }
+    let wildcard = ctx.wildcard();
+    ctx.release_shared();
+    let mut refused = Vec::new();
+    for reuse in probes {
+        match port::probe(wildcard, number, reuse) {
+            Ok(()) => ctx.note(&format!(
+                "a socket with only {} bound {wildcard}:{number} beside the others",
+                reuse.name()
+            )),
+            Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => {
+                ctx.note(&format!(
+                    "a socket with only {} was refused: {error}",
+                    reuse.name()
+                ));
+                refused.push(reuse.name());
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::Unsupported => {
+                return Err(Stop::Skip(format!("cannot probe here: {error}")))
+            }
+            Err(error) => {
+                return Err(Stop::Harness(format!(
+                    "probing UDP {wildcard}:{number} with {}: {error}",
+                    reuse.name()
+                )))
+            }
+        }
+    }
+    check(refused.is_empty(), || {
+        format!(
+            "a socket on UDP port {number} does not let others share it: a socket with only {} could not bind beside it, so that socket lacks the option. Sockets on the port besides the suite's: {}",
+            refused.join(" or only "),
+            if others.is_empty() { "none visible".to_owned() } else { some_of(&others) }
         )
     })
 }

@@ -71,6 +71,10 @@
 //!   sentence as the previous case, so a provider that never answers fails
 //!   both; a provider that answers only by broadcast fails only this one,
 //!   and one that answers late only the previous one.
+//! - `discovery.request.answer-to-targets` fails when no advertisement
+//!   naming the request's `clientId` arrives on the shared port within the
+//!   window: the provider answered only by unicast (or not at all). Same
+//!   sentence again: a silent provider fails all three request cases.
 //! - `discovery.request.responds-to-client-id` fails when an advertisement
 //!   unicast to the request's source (an answer) lacks the request's
 //!   `clientId` or names another.
@@ -83,6 +87,14 @@
 //!   key is `string`, `int`, `float` or `bool` and whose value is a string.
 //!   The schema says the same, so a bad type fails this case and
 //!   `discovery.advertisement.valid` (two spec points, one fault).
+//! - `discovery.advertisement.load-range` judges the `load` of every
+//!   advertisement of the run so far (a number from 0.0 to 1.0). With
+//!   [`load`](DiscoveryTarget::load) (`--tasks`), it first keeps the
+//!   provider busy through its advertised endpoint and asks again while it
+//!   is (the `load` module); without it, an idle provider's loads cannot
+//!   tell a fraction from a percentage, and the case skips unless one was
+//!   out of range. A load out of range also breaks the schema, so
+//!   `discovery.advertisement.valid` fails with it.
 //! - `discovery.advertisement.endpoint-reachable` (SHOULD) opens a
 //!   WebSocket to each distinct `ws://`/`wss://` endpoint advertised in its
 //!   exchange (answers and heartbeats), within
@@ -95,6 +107,12 @@
 //!   deployments the spec allows.
 //! - `discovery.advertisement.online-status` fails when an answer says
 //!   `Offline`.
+//! - `discovery.socket.shared-port` probes the discovery port from the
+//!   provider's host (skips when the answer came from another host): a
+//!   socket with only `SO_REUSEADDR`, and one with only `SO_REUSEPORT`, must
+//!   each be able to bind it beside the sockets there ([`port`] explains
+//!   why that tells which option a socket lacks). A refusal names the
+//!   sockets on the port and, where `/proc` shows them, their processes.
 //! - `discovery.advertisement.valid` runs last: it sends one more request,
 //!   then fails if any datagram of the target in the whole run broke the
 //!   schema. Without `service`, anything on the port that is not a valid
@@ -106,6 +124,8 @@
 //! fails, and no verdict claims a check that did not happen.
 
 mod cases;
+mod load;
+pub mod port;
 mod target;
 mod wire;
 
@@ -115,7 +135,7 @@ use std::time::{Duration, Instant};
 use specwire_protocol::conformance::{cases_of, CaseSpec};
 
 pub use cases::{implementation, CaseFn, RUN_LAST};
-pub use target::{Ctx, DiscoveryTarget};
+pub use target::{Ctx, DiscoveryTarget, LoadPlan};
 pub use wire::{Datagram, Exchange, Until, Via};
 
 use crate::runner::{Observer, Selection};

@@ -49,6 +49,25 @@ pub struct DiscoveryTarget {
     pub connect_timeout: Duration,
     /// Extra CA certificates (PEM) trusted for `wss://` endpoints.
     pub extra_roots: Vec<PathBuf>,
+    /// How to keep the provider busy through its advertised endpoint, so
+    /// `discovery.advertisement.load-range` sees a busy provider's load
+    /// (`None`: only an idle one is seen).
+    pub load: Option<LoadPlan>,
+}
+
+/// How the suite keeps a provider busy: `tasks` runs of `recipe` at once
+/// on its advertised endpoint, as `client_id` (authenticated with
+/// `api_key`, when given).
+#[derive(Clone, Debug)]
+pub struct LoadPlan {
+    /// A task that runs for a while (the `succeeds` task of `--tasks`).
+    pub recipe: crate::task::Recipe,
+    /// How many at once.
+    pub tasks: usize,
+    /// The API key, if the provider requires one.
+    pub api_key: Option<String>,
+    /// The client id to assign them as.
+    pub client_id: String,
 }
 
 impl DiscoveryTarget {
@@ -66,6 +85,7 @@ impl DiscoveryTarget {
             settle: Duration::from_millis(300),
             connect_timeout: Duration::from_secs(5),
             extra_roots: Vec::new(),
+            load: None,
         }
     }
 
@@ -109,6 +129,10 @@ pub(crate) struct RunState {
     pub invalid: Vec<String>,
     /// Advertisements of the service(s) under test seen so far.
     pub advertisements: usize,
+    /// Their `load` values in range (0.0–1.0).
+    pub loads: Vec<f64>,
+    /// Their `load` values out of range or not numbers, described.
+    pub bad_loads: Vec<String>,
     /// Requests sent by the suite or seen on the shared port: `clientId` →
     /// when.
     pub requests: HashMap<String, Instant>,
@@ -174,6 +198,26 @@ impl<'t> Ctx<'t> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Appends another transcript (a WebSocket session's), its connections
+    /// renumbered after this one's.
+    pub(crate) fn absorb(&mut self, other: &Transcript) {
+        let base = self.connections;
+        let highest = other
+            .entries()
+            .iter()
+            .map(|entry| entry.connection)
+            .max()
+            .unwrap_or(0);
+        self.transcript.absorb(other, |connection| {
+            if connection == 0 {
+                0
+            } else {
+                base + connection
+            }
+        });
+        self.connections += highest;
+    }
+
     /// A number for the next socket or connection in the transcript.
     pub(crate) fn next_connection(&mut self) -> u32 {
         self.connections += 1;
@@ -190,7 +234,8 @@ impl<'t> Ctx<'t> {
         self.run().advertisements
     }
 
-    fn wildcard(&self) -> IpAddr {
+    /// The wildcard address of the target address's family.
+    pub(crate) fn wildcard(&self) -> IpAddr {
         match self.target.target_address {
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
@@ -249,6 +294,19 @@ impl<'t> Ctx<'t> {
             self.shared = Some(listener);
         }
         Ok(())
+    }
+
+    /// Closes the suite's socket on the shared port (the next case that
+    /// listens binds it again). The port probes need it gone: the kernel
+    /// stops looking at the sockets on a port at the first one that lets a
+    /// `SO_REUSEPORT` socket in, and the suite's own would be that one.
+    pub(crate) fn release_shared(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            self.transcript.note(
+                shared.connection,
+                "closed for the port probes (it would let them in)",
+            );
+        }
     }
 
     /// The next datagram on the shared port or on `direct`, before
@@ -338,7 +396,24 @@ impl<'t> Ctx<'t> {
             }
             Some("ServiceAdvertisement") if under_test => {
                 datagram.advertisement = true;
-                self.run().advertisements += 1;
+                let mut run = self.run();
+                run.advertisements += 1;
+                match datagram
+                    .value
+                    .get("load")
+                    .and_then(serde_json::Value::as_f64)
+                {
+                    Some(load) if (0.0..=1.0).contains(&load) => run.loads.push(load),
+                    _ => run.bad_loads.push(format!(
+                        "{} has load {}",
+                        datagram.describe(),
+                        datagram
+                            .value
+                            .get("load")
+                            .map_or_else(|| "absent".to_owned(), serde_json::Value::to_string)
+                    )),
+                }
+                drop(run);
                 self.log_invalid(connection, &datagram);
             }
             Some("ServiceAdvertisement") => {

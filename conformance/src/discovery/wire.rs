@@ -151,6 +151,9 @@ pub enum Until {
     FirstAnswer,
     /// An advertisement unicast to the request's source.
     FirstUnicast,
+    /// An advertisement naming the request's `clientId` on the shared
+    /// port (sent to the provider's targets).
+    FirstOnShared,
 }
 
 /// One request and what arrived in the listening window after it.
@@ -198,6 +201,14 @@ impl Exchange {
             .filter(|datagram| datagram.via == Via::Direct)
     }
 
+    /// Answers that arrived on the shared port (sent to the provider's
+    /// targets) naming the request's `clientId`.
+    pub fn to_targets(&self) -> impl Iterator<Item = &Datagram> {
+        self.advertisements().filter(|datagram| {
+            datagram.via == Via::Shared && datagram.responds_to() == Some(&self.client_id)
+        })
+    }
+
     /// How long after the request `datagram` came.
     pub fn after(&self, datagram: &Datagram) -> Duration {
         datagram.at.saturating_duration_since(self.sent_at)
@@ -208,6 +219,7 @@ impl Exchange {
         match until {
             Until::FirstAnswer => self.answers().next().is_some(),
             Until::FirstUnicast => self.unicast().next().is_some(),
+            Until::FirstOnShared => self.to_targets().next().is_some(),
         }
     }
 

@@ -3,24 +3,37 @@
 //!
 //! A session is a short sequence of steps: assign a new task, assign one
 //! again, cancel, ask its status or result (of known and unknown tasks),
-//! and garbage (text that is not JSON, an unknown type), sent without
-//! waiting. The case judges what only sequences show, and leaves each
-//! single rule to its own case (so one fault fails one case): the target
-//! keeps the connection open through any mix, answers at least once per
-//! step, and never talks about tasks the session did not name. A failure
-//! names the seed and the steps, so the same session runs again with
-//! `--seed`.
+//! garbage (text that is not JSON, an unknown type) and messages drawn
+//! from the client schemas, sent without waiting. The case judges what
+//! only sequences show, and leaves each single rule to its own case (so
+//! one fault fails one case): the target keeps the connection open through
+//! any mix, answers every step the profile says must be answered (a lower
+//! bound, [`owed`], since an `Error` for garbage names no message and a
+//! cancel may be answered by the task's end), says something about every
+//! task the session assigned, and never talks about tasks the session did
+//! not name. Every alternative the profile allows passes: no `Ack`s, no
+//! status updates, a cancel that loses the race, a re-assign answered with
+//! the stored terminal message.
+//!
+//! Waits are paced on the target ([`Pace`]): its slowest round trip and
+//! longest task in this run, not a fixed deadline, so a correct target
+//! costs seconds and a failing session a few more. The whole case has a
+//! budget ([`TaskTarget::session_budget`](super::TaskTarget::session_budget),
+//! `--session-budget`): sessions stop starting when it is spent, and a
+//! failing session is shrunk with what is left of it. A failure names the
+//! seed and the steps, so the same session runs again with `--seed`, and
+//! its replay bundle is written however far shrinking got.
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::time::{Duration, Instant};
 
-use serde_json::json;
 use specwire_runtime::clock::new_id;
 use specwire_runtime::task::messages::{self, Assignment};
 
 use super::cases::{assignment, unknown_operation_task};
-use super::session::Msg;
-use super::target::Ctx;
+use super::session::{Conn, Event, Msg};
+use super::target::{Ctx, FailedSession};
 use crate::verdict::{fail, Stop};
 
 /// One step of a session.
@@ -151,69 +164,217 @@ pub fn steps(seed: u64, length: usize) -> Vec<Step> {
 pub const SESSIONS: u64 = 8;
 const LENGTH: usize = 10;
 
+/// The shortest a session waits for its answers: a loaded two-core
+/// machine stalls for a few hundred milliseconds now and then, and a
+/// verdict must not depend on that.
+const WAIT_FLOOR: Duration = Duration::from_secs(1);
+
+/// How long a session waits for the answers it is owed, derived from what
+/// the target has shown in this run rather than a fixed deadline: its
+/// slowest round trip and its longest task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pace {
+    /// The slowest round trip seen (a request and its answer).
+    pub round_trip: Duration,
+    /// The longest task seen, from `AssignTask` to its end.
+    pub task: Duration,
+    /// No wait is longer: the task timeout.
+    pub ceiling: Duration,
+}
+
+impl Pace {
+    /// The pace from the run's observations; what is missing is measured
+    /// now: a `GetStatus` round trip, and one run of the `succeeds` task
+    /// (tasks of unknown operations end at once, at round-trip speed).
+    pub async fn learn(ctx: &mut Ctx<'_>) -> Result<Pace, Stop> {
+        let ceiling = ctx.target.task_timeout;
+        if ctx.observed().timing().round_trip().is_none() {
+            let mut conn = ctx.connect().await?;
+            conn.barrier(Duration::ZERO).await?;
+        }
+        let round_trip = ctx
+            .observed()
+            .timing()
+            .round_trip()
+            .unwrap_or(ctx.target.reply_timeout);
+        let mut task = ctx.observed().timing().task();
+        if task.is_none() {
+            if let Ok(recipe) = ctx.succeeds() {
+                let mut conn = ctx.connect().await?;
+                let assignment = assignment(&recipe, &ctx.target.client_id);
+                conn.assign(&assignment, None).await?;
+                let id = assignment.task_id.clone();
+                let ended = conn
+                    .expect("the end of a `succeeds` task", ceiling, |msg| {
+                        msg.is_about(&id) && msg.is_terminal()
+                    })
+                    .await;
+                if ended.is_ok() {
+                    conn.ended(&id);
+                }
+                task = ctx.observed().timing().task();
+            }
+        }
+        Ok(Pace {
+            round_trip,
+            task: task.unwrap_or(round_trip),
+            ceiling,
+        })
+    }
+
+    /// How long `steps` may take to be answered: every task it assigns
+    /// run one after the other, twice over, plus four round trips a step,
+    /// at least [`WAIT_FLOOR`], at most the task timeout.
+    pub fn answer_wait(&self, steps: &[Step]) -> Duration {
+        let assigns = steps.iter().filter(|step| **step == Step::Assign).count();
+        let tasks = self.task * u32::try_from(2 * assigns + 1).unwrap_or(u32::MAX);
+        let trips = self.round_trip * u32::try_from(4 * steps.len()).unwrap_or(u32::MAX);
+        (WAIT_FLOOR + tasks + trips).min(self.ceiling)
+    }
+}
+
+impl fmt::Display for Pace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "round trips up to {} ms, tasks up to {} ms",
+            self.round_trip.as_millis(),
+            self.task.as_millis()
+        )
+    }
+}
+
+/// The case: [`SESSIONS`] sessions from consecutive seeds, within the
+/// target's session budget (at least one session always runs). A failing
+/// session is shrunk with what is left of the budget and reported with
+/// its replay bundle however far shrinking got.
 pub(crate) async fn sessions(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+    let deadline = Instant::now() + ctx.target.session_budget;
+    let pace = Pace::learn(ctx).await?;
+    ctx.note(&format!("pacing on what the target showed: {pace}"));
     let base = ctx.target.seed;
     for n in 0..SESSIONS {
+        if n > 0 && Instant::now() >= deadline {
+            ctx.note(&format!(
+                "the session budget of {} allowed {n} of {SESSIONS} sessions (--session-budget)",
+                humantime::format_duration(ctx.target.session_budget)
+            ));
+            break;
+        }
         let seed = base.wrapping_add(n);
         let steps = steps(seed, LENGTH);
         ctx.note(&format!("session seed {seed}: {}", join(&steps)));
-        let reason = match run(ctx, &steps).await {
-            Ok(()) => continue,
-            Err(Stop::Fail(reason)) => reason,
-            Err(other) => return Err(other),
-        };
-        ctx.note(&format!("session seed {seed} failed: {reason}; shrinking"));
-        let (shrunk, shrunk_reason) = shrink(ctx, steps.clone(), reason.clone()).await?;
-        // Before reporting, the shrunk session must fail once more.
-        ctx.note(&format!(
-            "checking the shrunk session again: {}",
-            join(&shrunk)
-        ));
-        let (reported, reason, note) = match run(ctx, &shrunk).await {
-            Err(Stop::Fail(again)) => (shrunk, again, String::new()),
-            Err(other) => return Err(other),
-            Ok(()) => {
-                let note = format!(
-                    " (the shrunk session [{}] failed with \"{shrunk_reason}\" but passed when checked again; reporting the original)",
-                    join(&shrunk)
-                );
-                (steps, reason, note)
+        match run_paced(ctx, &steps, &pace).await {
+            Ok(()) => {}
+            Err(Stop::Fail(reason)) => {
+                return Err(report(ctx, seed, steps, reason, &pace, deadline).await)
             }
-        };
-        let steps = reported;
-        ctx.failed_session = Some((seed, steps.clone()));
-        return fail(format!(
-            "session with seed {seed} (rerun with --seed {seed}, or replay the bundle): steps [{}]: {reason}{note}",
-            join(&steps)
-        ));
+            Err(other) => return Err(other),
+        }
     }
     Ok(())
 }
 
-/// Most sessions a shrink may run.
+/// Shrinks a failing session within the budget, checks the result once
+/// more if time is left, and makes the failure to report. The session is
+/// recorded for the replay bundle at once and after every step.
+async fn report(
+    ctx: &mut Ctx<'_>,
+    seed: u64,
+    steps: Vec<Step>,
+    reason: String,
+    pace: &Pace,
+    deadline: Instant,
+) -> Stop {
+    let record = |ctx: &mut Ctx<'_>, steps: &[Step], reason: &str| {
+        ctx.failed_session = Some(FailedSession {
+            seed,
+            steps: steps.to_vec(),
+            reason: reason.to_owned(),
+        });
+    };
+    record(ctx, &steps, &reason);
+    ctx.note(&format!("session seed {seed} failed: {reason}; shrinking"));
+    let shrunk = shrink(ctx, steps.clone(), reason.clone(), pace, deadline).await;
+    let mut note = shrunk.stopped.clone().unwrap_or_default();
+    let (mut reported, mut why) = (shrunk.steps, shrunk.reason);
+    if reported.len() < steps.len() {
+        if Instant::now() >= deadline {
+            note.push_str(
+                " (the shrunk session was not checked again: the session budget ran out)",
+            );
+        } else {
+            // Before reporting, the shrunk session must fail once more.
+            ctx.note(&format!(
+                "checking the shrunk session again: {}",
+                join(&reported)
+            ));
+            match run_paced(ctx, &reported, pace).await {
+                Err(Stop::Fail(again)) => why = again,
+                outcome => {
+                    let how = match outcome {
+                        Ok(()) => "passed".to_owned(),
+                        Err(stop) => format!("could not be run ({})", stop.verdict().name()),
+                    };
+                    note.push_str(&format!(
+                        " (the shrunk session [{}] failed with \"{why}\" but {how} when checked again; reporting the original)",
+                        join(&reported)
+                    ));
+                    reported = steps;
+                    why = reason;
+                }
+            }
+        }
+    }
+    record(ctx, &reported, &why);
+    Stop::Fail(format!(
+        "session with seed {seed} (rerun with --seed {seed}, or replay the bundle): steps [{}]: {why}{note}",
+        join(&reported)
+    ))
+}
+
+/// Most sessions a shrink may run (the budget may stop it sooner).
 const SHRINK_RUNS: usize = 24;
+
+/// The outcome of a shrink.
+struct Shrunk {
+    steps: Vec<Step>,
+    reason: String,
+    /// Why it stopped before trying every step, for the report.
+    stopped: Option<String>,
+}
 
 /// Removes steps while the session still fails: each step but the first
 /// assign in turn, later steps first (references to the `n`th task stay
 /// valid because a removed `Assign` is only tried when nothing refers to a
-/// task at or after it). Returns the smallest failing session and its
-/// reason.
+/// task at or after it). Stops at [`SHRINK_RUNS`] runs, at `deadline`, or
+/// when a run cannot be carried out; returns the smallest failing session
+/// found.
 async fn shrink(
     ctx: &mut Ctx<'_>,
     mut steps: Vec<Step>,
     mut reason: String,
-) -> Result<(Vec<Step>, String), Stop> {
+    pace: &Pace,
+    deadline: Instant,
+) -> Shrunk {
     let mut runs = 0;
     let mut index = steps.len();
+    let mut stopped = None;
     while index > 1 && runs < SHRINK_RUNS {
         index -= 1;
         if !removable(&steps, index) {
             continue;
         }
+        if Instant::now() >= deadline {
+            stopped = Some(format!(
+                " (shrinking stopped after {runs} runs: the session budget ran out; --session-budget)"
+            ));
+            break;
+        }
         let mut candidate = steps.clone();
         candidate.remove(index);
         runs += 1;
-        match run(ctx, &candidate).await {
+        match run_paced(ctx, &candidate, pace).await {
             Err(Stop::Fail(why)) => {
                 ctx.note(&format!(
                     "still fails without step {index}: {}",
@@ -221,12 +382,26 @@ async fn shrink(
                 ));
                 steps = candidate;
                 reason = why;
+                if let Some(session) = ctx.failed_session.as_mut() {
+                    session.steps.clone_from(&steps);
+                    session.reason.clone_from(&reason);
+                }
             }
-            Err(other) => return Err(other),
+            Err(other) => {
+                stopped = Some(format!(
+                    " (shrinking stopped after {runs} runs: a run could not be carried out: {})",
+                    other.verdict().reason().unwrap_or("")
+                ));
+                break;
+            }
             Ok(()) => {}
         }
     }
-    Ok((steps, reason))
+    Shrunk {
+        steps,
+        reason,
+        stopped,
+    }
 }
 
 /// Whether step `index` can go without breaking a later reference.
@@ -244,7 +419,8 @@ fn removable(steps: &[Step], index: usize) -> bool {
     })
 }
 
-fn join(steps: &[Step]) -> String {
+/// The steps, `, `-separated.
+pub fn join(steps: &[Step]) -> String {
     steps
         .iter()
         .map(ToString::to_string)
@@ -252,12 +428,55 @@ fn join(steps: &[Step]) -> String {
         .join(", ")
 }
 
-/// Runs one session and checks it.
+/// How many answers (not counting `Ack`s) a session is owed at least: one
+/// per step the profile says must be answered, each a message of its own.
+/// An `AssignTask` is owed its task's end; a repeated one, a `GetStatus`
+/// and a `GetResult` an answer each; an unknown task's `GetStatus`,
+/// garbage, an unknown type and every schema-drawn message an answer
+/// (an `Error`, or the normal answer of a lenient provider). A `CancelTask`
+/// is owed nothing of its own: the task's end may answer it, and when the
+/// task's own result wins the race, nothing else need come.
+pub fn owed(steps: &[Step]) -> usize {
+    let mut tasks = 0;
+    let mut owed = 0;
+    for step in steps {
+        match step {
+            Step::Assign => {
+                tasks += 1;
+                owed += 1;
+            }
+            Step::AssignAgain(n) | Step::Status(n) | Step::Result(n) => {
+                if *n < tasks {
+                    owed += 1;
+                }
+            }
+            Step::Cancel(_) => {}
+            Step::StatusUnknown
+            | Step::Garbage(_)
+            | Step::UnknownType
+            | Step::Valid(_)
+            | Step::Invalid(_) => owed += 1,
+        }
+    }
+    owed
+}
+
+/// Runs one session and checks it, pacing its wait on the target.
 pub async fn run(ctx: &mut Ctx<'_>, steps: &[Step]) -> Result<(), Stop> {
+    let pace = Pace::learn(ctx).await?;
+    run_paced(ctx, steps, &pace).await
+}
+
+/// Sends every step at once; returns the tasks assigned and the task ids
+/// the session named otherwise (unknown tasks, drawn messages).
+async fn send_steps(
+    ctx: &Ctx<'_>,
+    conn: &mut Conn,
+    steps: &[Step],
+) -> Result<(Vec<Assignment>, BTreeSet<String>), Stop> {
     let recipe = ctx.succeeds().ok();
-    let mut conn = ctx.connect().await?;
     let mut tasks: Vec<Assignment> = Vec::new();
-    let mut asked_unknown = BTreeSet::new();
+    let mut named = BTreeSet::new();
     for step in steps {
         match step {
             Step::Assign => {
@@ -265,7 +484,7 @@ pub async fn run(ctx: &mut Ctx<'_>, steps: &[Step]) -> Result<(), Stop> {
                     Some(recipe) => assignment(recipe, &ctx.target.client_id),
                     None => unknown_operation_task(ctx),
                 };
-                conn.send(&messages::assign(&assignment, None).text).await?;
+                conn.assign(&assignment, None).await?;
                 tasks.push(assignment);
             }
             Step::AssignAgain(n) => {
@@ -291,11 +510,9 @@ pub async fn run(ctx: &mut Ctx<'_>, steps: &[Step]) -> Result<(), Stop> {
             Step::StatusUnknown => {
                 let id = format!("conformance-unknown-{}", new_id());
                 conn.send(&messages::get_status(&id).text).await?;
-                asked_unknown.insert(id);
+                named.insert(id);
             }
-            Step::Garbage(text) => {
-                conn.send(text).await?;
-            }
+            Step::Garbage(text) => conn.send(text).await?,
             Step::Valid(text) | Step::Invalid(text) => {
                 // Whatever task it names may be answered about.
                 if let Ok(value) = serde_json::from_str::<serde_json::Value>(text) {
@@ -303,54 +520,74 @@ pub async fn run(ctx: &mut Ctx<'_>, steps: &[Step]) -> Result<(), Stop> {
                         .pointer("/payload/taskId")
                         .and_then(serde_json::Value::as_str)
                     {
-                        asked_unknown.insert(id.to_owned());
+                        named.insert(id.to_owned());
                     }
                 }
                 conn.send(text).await?;
             }
-            Step::UnknownType => {
-                let text = json!({
-                    "type": "SpecwireNoSuchMessage", "messageId": new_id(),
-                    "timestamp": specwire_runtime::clock::now_rfc3339(), "payload": {}
-                })
-                .to_string();
-                conn.send(&text).await?;
-            }
+            Step::UnknownType => conn.send(&super::cases::unknown_type_message().1).await?,
         }
     }
-    // Every step is answered: wait (bounded) until at least as many
-    // messages as steps arrived, then settle.
+    Ok((tasks, named))
+}
+
+/// Runs one session and judges what only sequences show.
+async fn run_paced(ctx: &mut Ctx<'_>, steps: &[Step], pace: &Pace) -> Result<(), Stop> {
+    let mut conn = ctx.connect().await?;
+    let (tasks, named) = send_steps(ctx, &mut conn, steps).await?;
+    let owed = owed(steps);
+    let wait = pace.answer_wait(steps);
+    let answers = |seen: &[Msg]| seen.iter().filter(|msg| msg.kind() != "Ack").count();
+    let silent = |seen: &[Msg]| -> Vec<String> {
+        tasks
+            .iter()
+            .filter(|task| !seen.iter().any(|msg| msg.is_about(&task.task_id)))
+            .map(|task| task.task_id.clone())
+            .collect()
+    };
+    // Wait (paced) until the answers owed came and every task assigned was
+    // named at least once, then settle.
+    conn.waiting_for(&format!(
+        "{owed} answers to a generated session (at most {})",
+        humantime::format_duration(wait)
+    ));
     let mut seen: Vec<Msg> = Vec::new();
-    let deadline = tokio::time::Instant::now() + ctx.target.task_timeout;
-    while seen.len() < steps.len() {
+    let deadline = tokio::time::Instant::now() + wait;
+    while answers(&seen) < owed || !silent(&seen).is_empty() {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() {
             break;
         }
         match conn.next(left).await {
-            Some(super::session::Event::Message(msg)) => seen.push(msg),
-            Some(super::session::Event::Pong(_)) => {}
-            Some(super::session::Event::Closed(_)) => {
+            Some(Event::Message(msg)) => seen.push(msg),
+            Some(Event::Pong(_)) => {}
+            Some(Event::Closed(_)) => {
                 return fail("the target closed the connection during the session")
             }
             None => break,
         }
     }
     seen.extend(conn.barrier(ctx.target.settle).await?);
-    if seen.len() < steps.len() {
+    let within = format!(
+        "within {} (paced on {pace}; the task timeout caps it)",
+        humantime::format_duration(wait)
+    );
+    let got = answers(&seen);
+    if got < owed {
         return fail(format!(
-            "{} steps got only {} messages back: some step went unanswered",
-            steps.len(),
-            seen.len()
+            "{owed} of its steps must each be answered, but only {got} answers (Acks not counted) came {within}: some step went unanswered"
+        ));
+    }
+    if let Some(id) = silent(&seen).first() {
+        return fail(format!(
+            "task {id}, assigned in the session, got no message about it {within}"
         ));
     }
     let known: BTreeSet<&str> = tasks.iter().map(|task| task.task_id.as_str()).collect();
-    for msg in &seen {
+    // Which task an Ack names is task.ack.task-id's point.
+    for msg in seen.iter().filter(|msg| msg.kind() != "Ack") {
         if let Some(id) = msg.task_id() {
-            if !known.contains(id)
-                && !asked_unknown.contains(id)
-                && !id.starts_with("conformance-probe-")
-            {
+            if !known.contains(id) && !named.contains(id) && !id.starts_with("conformance-probe-") {
                 return fail(format!(
                     "a message about task {id}, which this session never named: {}",
                     msg.describe()

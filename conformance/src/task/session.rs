@@ -4,8 +4,9 @@
 //! recorded for `task.envelope.valid-replies`, and otherwise handed to the
 //! case as it is, so one fault fails the case about it and no other.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -17,6 +18,9 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use specwire_runtime::task::messages::{self, Assignment, Built};
+
+use super::observed::Observed;
 use crate::transcript::{hex, Direction, Transcript};
 use crate::verdict::Stop;
 
@@ -125,16 +129,14 @@ pub enum Event {
     Closed(Option<u16>),
 }
 
-/// Messages seen in the whole run that broke the schema, shared by every
-/// case; `task.envelope.valid-replies` reports them.
-pub type InvalidLog = Arc<Mutex<Vec<String>>>;
-
 /// A connection to the target.
 pub struct Conn {
     ws: Option<WebSocketStream<MaybeTlsStream<TcpStream>>>,
     id: u32,
     transcript: Arc<Mutex<Transcript>>,
-    invalid: InvalidLog,
+    observed: Arc<Observed>,
+    /// When each task assigned on this connection was first assigned.
+    assigned: HashMap<String, Instant>,
     /// Replies shorter waits wait for.
     pub reply_timeout: Duration,
 }
@@ -150,14 +152,15 @@ impl Conn {
         ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
         id: u32,
         transcript: Arc<Mutex<Transcript>>,
-        invalid: InvalidLog,
+        observed: Arc<Observed>,
         reply_timeout: Duration,
     ) -> Conn {
         Conn {
             ws: Some(ws),
             id,
             transcript,
-            invalid,
+            observed,
+            assigned: HashMap::new(),
             reply_timeout,
         }
     }
@@ -181,6 +184,35 @@ impl Conn {
     /// Sends a JSON value.
     pub async fn send_value(&mut self, value: &Value) -> Result<(), Stop> {
         self.send(&value.to_string()).await
+    }
+
+    /// Sends an `AssignTask` (with `acknowledgment_id`, if any) and
+    /// remembers when, so the task's duration can be measured at its end.
+    pub async fn assign(
+        &mut self,
+        assignment: &Assignment,
+        acknowledgment_id: Option<&str>,
+    ) -> Result<Built, Stop> {
+        let message = messages::assign(assignment, acknowledgment_id);
+        self.send(&message.text).await?;
+        self.assigned
+            .entry(assignment.task_id.clone())
+            .or_insert_with(Instant::now);
+        Ok(message)
+    }
+
+    /// The case now waits for `what` (a case that runs out of time says
+    /// what it waited for).
+    pub fn waiting_for(&self, what: &str) {
+        self.observed.waiting_for(what);
+    }
+
+    /// The terminal message of `task_id` arrived now: its duration goes
+    /// into the run's timings (the generated sessions pace on them).
+    pub fn ended(&self, task_id: &str) {
+        if let Some(sent) = self.assigned.get(task_id) {
+            self.observed.task_took(sent.elapsed());
+        }
     }
 
     /// Sends a ping with `payload`.
@@ -303,10 +335,7 @@ impl Conn {
     fn log_invalid(&self, msg: &Msg) {
         if let Some(problem) = &msg.invalid {
             self.note(&format!("that message breaks the schema: {problem}"));
-            self.invalid
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push(format!("{problem}: {}", msg.text));
+            self.observed.invalid(format!("{problem}: {}", msg.text));
         }
     }
 
@@ -319,6 +348,7 @@ impl Conn {
         timeout: Duration,
         wanted: impl Fn(&Msg) -> bool,
     ) -> Result<(Msg, Vec<Msg>), Stop> {
+        self.observed.waiting_for(what);
         let deadline = tokio::time::Instant::now() + timeout;
         let mut before = Vec::new();
         loop {
@@ -352,6 +382,8 @@ impl Conn {
     /// Everything that arrives within `period`; fails if the connection
     /// closes.
     pub async fn collect(&mut self, period: Duration) -> Result<Vec<Msg>, Stop> {
+        self.observed
+            .waiting_for("the settle time (messages that must not come)");
         let deadline = tokio::time::Instant::now() + period;
         let mut seen = Vec::new();
         loop {
@@ -371,10 +403,19 @@ impl Conn {
     /// target answers it (any reply naming that task or that message),
     /// then `settle` more: returns everything else that arrived. Messages
     /// the target queued before answering the probe are in it.
+    ///
+    /// A target that leaves the probe unanswered (another case's failure)
+    /// costs one reply timeout in the whole run: later barriers only listen
+    /// for `settle`.
     pub async fn barrier(&mut self, settle: Duration) -> Result<Vec<Msg>, Stop> {
+        if self.observed.probe_unanswered() {
+            self.note("the target left a GetStatus probe unanswered earlier: only listening");
+            return self.collect(settle).await;
+        }
         let probe_task = format!("conformance-probe-{}", specwire_runtime::clock::new_id());
-        let probe = specwire_runtime::task::messages::get_status(&probe_task);
+        let probe = messages::get_status(&probe_task);
         self.send(&probe.text).await?;
+        let sent = Instant::now();
         let message_id = probe.message_id.clone();
         let answered = |msg: &Msg| msg.is_about(&probe_task) || msg.related() == Some(&message_id);
         let timeout = self.reply_timeout;
@@ -382,11 +423,15 @@ impl Conn {
             .expect("an answer to a GetStatus probe", timeout, answered)
             .await
         {
-            Ok((_, before)) => before,
+            Ok((_, before)) => {
+                self.observed.round_trip(sent.elapsed());
+                before
+            }
             Err(Stop::Fail(reason)) if reason.starts_with("no ") => {
                 // A target that does not answer GetStatus is another
                 // case's failure; what arrived meanwhile is still the data.
                 self.note("the probe got no answer; using what arrived meanwhile");
+                self.observed.mark_probe_unanswered();
                 Vec::new()
             }
             Err(other) => return Err(other),
@@ -395,28 +440,33 @@ impl Conn {
         Ok(seen)
     }
 
-    /// Checks that the connection is still open: the target answers a
-    /// `GetStatus` probe with anything at all.
+    /// Checks that the connection is still open and usable: the target
+    /// answers a `GetStatus` probe with anything at all, or a WebSocket
+    /// ping with a pong, whichever comes first (a target that ignores one
+    /// of them is another case's failure).
     pub async fn still_open(&mut self, after: &str) -> Result<(), Stop> {
+        let closed = || Stop::Fail(format!("the target closed the connection after {after}"));
         if self.ws.is_none() {
-            return Err(Stop::Fail(format!(
-                "the target closed the connection after {after}"
-            )));
+            return Err(closed());
         }
-        let probe = specwire_runtime::task::messages::get_status("conformance-still-open");
-        self.send(&probe.text)
+        let probe = messages::get_status("conformance-still-open");
+        self.send(&probe.text).await.map_err(|_| closed())?;
+        self.ping(b"conformance-still-open")
             .await
-            .map_err(|_| Stop::Fail(format!("the target closed the connection after {after}")))?;
+            .map_err(|_| closed())?;
+        self.observed
+            .waiting_for("any answer to a GetStatus probe or a ping");
         let timeout = self.reply_timeout;
-        match self
-            .expect("any answer to a GetStatus probe", timeout, |_| true)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(Stop::Fail(reason)) => Err(Stop::Fail(format!(
-                "the connection is not usable after {after}: {reason}"
+        match self.next(timeout).await {
+            Some(Event::Message(_)) | Some(Event::Pong(_)) => Ok(()),
+            Some(Event::Closed(code)) => Err(Stop::Fail(format!(
+                "the target closed the connection ({}) after {after}",
+                code.map_or("no close code".into(), |code| format!("code {code}"))
             ))),
-            Err(other) => Err(other),
+            None => Err(Stop::Fail(format!(
+                "the connection is not usable after {after}: neither a GetStatus probe nor a ping was answered within {}",
+                humantime::format_duration(timeout)
+            ))),
         }
     }
 }

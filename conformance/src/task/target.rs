@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use specwire_protocol::discovery::ServiceAdvertisement;
 
-use super::session::{Conn, InvalidLog};
+use super::observed::Observed;
+use super::session::{Conn, Msg};
 use crate::transcript::{Direction, Transcript};
 use crate::verdict::Stop;
 
@@ -108,12 +109,17 @@ pub struct TaskTarget {
     pub settle: Duration,
     /// First seed of the generated sessions.
     pub seed: u64,
+    /// How long `task.generated.sessions` may take in all: sessions, and
+    /// shrinking a failing one. When it runs out, the failure found so far
+    /// is reported (with its replay bundle) as it is.
+    pub session_budget: Duration,
     /// Where replay bundles of failed cases go (`None`: not written).
     pub replay_dir: Option<PathBuf>,
 }
 
 impl TaskTarget {
-    /// Defaults for `endpoint`: 5 s replies, 30 s tasks, 300 ms settle.
+    /// Defaults for `endpoint`: 5 s replies, 30 s tasks, 300 ms settle, a
+    /// 30 s budget for the generated sessions.
     pub fn new(endpoint: impl Into<String>) -> TaskTarget {
         TaskTarget {
             endpoint: endpoint.into(),
@@ -128,6 +134,7 @@ impl TaskTarget {
             task_timeout: Duration::from_secs(30),
             settle: Duration::from_millis(300),
             seed: fastrand::u64(..),
+            session_budget: Duration::from_secs(30),
             replay_dir: None,
         }
     }
@@ -150,27 +157,44 @@ impl TaskTarget {
     }
 }
 
+/// A generated session that failed: what the replay bundle holds.
+#[derive(Clone, Debug)]
+pub struct FailedSession {
+    /// The session's seed.
+    pub seed: u64,
+    /// Its steps (shrunk as far as the budget allowed).
+    pub steps: Vec<super::generated::Step>,
+    /// Why it failed.
+    pub reason: String,
+}
+
 /// A case's view of the target: connections, recipes and the transcript.
 pub struct Ctx<'t> {
     /// The target.
     pub target: &'t TaskTarget,
     transcript: Arc<Mutex<Transcript>>,
-    invalid: InvalidLog,
+    observed: Arc<Observed>,
     connections: u32,
-    /// Set by a failed generated case: the seed and (shrunk) steps, for
-    /// the replay bundle.
-    pub(crate) failed_session: Option<(u64, Vec<super::generated::Step>)>,
+    /// Set by the generated case as soon as a session fails (and updated
+    /// while it shrinks), so a replay bundle is written whatever ends the
+    /// case.
+    pub(crate) failed_session: Option<FailedSession>,
 }
 
 impl<'t> Ctx<'t> {
-    pub(crate) fn new(target: &'t TaskTarget, invalid: InvalidLog) -> Ctx<'t> {
+    pub(crate) fn new(target: &'t TaskTarget, observed: Arc<Observed>) -> Ctx<'t> {
         Ctx {
             target,
             transcript: Arc::new(Mutex::new(Transcript::new())),
-            invalid,
+            observed,
             connections: 0,
             failed_session: None,
         }
+    }
+
+    /// What the run has learnt about the target so far.
+    pub fn observed(&self) -> &Observed {
+        &self.observed
     }
 
     /// The transcript so far.
@@ -183,10 +207,7 @@ impl<'t> Ctx<'t> {
 
     /// Every schema-breaking message seen in the run so far.
     pub fn invalid_messages(&self) -> Vec<String> {
-        self.invalid
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.observed.invalid_messages()
     }
 
     /// A remark in the transcript.
@@ -198,8 +219,22 @@ impl<'t> Ctx<'t> {
     }
 
     /// Opens a connection without authenticating. A target that cannot be
-    /// reached is a harness error, not a failure.
+    /// reached is a harness error, not a failure; after a few such errors
+    /// in a row the run stops trying ([`Observed::connect_failed`]).
     pub async fn connect_raw(&mut self) -> Result<Conn, Stop> {
+        if let Some(reason) = self.observed.blocked() {
+            return Err(Stop::Harness(reason));
+        }
+        let opened = self.open().await;
+        match &opened {
+            Ok(_) => self.observed.connected(),
+            Err(Stop::Harness(reason)) => self.observed.connect_failed(reason),
+            Err(_) => {}
+        }
+        opened
+    }
+
+    async fn open(&mut self) -> Result<Conn, Stop> {
         self.connections += 1;
         let id = self.connections;
         let connector = if self.target.endpoint.starts_with("wss://") {
@@ -209,6 +244,10 @@ impl<'t> Ctx<'t> {
         } else {
             None
         };
+        self.observed.waiting_for(&format!(
+            "a WebSocket handshake with {}",
+            self.target.endpoint
+        ));
         let connecting = tokio_tungstenite::connect_async_tls_with_config(
             self.target.endpoint.as_str(),
             None,
@@ -234,7 +273,7 @@ impl<'t> Ctx<'t> {
             ws,
             id,
             Arc::clone(&self.transcript),
-            Arc::clone(&self.invalid),
+            Arc::clone(&self.observed),
             self.target.reply_timeout,
         );
         conn.note(&format!("connected to {}", self.target.endpoint));
@@ -242,40 +281,55 @@ impl<'t> Ctx<'t> {
     }
 
     /// Opens a connection and, when an API key was given, authenticates
-    /// (waiting for the `Ack`). Cases that are not about authentication use
-    /// this; if authentication itself fails, that is a harness error here
-    /// (the auth cases report it).
+    /// (waiting for the answer). Cases that are not about authentication
+    /// use this. If authentication itself fails, that is a harness error
+    /// here, and every later call fails the same way at once (the auth
+    /// cases, which use [`connect_raw`](Ctx::connect_raw), report it).
+    ///
+    /// Any `Ack` is taken as acceptance: whether it carries the right
+    /// `acknowledgmentId` is `task.ack.first-reply`'s point, not a reason
+    /// to stop every case.
     pub async fn connect(&mut self) -> Result<Conn, Stop> {
+        if let Some(reason) = self.observed.authentication_failed() {
+            return Err(Stop::Harness(reason));
+        }
         let mut conn = self.connect_raw().await?;
-        if let Some(key) = &self.target.api_key {
-            let acknowledgment_id = specwire_runtime::clock::new_id();
-            let message = specwire_runtime::task::messages::authenticate(
-                key,
-                &self.target.client_id,
-                Some(&acknowledgment_id),
-            );
-            conn.send(&message.text).await?;
-            let message_id = message.message_id.clone();
-            let answered = |msg: &super::session::Msg| {
-                (msg.kind() == "Ack" && msg.acknowledgment_id() == Some(&acknowledgment_id))
-                    || (msg.kind() == "Error" && msg.related() == Some(&message_id))
-            };
-            let timeout = self.target.reply_timeout;
-            let (answer, _) = conn
-                .expect("an answer to Authenticate", timeout, answered)
-                .await
-                .map_err(|stop| match stop {
-                    Stop::Fail(reason) => Stop::Harness(format!(
-                        "could not authenticate with --api-key (see task.auth.*): {reason}"
-                    )),
-                    other => other,
-                })?;
-            if answer.kind() != "Ack" {
-                return Err(Stop::Harness(format!(
-                    "could not authenticate with --api-key (see task.auth.*): {}",
-                    answer.describe()
-                )));
+        let Some(key) = &self.target.api_key else {
+            return Ok(conn);
+        };
+        let acknowledgment_id = specwire_runtime::clock::new_id();
+        let message = specwire_runtime::task::messages::authenticate(
+            key,
+            &self.target.client_id,
+            Some(&acknowledgment_id),
+        );
+        conn.send(&message.text).await?;
+        // Only Authenticate was sent on this connection: any Ack or Error
+        // answers it, named or not.
+        let answered = |msg: &Msg| msg.kind() == "Ack" || msg.kind() == "Error";
+        let timeout = self.target.reply_timeout;
+        let refused = |reason: String| {
+            format!("could not authenticate with --api-key (see task.auth.*): {reason}")
+        };
+        let answer = match conn
+            .expect("an answer to Authenticate", timeout, answered)
+            .await
+        {
+            Ok((answer, _)) => answer,
+            Err(Stop::Fail(reason)) => {
+                let reason = refused(reason);
+                self.observed.fail_authentication(reason.clone());
+                return Err(Stop::Harness(reason));
             }
+            Err(other) => return Err(other),
+        };
+        if answer.kind() != "Ack" {
+            let reason = refused(answer.describe());
+            self.observed.fail_authentication(reason.clone());
+            return Err(Stop::Harness(reason));
+        }
+        if answer.acknowledgment_id() != Some(acknowledgment_id.as_str()) {
+            conn.note("the Ack of Authenticate does not carry the acknowledgmentId sent (task.ack.first-reply judges that); authenticated all the same");
         }
         Ok(conn)
     }

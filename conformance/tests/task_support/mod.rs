@@ -328,12 +328,13 @@ pub enum Fault {
     // SHOULD points: the same precision, for the warnings.
     /// A message over 1 MiB drops the connection.
     DropOnLargeMessage,
-    /// `Ack`s do not name the task.
-    AckWithoutTaskId,
-    /// `TASK_ALREADY_FINISHED` becomes `INTERNAL`.
-    AlreadyFinishedCode,
-    /// `Error`s do not name the message they answer.
-    ErrorWithoutRelated,
+    /// `Ack`s that name a task name another one.
+    AckWrongTaskId,
+    /// `Error`s that name a message name another one.
+    ErrorWrongRelated,
+    // Hostile, for the time bounds (not a single spec point).
+    /// Every `Ack` spells `acknowledgmentId` as `acknowledgementId`.
+    MisspelledAck,
 }
 
 impl Fault {
@@ -832,18 +833,18 @@ impl ConnState {
             Fault::InvalidErrorTimestamp if kind == "Error" => {
                 value["timestamp"] = json!("not a timestamp");
             }
-            Fault::AckWithoutTaskId if kind == "Ack" => {
+            Fault::AckWrongTaskId if kind == "Ack" && task_id.is_some() => {
+                value["payload"]["taskId"] = json!(format!("not-{id}"));
+            }
+            Fault::MisspelledAck if kind == "Ack" => {
                 if let Some(payload) = value["payload"].as_object_mut() {
-                    payload.remove("taskId");
+                    if let Some(id) = payload.remove("acknowledgmentId") {
+                        payload.insert("acknowledgementId".into(), id);
+                    }
                 }
             }
-            Fault::AlreadyFinishedCode if kind == "Error" && code == "TASK_ALREADY_FINISHED" => {
-                set_code(&mut value, "INTERNAL");
-            }
-            Fault::ErrorWithoutRelated if kind == "Error" => {
-                if let Some(payload) = value["payload"].as_object_mut() {
-                    payload.remove("relatedMessageId");
-                }
+            Fault::ErrorWrongRelated if kind == "Error" && related.is_some() => {
+                value["payload"]["relatedMessageId"] = json!(new_id());
             }
             Fault::LateAck if kind == "Ack" => {
                 let ack = str_at(&value, "/payload/acknowledgmentId").unwrap_or_default();
