@@ -285,3 +285,42 @@ async fn fault_auth_accepted() {
         assert_eq!(name, expected, "{id}:{explained}");
     }
 }
+
+/// A failing generated session is reported with its replay bundle however
+/// shrinking ends: here the session budget is spent before shrinking can
+/// start, so the unshrunk session is reported, says why, and its bundle
+/// replays the failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_failing_after_the_budget_is_reported_unshrunk_with_its_bundle() {
+    let provider = start_reference(Access::Keyed, None).await;
+    let proxy = FaultProxy::start(&provider, Some(API_KEY), Fault::CloseOnReassignThenCancel).await;
+    let replays = tempfile::tempdir().expect("a temporary directory");
+    let mut target = target(&proxy.endpoint(), Access::Keyed);
+    target.seed = seed_whose_first_session_reassigns_then_cancels();
+    target.session_budget = Duration::ZERO;
+    target.replay_dir = Some(replays.path().to_path_buf());
+    let results = run_results(&target, &["task.generated.sessions"]).await;
+    let explained = explain(&results);
+    let [result] = results.as_slice() else {
+        panic!("one case ran:{explained}")
+    };
+    let reason = result.verdict.reason().unwrap_or("");
+    assert_eq!(result.verdict.name(), "fail", "{explained}");
+    assert!(reason.contains("the session budget ran out"), "{reason}");
+    let path = result.replay.as_ref().expect("a replay bundle");
+    let bundle = specwire_conformance::replay::Bundle::read(std::path::Path::new(path))
+        .expect("the bundle reads back");
+    assert_eq!(bundle.seed, Some(target.seed));
+    let steps = bundle.steps.clone().expect("the session's steps");
+    assert_eq!(
+        steps,
+        specwire_conformance::task::generated::steps(target.seed, steps.len()),
+        "the unshrunk session"
+    );
+    let replayed = specwire_conformance::task::replay(&target, &bundle)
+        .await
+        .expect("the bundle replays");
+    assert_eq!(replayed.verdict.name(), "fail", "{:?}", replayed.verdict);
+    drop(proxy);
+    provider.shutdown(Duration::from_secs(1)).await;
+}

@@ -466,7 +466,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "An unknown operation ends at once in TaskFailed UNKNOWN_OPERATION",
         spec: "An `AssignTask` with a usable `taskId` that cannot run (unknown operation or service, parameters of the wrong type, not authorised) ends at once in `TaskFailed` with `UNKNOWN_OPERATION`, `INVALID_PARAMETERS` or `FORBIDDEN`.",
         source: "PROFILE.md#task-seed-000-59",
-        accepts: "`TaskFailed` `UNKNOWN_OPERATION`, with or without an `Ack` or an `Accepted` update before it.",
+        accepts: "`TaskFailed` `UNKNOWN_OPERATION`, or `TaskFailed` `FORBIDDEN` (a provider may check authorization first, and a client granted only named operations is not authorised for one that does not exist); with or without an `Ack` or an `Accepted` update before it.",
         needs: &[],
     },
     CaseSpec {
@@ -477,7 +477,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "An unknown service ends at once in TaskFailed UNKNOWN_OPERATION",
         spec: "An `AssignTask` with a usable `taskId` that cannot run (unknown operation or service, ...) ends at once in `TaskFailed` with `UNKNOWN_OPERATION`.",
         source: "PROFILE.md#task-seed-000-59",
-        accepts: "`TaskFailed` `UNKNOWN_OPERATION`, with or without an `Ack` or an `Accepted` update before it.",
+        accepts: "`TaskFailed` `UNKNOWN_OPERATION`, or `TaskFailed` `FORBIDDEN` (a provider may check authorization first, and a client granted only named operations is not authorised for one that does not exist); with or without an `Ack` or an `Accepted` update before it.",
         needs: &[],
     },
     CaseSpec {
@@ -488,7 +488,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "Parameters of the wrong type end in TaskFailed INVALID_PARAMETERS",
         spec: "A provider's advertised settings define which `taskParameters` an `AssignTask` for that operation accepts (names and JSON types); ... parameters of the wrong type ... end at once in `TaskFailed` with `INVALID_PARAMETERS`.",
         source: "PROFILE.md#task-seed-000-59",
-        accepts: "`TaskFailed` `INVALID_PARAMETERS`, with or without an `Ack` or an `Accepted` update before it.",
+        accepts: "`TaskFailed` `INVALID_PARAMETERS`, with or without an `Ack` or an `Accepted` update before it. `FORBIDDEN` means the suite's client id is not granted the operation: a harness error naming `--client-id`, not a verdict.",
         needs: &["advertisement"],
     },
     CaseSpec {
@@ -675,7 +675,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "A wrong API key gets Error UNAUTHORIZED",
         spec: "Clients may include a pre-shared API key ... The service provider validates this key/token.",
         source: "seeds/000 §7",
-        accepts: "`Error` `UNAUTHORIZED`, with or without a close after it.",
+        accepts: "`Error` `UNAUTHORIZED`, with or without an `Ack` before it (a provider may acknowledge what it then refuses) and with or without a close after it.",
         needs: &["api-key"],
     },
     CaseSpec {

@@ -210,6 +210,15 @@ pub fn explain(results: &[CaseResult]) -> String {
     text
 }
 
+/// The first seed from [`DEFAULT_SEED`] whose own session assigns a task
+/// again and later cancels it: with it, the very first session of the
+/// generated case fails behind [`Fault::CloseOnReassignThenCancel`].
+pub fn seed_whose_first_session_reassigns_then_cancels() -> u64 {
+    (DEFAULT_SEED..DEFAULT_SEED + 10_000)
+        .find(|&seed| reassigns_then_cancels(seed))
+        .expect("some seed re-assigns then cancels")
+}
+
 /// Whether generated session `seed` assigns a task again and later
 /// cancels that task (what [`Fault::CloseOnReassignThenCancel`] reacts to).
 fn reassigns_then_cancels(seed: u64) -> bool {

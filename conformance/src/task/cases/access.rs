@@ -38,13 +38,24 @@ pub(super) async fn auth_wrong_key(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     let wrong = format!("{key}-wrong-{}", new_id());
     let message = messages::authenticate(&wrong, &ctx.target.client_id, Some("ack-wrong-key"));
     conn.send(&message.text).await?;
-    let (reply, _) = conn
+    // An Ack may come first (a provider may acknowledge what it then
+    // refuses); the refusal is the Error.
+    let refused = conn
         .expect(
-            "an answer to Authenticate with a wrong key",
+            "an Error for Authenticate with a wrong key",
             ctx.target.reply_timeout,
-            |msg| msg.kind() == "Error" || msg.kind() == "Ack",
+            |msg| msg.is_error(None),
         )
-        .await?;
+        .await;
+    let reply = match refused {
+        Ok((reply, _)) => reply,
+        Err(Stop::Fail(reason)) if reason.contains("(got: Ack") => {
+            return fail(format!(
+                "Authenticate with a wrong key was acknowledged and never refused: {reason}"
+            ))
+        }
+        Err(other) => return Err(other),
+    };
     check(reply.is_error(Some("UNAUTHORIZED")), || {
         format!(
             "Authenticate with a wrong key was answered with {}, not Error UNAUTHORIZED",
