@@ -222,10 +222,7 @@ impl DiscoveryArgs {
             tasks: self.load_tasks,
             api_key: self.api_key.clone(),
             client_id: self.client_id.clone().unwrap_or_else(|| {
-                format!(
-                    "specwire-conformance-{}",
-                    specwire_runtime::clock::new_id()
-                )
+                format!("specwire-conformance-{}", specwire_runtime::clock::new_id())
             }),
         }))
     }

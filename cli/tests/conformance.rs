@@ -161,6 +161,90 @@ fn the_reference_provider_conforms_and_reports_are_written() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A free UDP port on loopback (for a private discovery port).
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn the_discovery_suite_passes_the_reference_provider_busy_and_idle() {
+    let dir = scratch("discovery");
+    let port = free_udp_port().to_string();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_specwire"));
+    command.args([
+        "serve",
+        "task",
+        "--bind",
+        "127.0.0.1:0",
+        "--discovery-port",
+        &port,
+        "--heartbeat",
+        "500ms",
+        "--capacity",
+        "2",
+    ]);
+    let _provider = start(command);
+    let tasks = tasks_file(
+        &dir,
+        serde_json::json!({"serviceName": "DiagnosticsService", "operation": "sleep",
+                           "taskParameters": {"durationMs": 1500}}),
+    );
+    let json = dir.join("report.json");
+    let output = specwire(&[
+        "conformance",
+        "discovery",
+        "--discovery-port",
+        &port,
+        "--heartbeat-wait",
+        "3s",
+        "--tasks",
+        tasks.to_str().unwrap(),
+        "--load-tasks",
+        "4",
+        "--report",
+        &format!("json:{}", json.display()),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let total = specwire_protocol::conformance::cases_of("discovery").count();
+    assert_eq!(report["summary"]["pass"], total, "{}", text(&output));
+    // Without --tasks, the busy provider's load cannot be seen: that case
+    // skips and says which option it needs.
+    let output = specwire(&[
+        "conformance",
+        "discovery",
+        "--discovery-port",
+        &port,
+        "--heartbeat-wait",
+        "3s",
+        "--only",
+        "discovery.advertisement.load-range",
+    ]);
+    let shown = text(&output);
+    assert!(output.status.success(), "{shown}");
+    assert!(
+        shown.contains("skip") && shown.contains("--tasks"),
+        "{shown}"
+    );
+    // The task options belong to --tasks.
+    let output = specwire(&[
+        "conformance",
+        "discovery",
+        "--discovery-port",
+        &port,
+        "--api-key",
+        "k",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("--tasks"), "{}", text(&output));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 fn python() -> Option<PathBuf> {
     if std::env::var_os("SPECWIRE_SKIP_PYTHON_INTEROP").is_some() {
         return None;

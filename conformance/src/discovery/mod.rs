@@ -85,16 +85,16 @@
 //! - `discovery.advertisement.settings-types` judges the raw JSON of every
 //!   advertisement of its exchange: each setting is a one-key object whose
 //!   key is `string`, `int`, `float` or `bool` and whose value is a string.
-//!   The schema says the same, so a bad type fails this case and
-//!   `discovery.advertisement.valid` (two spec points, one fault).
+//!   The schema says the same; that rule (like `load`'s range) is left to
+//!   its own case by `discovery.advertisement.valid`, so one fault fails
+//!   one case.
 //! - `discovery.advertisement.load-range` judges the `load` of every
 //!   advertisement of the run so far (a number from 0.0 to 1.0). With
 //!   [`load`](DiscoveryTarget::load) (`--tasks`), it first keeps the
 //!   provider busy through its advertised endpoint and asks again while it
 //!   is (the `load` module); without it, an idle provider's loads cannot
 //!   tell a fraction from a percentage, and the case skips unless one was
-//!   out of range. A load out of range also breaks the schema, so
-//!   `discovery.advertisement.valid` fails with it.
+//!   out of range.
 //! - `discovery.advertisement.endpoint-reachable` (SHOULD) opens a
 //!   WebSocket to each distinct `ws://`/`wss://` endpoint advertised in its
 //!   exchange (answers and heartbeats), within

@@ -46,15 +46,53 @@ pub struct Datagram {
     pub text: String,
     /// The JSON value (`Null` when the text was not JSON).
     pub value: Value,
-    /// Why it is not a valid discovery message, if it is not.
+    /// Why it is not a valid discovery message, if it is not (leaving out
+    /// `load` and the settings' shape, which their own cases judge).
     pub invalid: Option<String>,
     /// A `ServiceAdvertisement` (by its `discoveryType`, valid or not) of
     /// the service under test.
     pub advertisement: bool,
 }
 
+/// Where a schema rule is its own case's point, not
+/// `discovery.advertisement.valid`'s: `load` (0.0–1.0) is
+/// `discovery.advertisement.load-range`'s, each setting's shape
+/// `discovery.advertisement.settings-types`'s. So one fault fails one case.
+fn judged_elsewhere(instance_path: &str) -> bool {
+    if instance_path == "/load" {
+        return true;
+    }
+    let mut segments = instance_path.split('/').skip(1);
+    segments.next() == Some("capabilities")
+        && segments.next().is_some()
+        && segments.next() == Some("settings")
+        && segments.next().is_some()
+}
+
+/// Why `value` is not a valid discovery message, leaving out the rules
+/// other cases judge; `None` when nothing else is wrong.
+fn schema_problem(value: &Value) -> Option<String> {
+    use specwire_protocol::DecodeError;
+    match specwire_protocol::discovery::validate(value) {
+        Ok(_) => None,
+        Err(DecodeError::Invalid {
+            family,
+            message,
+            violations,
+        }) => {
+            let rest: Vec<String> = violations
+                .iter()
+                .filter(|violation| !judged_elsewhere(&violation.instance_path))
+                .map(ToString::to_string)
+                .collect();
+            (!rest.is_empty()).then(|| format!("invalid {family}/{message}: {}", rest.join("; ")))
+        }
+        Err(other) => Some(other.to_string()),
+    }
+}
+
 impl Datagram {
-    /// Parses and validates `bytes`.
+    /// Parses and validates `bytes` (see [`schema_problem`]).
     pub fn parse(at: Instant, via: Via, source: SocketAddr, bytes: &[u8]) -> Datagram {
         let text = String::from_utf8_lossy(bytes).into_owned();
         let (value, invalid) = if bytes.len() > MAX_MESSAGE_BYTES {
@@ -68,9 +106,7 @@ impl Datagram {
         } else {
             match serde_json::from_slice::<Value>(bytes) {
                 Ok(value) => {
-                    let invalid = specwire_protocol::discovery::validate(&value)
-                        .err()
-                        .map(|error| error.to_string());
+                    let invalid = schema_problem(&value);
                     (value, invalid)
                 }
                 Err(error) => (Value::Null, Some(format!("not JSON: {error}"))),
@@ -237,5 +273,49 @@ impl Exchange {
                 format!(" ({others} other advertisement(s) arrived on the shared port)")
             }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn advertisement() -> Value {
+        json!({
+            "discoveryType": "ServiceAdvertisement", "serviceId": "s-1", "serviceName": "S",
+            "serviceVersion": "1.0.0", "endpoint": "ws://127.0.0.1:1",
+            "capabilities": [{"key": "op", "settings": [{"int": "n"}]}],
+            "status": "Online", "load": 0.5, "timestamp": "2026-12-03T10:00:00Z"
+        })
+    }
+
+    #[test]
+    fn rules_other_cases_judge_are_left_out() {
+        assert_eq!(schema_problem(&advertisement()), None);
+        let mut percent = advertisement();
+        percent["load"] = json!(50);
+        assert_eq!(schema_problem(&percent), None, "load-range's point");
+        let mut setting = advertisement();
+        setting["capabilities"][0]["settings"][0] = json!({"double": "n"});
+        assert_eq!(schema_problem(&setting), None, "settings-types' point");
+        // Anything else is still a schema break, and shown alone.
+        let mut both = percent.clone();
+        both["status"] = json!("Asleep");
+        let problem = schema_problem(&both).expect("status is not an enum value");
+        assert!(
+            problem.contains("/status") && !problem.contains("/load"),
+            "{problem}"
+        );
+        let mut not_array = advertisement();
+        not_array["capabilities"][0]["settings"] = json!("n");
+        assert!(
+            schema_problem(&not_array).is_some(),
+            "a settings member that is no list"
+        );
+        assert!(judged_elsewhere("/capabilities/3/settings/0/int"));
+        assert!(!judged_elsewhere("/capabilities/3/settings"));
+        assert!(!judged_elsewhere("/loadFactor"));
     }
 }
