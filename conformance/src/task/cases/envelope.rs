@@ -224,24 +224,10 @@ pub(super) async fn ack_task_id(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
 
 // ---- errors -------------------------------------------------------------
 
-async fn bad_message(ctx: &mut Ctx<'_>, text: &str, code: &str, what: &str) -> Result<Msg, Stop> {
-    let mut conn = ctx.connect().await?;
-    conn.send(text).await?;
-    let (reply, _) = conn
-        .expect(
-            &format!("an Error for {what}"),
-            ctx.target.reply_timeout,
-            |msg| msg.is_error(None),
-        )
-        .await?;
-    check(reply.is_error(Some(code)), || {
-        format!(
-            "{what} was answered with {}, not Error {code}",
-            reply.describe()
-        )
-    })?;
-    conn.still_open(what).await?;
-    Ok(reply)
+/// `text` gets `Error code`, and the connection stays usable.
+async fn bad_message(ctx: &mut Ctx<'_>, text: &str, code: &str, what: &str) -> Result<(), Stop> {
+    let (mut conn, _) = refused_with(ctx, text, None, code, what).await?;
+    conn.still_open(what).await
 }
 
 pub(super) async fn malformed_json(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
@@ -252,7 +238,6 @@ pub(super) async fn malformed_json(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
         "malformed JSON",
     )
     .await
-    .map(|_| ())
 }
 
 pub(super) async fn wrong_types(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
@@ -268,14 +253,11 @@ pub(super) async fn wrong_types(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
         "a GetStatus whose taskId is a number",
     )
     .await
-    .map(|_| ())
 }
 
 pub(super) async fn unknown_type(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     let (_, text) = unknown_type_message();
-    bad_message(ctx, &text, "UNKNOWN_TYPE", "an unknown message type")
-        .await
-        .map(|_| ())
+    bad_message(ctx, &text, "UNKNOWN_TYPE", "an unknown message type").await
 }
 
 pub(super) async fn nothing_lost(ctx: &mut Ctx<'_>) -> Result<(), Stop> {

@@ -183,6 +183,35 @@ pub(crate) fn unknown_type_message() -> (String, String) {
     (message_id, text)
 }
 
+/// Sends `text` on a fresh connection and takes the first `Error` (or the
+/// first message about `task`, when given, so a wrong kind of answer is
+/// named) as its answer; fails unless that is `Error code`. Returns the
+/// connection and the answer.
+async fn refused_with(
+    ctx: &mut Ctx<'_>,
+    text: &str,
+    task: Option<&str>,
+    code: &str,
+    what: &str,
+) -> Result<(Conn, Msg), Stop> {
+    let mut conn = ctx.connect().await?;
+    conn.send(text).await?;
+    let (reply, _) = conn
+        .expect(
+            &format!("an answer to {what}"),
+            ctx.target.reply_timeout,
+            |msg| msg.is_error(None) || task.is_some_and(|id| msg.is_about(id)),
+        )
+        .await?;
+    if !reply.is_error(Some(code)) {
+        return Err(Stop::Fail(format!(
+            "{what} was answered with {}, not Error {code}",
+            reply.describe()
+        )));
+    }
+    Ok((conn, reply))
+}
+
 /// A `Fail` that only says nothing came in time becomes a skip naming the
 /// case that reports the absence: the point of the caller cannot be
 /// judged. Other stops pass through.

@@ -50,30 +50,17 @@ pub(super) async fn cancel_finished(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     })
 }
 
+/// `message` about unknown task `id` gets `Error code`.
 async fn expect_error(
     ctx: &mut Ctx<'_>,
     message: messages::Built,
     id: &str,
     code: &str,
     what: &str,
-) -> Result<Msg, Stop> {
-    let mut conn = ctx.connect().await?;
-    conn.send(&message.text).await?;
-    let message_id = message.message_id.clone();
-    let (reply, _) = conn
-        .expect(
-            &format!("an answer to {what}"),
-            ctx.target.reply_timeout,
-            |msg| msg.is_about(id) || msg.related() == Some(&message_id) || msg.is_error(None),
-        )
-        .await?;
-    check(reply.is_error(Some(code)), || {
-        format!(
-            "{what} was answered with {}, not Error {code}",
-            reply.describe()
-        )
-    })?;
-    Ok(reply)
+) -> Result<(), Stop> {
+    refused_with(ctx, &message.text, Some(id), code, what)
+        .await
+        .map(|_| ())
 }
 
 pub(super) async fn cancel_unknown(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
@@ -87,7 +74,6 @@ pub(super) async fn cancel_unknown(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
         "CancelTask for an unknown task",
     )
     .await
-    .map(|_| ())
 }
 
 pub(super) async fn cancel_race(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
@@ -137,7 +123,6 @@ pub(super) async fn status_unknown(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
         "GetStatus for an unknown task",
     )
     .await
-    .map(|_| ())
 }
 
 pub(super) async fn result_unknown(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
@@ -150,7 +135,6 @@ pub(super) async fn result_unknown(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
         "GetResult for an unknown task",
     )
     .await
-    .map(|_| ())
 }
 
 /// Runs `recipe` to any end, then asks for its status or result.
