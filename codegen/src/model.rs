@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::bundle::{bundle_family, bundle_single};
+pub use specwire_wire::catalog::Level;
 
 /// The meta-schema every family manifest follows.
 pub const MANIFEST_META: &str = "meta/family-manifest.schema.json";
@@ -178,25 +179,6 @@ pub struct Case {
     pub accepts: String,
     #[serde(default)]
     pub needs: Vec<String>,
-}
-
-/// A case's RFC 2119 level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-pub enum Level {
-    #[serde(rename = "MUST")]
-    Must,
-    #[serde(rename = "SHOULD")]
-    Should,
-}
-
-impl Level {
-    /// `MUST` or `SHOULD`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Must => "MUST",
-            Level::Should => "SHOULD",
-        }
-    }
 }
 
 impl Conformance {

@@ -5,7 +5,9 @@
 //! module `specwire_protocol::uart`: framing constants and wrappers over
 //! `specwire_wire`, one struct per command, layout, struct and opcode, the
 //! `Command`, `Reply`, `Notification`, `SuccessReply` and `Body` enums, the
-//! data-type table as `DataType`/`DataValue`, and `DecodeError`/`EncodeError`.
+//! data-type table as `DataType`/`DataValue`. The reader and the decode and
+//! encode errors are hand-written (`specwire_wire::binary`); the module
+//! re-exports the errors.
 //!
 //! The generator works in two passes. [`Model::from_json`] deserialises every
 //! entry and checks that the document is consistent (names resolve, ids are
@@ -15,8 +17,8 @@
 //! document order and uses no hash maps, so it is deterministic.
 //!
 //! Conventions of the generated code (also stated in its module docs):
-//! - decoders never panic: all reads go through a private bounds-checked
-//!   `Reader`, and malformed input is a `DecodeError`;
+//! - decoders never panic: all reads go through the bounds-checked
+//!   `specwire_wire::binary::Reader`, and malformed input is a `DecodeError`;
 //! - `encode` is infallible for a type whose Rust form always fits the wire,
 //!   and returns `Result<_, EncodeError>` for a type that contains a u8 count
 //!   or length prefix or a length tied to another field (the rule is per type
@@ -27,7 +29,7 @@
 //! - `const` fields are not stored: encode writes the constant and decode
 //!   checks it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -1369,25 +1371,17 @@ struct RecordCore {
 
 struct Gen<'m> {
     m: &'m Model,
-    /// Which optional private helpers the emitted code calls, so that only
-    /// those are emitted (no dead code, no `allow`).
-    uses: RefCell<BTreeSet<&'static str>>,
+    /// Whether the emitted code looks lengths up in the data-type table, so
+    /// that the table helpers are emitted only then (no dead code, no `allow`).
+    uses_table: Cell<bool>,
 }
 
 impl<'m> Gen<'m> {
     fn new(m: &'m Model) -> Self {
         Self {
             m,
-            uses: RefCell::new(BTreeSet::new()),
+            uses_table: Cell::new(false),
         }
-    }
-
-    fn use_helper(&self, name: &'static str) {
-        self.uses.borrow_mut().insert(name);
-    }
-
-    fn uses(&self, name: &str) -> bool {
-        self.uses.borrow().contains(name)
     }
 
     /// The context parameters and fallibility of list item `name`. The model
@@ -1435,7 +1429,6 @@ impl<'m> Gen<'m> {
             match &f.kind {
                 Kind::Int { ty, konst } => {
                     let t = ty.tokens();
-                    self.use_helper("array");
                     decode.push(quote! { let #id = #t::from_be_bytes(reader.array(#what)?); });
                     match konst {
                         Some(k) => {
@@ -1463,7 +1456,6 @@ impl<'m> Gen<'m> {
                 }
                 Kind::Enum { name } => {
                     let e = format_ident!("{name}");
-                    self.use_helper("array");
                     decode.push(quote! {
                         let #id = u8::from_be_bytes(reader.array(#what)?);
                         let #id = #e::from_value(#id).ok_or(DecodeError::UnknownEnumValue { what: #what, enum_name: #name, value: #id })?;
@@ -1471,12 +1463,10 @@ impl<'m> Gen<'m> {
                     encode.push(quote! { out.push(#id.value()); });
                 }
                 Kind::Uuid => {
-                    self.use_helper("array");
                     decode.push(quote! { let #id = uuid::Uuid::from_bytes(reader.array(#what)?); });
                     encode.push(quote! { out.extend_from_slice(#id.as_bytes()); });
                 }
                 Kind::Bytes(Len::Field(from)) => {
-                    self.use_helper("take");
                     let len_d = sc.len_decode(from);
                     let len_e = sc.len_encode(from);
                     decode.push(quote! { let #id = reader.take(#len_d, #what)?.to_vec(); });
@@ -1488,8 +1478,7 @@ impl<'m> Gen<'m> {
                     });
                 }
                 Kind::Bytes(Len::Table { key }) => {
-                    self.use_helper("take");
-                    self.use_helper("table");
+                    self.uses_table.set(true);
                     let k = ident(&snake(key));
                     decode.push(
                         quote! { let #id = reader.take(table_length(#k)?, #what)?.to_vec(); },
@@ -1500,14 +1489,10 @@ impl<'m> Gen<'m> {
                     });
                 }
                 Kind::Rest => {
-                    self.use_helper("rest");
                     decode.push(quote! { let #id = reader.rest().to_vec(); });
                     encode.push(quote! { out.extend_from_slice(#id); });
                 }
                 Kind::Str => {
-                    self.use_helper("array");
-                    self.use_helper("take");
-                    self.use_helper("string");
                     decode.push(quote! { let #id = reader.string_u8(#what)?; });
                     encode.push(quote! {
                         out.push(u8::try_from(#id.len()).map_err(|_| EncodeError::TooLong { what: #what, len: #id.len(), max: 255 })?);
@@ -1515,7 +1500,6 @@ impl<'m> Gen<'m> {
                     });
                 }
                 Kind::List { item } => {
-                    self.use_helper("array");
                     let (item_params, item_fallible) = self.item_info(item);
                     let t = format_ident!("{item}");
                     let args_d: Vec<TokenStream> =
@@ -1790,7 +1774,6 @@ impl<'m> Gen<'m> {
         });
         let helpers = self.data_helpers(r);
         let from = self.impl_from_data_value(r);
-        self.use_helper("remaining");
         quote! {
             #def
             impl #name {
@@ -1975,179 +1958,9 @@ impl<'m> Gen<'m> {
         }
     }
 
-    fn errors(&self) -> TokenStream {
-        quote! {
-            /// Why a body (or part of one) could not be decoded.
-            #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-            #[non_exhaustive]
-            pub enum DecodeError {
-                /// The body has no bytes at all.
-                #[error("empty body")]
-                Empty,
-                /// The first five bytes are not a known command.
-                #[error("unknown command \"{}\"", .0.escape_ascii())]
-                UnknownCommand([u8; 5]),
-                /// The body ends inside `what`.
-                #[error("truncated {what}: needs {needed} bytes, {available} available")]
-                Truncated {
-                    /// What was being read (`Type.field`).
-                    what: &'static str,
-                    /// Bytes it needs.
-                    needed: usize,
-                    /// Bytes that were left.
-                    available: usize,
-                },
-                /// Bytes are left over after a complete `what`.
-                #[error("{count} trailing bytes after {what}")]
-                TrailingBytes {
-                    /// What was complete.
-                    what: &'static str,
-                    /// How many bytes followed it.
-                    count: usize,
-                },
-                /// A `const` field does not have its fixed value.
-                #[error("{what} must be {expected}, got {actual}")]
-                BadConst {
-                    /// The field (`Type.field`).
-                    what: &'static str,
-                    /// The fixed value.
-                    expected: u64,
-                    /// The value in the body.
-                    actual: u64,
-                },
-                /// An enum field holds a value the enum does not list.
-                #[error("unknown {enum_name} value {value:#04x} in {what}")]
-                UnknownEnumValue {
-                    /// The field (`Type.field`).
-                    what: &'static str,
-                    /// The enum's name.
-                    enum_name: &'static str,
-                    /// The byte in the body.
-                    value: u8,
-                },
-                /// A data id that is not in the data-type table.
-                #[error("unknown data type id {0}")]
-                UnknownDataType(u8),
-                /// A reply whose first byte is not a known reply kind.
-                #[error("unknown reply kind {0:#04x}")]
-                UnknownReplyKind(u8),
-                /// A string field that is not valid UTF-8.
-                #[error("invalid UTF-8 in {what}")]
-                InvalidUtf8 {
-                    /// The field (`Type.field`).
-                    what: &'static str,
-                },
-                /// A JSON result that does not parse.
-                #[error("invalid JSON result: {0}")]
-                InvalidJson(String),
-                /// A body that starts with neither a known command nor a reply kind.
-                #[error("body of {len} bytes starting {first:#04x} is neither a known command nor a reply")]
-                Unrecognized {
-                    /// The first byte.
-                    first: u8,
-                    /// The body length.
-                    len: usize,
-                },
-            }
-
-            /// Why a value could not be encoded: the Rust value holds something the
-            /// wire cannot carry.
-            #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-            #[non_exhaustive]
-            pub enum EncodeError {
-                /// A list longer than its count prefix allows.
-                #[error("{what} has {count} items; its count byte allows at most {max}")]
-                TooManyItems {
-                    /// The field (`Type.field`).
-                    what: &'static str,
-                    /// Items in the list.
-                    count: usize,
-                    /// The limit.
-                    max: usize,
-                },
-                /// A string longer than its length prefix allows.
-                #[error("{what} is {len} bytes; its length byte allows at most {max}")]
-                TooLong {
-                    /// The field (`Type.field`).
-                    what: &'static str,
-                    /// Its length in bytes.
-                    len: usize,
-                    /// The limit.
-                    max: usize,
-                },
-                /// Bytes whose length disagrees with the field that gives it.
-                #[error("{what} is {actual} bytes but {length_field} says {expected}")]
-                LengthMismatch {
-                    /// The bytes field (`Type.field`).
-                    what: &'static str,
-                    /// The document name of the length field.
-                    length_field: &'static str,
-                    /// The length the field gives.
-                    expected: usize,
-                    /// The actual length.
-                    actual: usize,
-                },
-                /// Bytes whose length disagrees with the data-type table.
-                #[error("{what} is {actual} bytes but data type {data_id} is {expected} bytes")]
-                DataLengthMismatch {
-                    /// The bytes field (`Type.field`).
-                    what: &'static str,
-                    /// The data id.
-                    data_id: u8,
-                    /// The table's length.
-                    expected: usize,
-                    /// The actual length.
-                    actual: usize,
-                },
-                /// A data id that is not in the data-type table.
-                #[error("unknown data type id {0}")]
-                UnknownDataType(u8),
-            }
-        }
-    }
-
-    fn reader(&self) -> TokenStream {
-        let take = self.uses("take").then(|| {
-            quote! {
-                /// The next `n` bytes.
-                fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
-                    let Some((head, tail)) = self.rest.split_at_checked(n) else {
-                        return Err(DecodeError::Truncated { what, needed: n, available: self.rest.len() });
-                    };
-                    self.rest = tail;
-                    Ok(head)
-                }
-            }
-        });
-        let rest = self.uses("rest").then(|| {
-            quote! {
-                /// Every remaining byte.
-                fn rest(&mut self) -> &'a [u8] {
-                    std::mem::take(&mut self.rest)
-                }
-            }
-        });
-        let remaining = self.uses("remaining").then(|| {
-            quote! {
-                /// The unread bytes, without consuming them.
-                fn remaining(&self) -> &'a [u8] {
-                    self.rest
-                }
-            }
-        });
-        let string = self.uses("string").then(|| {
-            quote! {
-                /// A length byte, then that many bytes of UTF-8.
-                fn string_u8(&mut self, what: &'static str) -> Result<String, DecodeError> {
-                    let [len] = self.array(what)?;
-                    let bytes = self.take(usize::from(len), what)?;
-                    std::str::from_utf8(bytes)
-                        .map(str::to_owned)
-                        .map_err(|_| DecodeError::InvalidUtf8 { what })
-                }
-            }
-        });
-        let table = self.uses("table").then(|| {
+    /// The data-type table lookups the codecs call, when they call them.
+    fn table_helpers(&self) -> TokenStream {
+        let table = self.uses_table.get().then(|| {
             quote! {
                 /// The data-type table's length for `id`.
                 fn table_length(id: u8) -> Result<usize, DecodeError> {
@@ -2165,45 +1978,7 @@ impl<'m> Gen<'m> {
                 }
             }
         });
-        quote! {
-            /// Bounds-checked cursor over a body. Every read returns the bytes or
-            /// [`DecodeError::Truncated`], so decoders never index out of range.
-            #[derive(Debug)]
-            struct Reader<'a> {
-                rest: &'a [u8],
-            }
-
-            impl<'a> Reader<'a> {
-                fn new(input: &'a [u8]) -> Self {
-                    Self { rest: input }
-                }
-
-                /// The next `N` bytes as an array (integers, UUIDs, prefixes).
-                fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
-                    let Some((head, tail)) = self.rest.split_first_chunk::<N>() else {
-                        return Err(DecodeError::Truncated { what, needed: N, available: self.rest.len() });
-                    };
-                    self.rest = tail;
-                    Ok(*head)
-                }
-
-                #take
-                #rest
-                #remaining
-                #string
-
-                /// Fails if bytes are left after a complete `what`.
-                fn finish(self, what: &'static str) -> Result<(), DecodeError> {
-                    if self.rest.is_empty() {
-                        Ok(())
-                    } else {
-                        Err(DecodeError::TrailingBytes { what, count: self.rest.len() })
-                    }
-                }
-            }
-
-            #table
-        }
+        quote!(#table)
     }
 
     fn enums(&self) -> TokenStream {
@@ -2864,8 +2639,6 @@ impl<'m> Gen<'m> {
         } else {
             (quote!(Vec<u8>), quote! { self.encode_into(&mut out); out })
         };
-        self.use_helper("array");
-        self.use_helper("rest");
         out.extend(quote! {
             /// The payload of an unsolicited message, typed by the opcode table.
             #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -3228,7 +3001,10 @@ impl<'m> Gen<'m> {
     fn emit(&self) -> TokenStream {
         let module_doc = self.module_doc();
         let framing = self.framing();
-        let errors = self.errors();
+        let imports = quote! {
+            use specwire_wire::binary::Reader;
+            pub use specwire_wire::binary::{DecodeError, EncodeError};
+        };
         let enums = self.enums();
         let data = self.data_types();
         let structs = self.structs();
@@ -3238,11 +3014,11 @@ impl<'m> Gen<'m> {
         let replies = self.replies();
         let body = self.body();
         // Last: it emits only the helpers the parts above used.
-        let reader = self.reader();
+        let table = self.table_helpers();
         quote! {
             #module_doc
+            #imports
             #framing
-            #errors
             #enums
             #data
             #structs
@@ -3251,7 +3027,7 @@ impl<'m> Gen<'m> {
             #notifications
             #replies
             #body
-            #reader
+            #table
         }
     }
 }

@@ -19,6 +19,10 @@
 //! - Serial: UART to the mesh root module; every body travels in one frame.
 //! - Local (TCP, [`DEFAULT_LOCAL_PORT`]): Local clients speak the same frames as the UART. A first frame `LSTN-` makes the connection the listening connection; any other first frame is one request: one reply, then the gateway closes the connection.
 
+use specwire_wire::binary::Reader;
+
+pub use specwire_wire::binary::{DecodeError, EncodeError};
+
 /// Start-of-frame byte.
 pub const FRAME_START: u8 = 0xFF;
 
@@ -107,133 +111,6 @@ pub fn decode_frame(frame: &[u8]) -> Result<Vec<u8>, FrameError> {
 /// A streaming frame decoder limited to [`MAX_BODY`].
 pub fn frame_decoder() -> FrameDecoder {
     FrameDecoder::with_max_body(MAX_BODY)
-}
-
-/// Why a body (or part of one) could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DecodeError {
-    /// The body has no bytes at all.
-    #[error("empty body")]
-    Empty,
-    /// The first five bytes are not a known command.
-    #[error("unknown command \"{}\"", .0.escape_ascii())]
-    UnknownCommand([u8; 5]),
-    /// The body ends inside `what`.
-    #[error("truncated {what}: needs {needed} bytes, {available} available")]
-    Truncated {
-        /// What was being read (`Type.field`).
-        what: &'static str,
-        /// Bytes it needs.
-        needed: usize,
-        /// Bytes that were left.
-        available: usize,
-    },
-    /// Bytes are left over after a complete `what`.
-    #[error("{count} trailing bytes after {what}")]
-    TrailingBytes {
-        /// What was complete.
-        what: &'static str,
-        /// How many bytes followed it.
-        count: usize,
-    },
-    /// A `const` field does not have its fixed value.
-    #[error("{what} must be {expected}, got {actual}")]
-    BadConst {
-        /// The field (`Type.field`).
-        what: &'static str,
-        /// The fixed value.
-        expected: u64,
-        /// The value in the body.
-        actual: u64,
-    },
-    /// An enum field holds a value the enum does not list.
-    #[error("unknown {enum_name} value {value:#04x} in {what}")]
-    UnknownEnumValue {
-        /// The field (`Type.field`).
-        what: &'static str,
-        /// The enum's name.
-        enum_name: &'static str,
-        /// The byte in the body.
-        value: u8,
-    },
-    /// A data id that is not in the data-type table.
-    #[error("unknown data type id {0}")]
-    UnknownDataType(u8),
-    /// A reply whose first byte is not a known reply kind.
-    #[error("unknown reply kind {0:#04x}")]
-    UnknownReplyKind(u8),
-    /// A string field that is not valid UTF-8.
-    #[error("invalid UTF-8 in {what}")]
-    InvalidUtf8 {
-        /// The field (`Type.field`).
-        what: &'static str,
-    },
-    /// A JSON result that does not parse.
-    #[error("invalid JSON result: {0}")]
-    InvalidJson(String),
-    /// A body that starts with neither a known command nor a reply kind.
-    #[error("body of {len} bytes starting {first:#04x} is neither a known command nor a reply")]
-    Unrecognized {
-        /// The first byte.
-        first: u8,
-        /// The body length.
-        len: usize,
-    },
-}
-
-/// Why a value could not be encoded: the Rust value holds something the
-/// wire cannot carry.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum EncodeError {
-    /// A list longer than its count prefix allows.
-    #[error("{what} has {count} items; its count byte allows at most {max}")]
-    TooManyItems {
-        /// The field (`Type.field`).
-        what: &'static str,
-        /// Items in the list.
-        count: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// A string longer than its length prefix allows.
-    #[error("{what} is {len} bytes; its length byte allows at most {max}")]
-    TooLong {
-        /// The field (`Type.field`).
-        what: &'static str,
-        /// Its length in bytes.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// Bytes whose length disagrees with the field that gives it.
-    #[error("{what} is {actual} bytes but {length_field} says {expected}")]
-    LengthMismatch {
-        /// The bytes field (`Type.field`).
-        what: &'static str,
-        /// The document name of the length field.
-        length_field: &'static str,
-        /// The length the field gives.
-        expected: usize,
-        /// The actual length.
-        actual: usize,
-    },
-    /// Bytes whose length disagrees with the data-type table.
-    #[error("{what} is {actual} bytes but data type {data_id} is {expected} bytes")]
-    DataLengthMismatch {
-        /// The bytes field (`Type.field`).
-        what: &'static str,
-        /// The data id.
-        data_id: u8,
-        /// The table's length.
-        expected: usize,
-        /// The actual length.
-        actual: usize,
-    },
-    /// A data id that is not in the data-type table.
-    #[error("unknown data type id {0}")]
-    UnknownDataType(u8),
 }
 
 #[doc = concat!("The `", "NodeState", "` enum (one byte on the wire).")]
@@ -2254,76 +2131,6 @@ pub fn decode_any(body: &[u8]) -> Result<Body, DecodeError> {
 /// [`decode_any`], then [`Body::kind_name`]: `"Command/SEND-"`, `"Reply/M/NodeConnected"`.
 pub fn describe_body(body: &[u8]) -> Result<String, DecodeError> {
     decode_any(body).map(|body| body.kind_name())
-}
-
-/// Bounds-checked cursor over a body. Every read returns the bytes or
-/// [`DecodeError::Truncated`], so decoders never index out of range.
-#[derive(Debug)]
-struct Reader<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn new(input: &'a [u8]) -> Self {
-        Self { rest: input }
-    }
-
-    /// The next `N` bytes as an array (integers, UUIDs, prefixes).
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
-        let Some((head, tail)) = self.rest.split_first_chunk::<N>() else {
-            return Err(DecodeError::Truncated {
-                what,
-                needed: N,
-                available: self.rest.len(),
-            });
-        };
-        self.rest = tail;
-        Ok(*head)
-    }
-
-    /// The next `n` bytes.
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
-        let Some((head, tail)) = self.rest.split_at_checked(n) else {
-            return Err(DecodeError::Truncated {
-                what,
-                needed: n,
-                available: self.rest.len(),
-            });
-        };
-        self.rest = tail;
-        Ok(head)
-    }
-
-    /// Every remaining byte.
-    fn rest(&mut self) -> &'a [u8] {
-        std::mem::take(&mut self.rest)
-    }
-
-    /// The unread bytes, without consuming them.
-    fn remaining(&self) -> &'a [u8] {
-        self.rest
-    }
-
-    /// A length byte, then that many bytes of UTF-8.
-    fn string_u8(&mut self, what: &'static str) -> Result<String, DecodeError> {
-        let [len] = self.array(what)?;
-        let bytes = self.take(usize::from(len), what)?;
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|_| DecodeError::InvalidUtf8 { what })
-    }
-
-    /// Fails if bytes are left after a complete `what`.
-    fn finish(self, what: &'static str) -> Result<(), DecodeError> {
-        if self.rest.is_empty() {
-            Ok(())
-        } else {
-            Err(DecodeError::TrailingBytes {
-                what,
-                count: self.rest.len(),
-            })
-        }
-    }
 }
 
 /// The data-type table's length for `id`.

@@ -1,4 +1,5 @@
-//! The uart wire layer of specwire: byte-stuffed framing plus hex helpers.
+//! The hand-written wire layer of specwire: what the generated protocol code
+//! builds on but cannot derive from a schema.
 //!
 //! Generated protocol code serialises a message into a body and hands it to
 //! [`encode_frame`]; on the receive side a [`FrameDecoder`] turns a raw byte
@@ -9,6 +10,11 @@
 //! - [`frame`]: the codec: `0xFF`, escaped body, `0xFE`, where `FF`/`FE`/`FA`
 //!   in the body become `FA 05`/`FA 04`/`FA 00`.
 //! - [`hex`]: parsing and printing hex text for CLIs and fixtures.
+//! - [`binary`]: the bounds-checked [`binary::Reader`] and the decode/encode
+//!   errors of the generated uart codecs.
+//! - [`json`]: recognising and validating the JSON families' messages.
+//! - [`catalog`]: the kinds (`CaseSpec`, `Level`, ...) the generated
+//!   conformance case catalog is made of.
 //!
 //! ```
 //! use specwire_wire::{encode_frame, parse_hex, to_hex, FrameDecoder};
@@ -35,6 +41,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod binary;
+pub mod catalog;
 pub mod frame;
 pub mod hex;
 pub mod json;
