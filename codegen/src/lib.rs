@@ -1,7 +1,7 @@
 //! specwire's code generator: `schema/` in, `generated/` out.
 //!
 //! [`generate`] loads the schema tree ([`model`]), bundles each family into
-//! one document ([`bundle`]), and renders every output file in memory:
+//! one document ([`model::bundle`]), and renders every output file in memory:
 //! Rust types with typify plus tagged message enums and validators
 //! ([`rust_json`]), the device line parsers ([`rust_text`]), the uart codecs
 //! ([`uart`]), the conformance case catalog ([`conformance`]) and the docs
@@ -16,7 +16,6 @@
 //! }
 //! ```
 
-pub mod bundle;
 pub mod conformance;
 pub mod docs;
 pub mod model;

@@ -107,8 +107,8 @@ fn render(tree: &SchemaTree, workspace: &Path) -> Result<Vec<GeneratedFile>> {
         }
     }
     rust(
-        "generated/src/uart.rs".into(),
-        uart::generate(&tree.uart).context("uart codecs")?,
+        format!("generated/src/{}.rs", tree.uart.family),
+        uart::generate(&tree.uart),
     )?;
     rust(
         "generated/src/conformance.rs".into(),
@@ -125,8 +125,9 @@ fn render(tree: &SchemaTree, workspace: &Path) -> Result<Vec<GeneratedFile>> {
             registry_schema: family.registry_schema.as_ref(),
         })
         .collect();
+    let uart_json = crate::model::read_json(&tree.root.join(crate::model::UART_PROTOCOL))?;
     let uart_docs = docs::UartDocs {
-        protocol: &tree.uart,
+        protocol: &uart_json,
     };
     let conformance_docs = docs::ConformanceDocs {
         catalogs: &tree.conformance,

@@ -13,7 +13,10 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::bundle::{bundle_family, bundle_single};
+pub mod bundle;
+pub mod uart;
+
+use bundle::{bundle_family, bundle_single};
 pub use specwire_wire::catalog::Level;
 
 /// The meta-schema every family manifest follows.
@@ -229,8 +232,8 @@ pub struct Family {
 pub struct SchemaTree {
     pub root: PathBuf,
     pub families: Vec<Family>,
-    /// `uart/protocol.json`.
-    pub uart: Value,
+    /// The binary family, `uart/protocol.json`, checked.
+    pub uart: uart::Protocol,
     /// Every `<family>/conformance.json` there is, in catalog order (the
     /// order of [`SchemaTree::family_names`]).
     pub conformance: Vec<Conformance>,
@@ -267,7 +270,7 @@ impl SchemaTree {
         self.families
             .iter()
             .map(|family| family.manifest.family.as_str())
-            .chain(std::iter::once("uart"))
+            .chain(std::iter::once(self.uart.family.as_str()))
             .collect()
     }
 
@@ -326,8 +329,13 @@ fn load_inner(schema_dir: &Path, problems: &mut Problems) -> Result<SchemaTree> 
         if dir.join("protocol.json").exists() {
             let path = dir.join("protocol.json");
             let document = read_json(&path)?;
-            report_meta(&uart_meta, &document, &rel(schema_dir, &path), problems);
-            uart = Some(document);
+            let what = rel(schema_dir, &path);
+            if report_meta(&uart_meta, &document, &what, problems) {
+                match uart::Protocol::from_json(&document) {
+                    Ok(protocol) => uart = Some(protocol),
+                    Err(error) => problems.push(format!("{what}: {error:#}")),
+                }
+            }
             continue;
         }
         let manifest_path = dir.join("manifest.json");
@@ -352,7 +360,12 @@ fn load_inner(schema_dir: &Path, problems: &mut Problems) -> Result<SchemaTree> 
         }
         families.push(load_family(&dir, manifest, manifest_json, problems)?);
     }
-    let uart = uart.context("schema/uart/protocol.json is missing")?;
+    let uart = match uart {
+        Some(uart) => uart,
+        // Why it did not load is among the problems already.
+        None if !problems.0.is_empty() => anyhow::bail!("schema/uart/protocol.json did not load"),
+        None => anyhow::bail!("schema/uart/protocol.json is missing"),
+    };
     let mut tree = SchemaTree {
         root: schema_dir.to_path_buf(),
         families,
@@ -548,7 +561,7 @@ fn load_family(
     match loaded.manifest.encoding {
         Encoding::Json => {
             let bundle = bundle_family(dir, &loaded.manifest)?;
-            for reference in crate::bundle::dangling_refs(&bundle) {
+            for reference in bundle::dangling_refs(&bundle) {
                 problems.push(format!(
                     "schema/{family}: $ref {reference} names no definition"
                 ));

@@ -13,7 +13,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 
-use crate::model::{read_json, Manifest};
+use super::{read_json, Manifest};
 
 const DRAFT: &str = "https://json-schema.org/draft/2020-12/schema";
 
