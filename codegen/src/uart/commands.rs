@@ -53,14 +53,7 @@ impl Gen<'_> {
             .iter()
             .map(|i| quote!(Self::#i(command) => command.encode_into(out)))
             .collect();
-        let (encode_ret, encode_tail) = if fallible {
-            (
-                quote!(Result<Vec<u8>, EncodeError>),
-                quote! { self.encode_into(&mut out)?; Ok(out) },
-            )
-        } else {
-            (quote!(Vec<u8>), quote! { self.encode_into(&mut out); out })
-        };
+        let (encode_ret, encode_tail) = Self::encode_vec(fallible, &[]);
         let outer_ret = Self::encode_ret(fallible);
         out.extend(quote! {
             /// Who answers a command.
@@ -267,14 +260,7 @@ impl Gen<'_> {
         let outer_ret = Self::encode_ret(fallible);
         let q = if own_fallible { quote!(?) } else { quote!() };
         let ok = if fallible { quote!(Ok(())) } else { quote!() };
-        let (encode_ret, encode_tail) = if fallible {
-            (
-                quote!(Result<Vec<u8>, EncodeError>),
-                quote! { self.encode_into(&mut out)?; Ok(out) },
-            )
-        } else {
-            (quote!(Vec<u8>), quote! { self.encode_into(&mut out); out })
-        };
+        let (encode_ret, encode_tail) = Self::encode_vec(fallible, &[]);
         let out_name = if r.fields.is_empty() {
             quote!(_out)
         } else {

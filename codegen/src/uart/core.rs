@@ -395,4 +395,20 @@ impl<'m> Gen<'m> {
             quote!()
         }
     }
+
+    /// The return type and body of an `encode` that returns a new `Vec`
+    /// by calling `encode_into` (passing `args` on), fallible or not.
+    pub(super) fn encode_vec(fallible: bool, args: &[Ident]) -> (TokenStream, TokenStream) {
+        if fallible {
+            (
+                quote!(Result<Vec<u8>, EncodeError>),
+                quote! { self.encode_into(&mut out #(, #args)*)?; Ok(out) },
+            )
+        } else {
+            (
+                quote!(Vec<u8>),
+                quote! { self.encode_into(&mut out #(, #args)*); out },
+            )
+        }
+    }
 }

@@ -175,14 +175,7 @@ impl Gen<'_> {
         } else {
             quote!()
         };
-        let (encode_ret, encode_tail) = if msg_fallible {
-            (
-                quote!(Result<Vec<u8>, EncodeError>),
-                quote! { self.encode_into(&mut out)?; Ok(out) },
-            )
-        } else {
-            (quote!(Vec<u8>), quote! { self.encode_into(&mut out); out })
-        };
+        let (encode_ret, encode_tail) = Self::encode_vec(msg_fallible, &[]);
         quote! {
             /// An unsolicited message from the network (the `M` reply kind).
             #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -99,17 +99,7 @@ impl Gen<'_> {
             quote!(out)
         };
         let label = r.name.clone();
-        let (encode_ret, encode_tail) = if fallible {
-            (
-                quote!(Result<Vec<u8>, EncodeError>),
-                quote! { self.encode_into(&mut out #(, #names)*)?; Ok(out) },
-            )
-        } else {
-            (
-                quote!(Vec<u8>),
-                quote! { self.encode_into(&mut out #(, #names)*); out },
-            )
-        };
+        let (encode_ret, encode_tail) = Self::encode_vec(fallible, &names);
         let decode_prefix_doc = docs(&format!(
             "Decodes one `{label}` from the front of `input` and returns it with the bytes after it.{param_doc}"
         ));

@@ -39,14 +39,7 @@ impl Gen<'_> {
         });
         let ret = Self::encode_ret(fallible);
         let ok = if fallible { quote!(Ok(())) } else { quote!() };
-        let (encode_ret, encode_tail) = if fallible {
-            (
-                quote!(Result<Vec<u8>, EncodeError>),
-                quote! { self.encode_into(&mut out)?; Ok(out) },
-            )
-        } else {
-            (quote!(Vec<u8>), quote! { self.encode_into(&mut out); out })
-        };
+        let (encode_ret, encode_tail) = Self::encode_vec(fallible, &[]);
         quote! {
             /// A module-to-gateway or gateway-to-client body: one kind byte, then
             /// the kind's fields.

@@ -9,25 +9,24 @@ use crate::model::uart::{Field, IntTy, ValueType};
 /// `#[doc = " line"]` per line of `text` (the leading space makes
 /// prettyplease print `/// line`).
 pub(super) fn docs(text: &str) -> TokenStream {
-    let lines = text.lines().map(|l| {
-        if l.is_empty() {
-            String::new()
-        } else {
-            format!(" {l}")
-        }
-    });
+    let lines = doc_lines(text);
     quote!(#(#[doc = #lines])*)
 }
 
+/// `#![doc = " line"]` per line of `text`: the module's own docs.
 pub(super) fn inner_docs(text: &str) -> TokenStream {
-    let lines = text.lines().map(|l| {
+    let lines = doc_lines(text);
+    quote!(#(#![doc = #lines])*)
+}
+
+fn doc_lines(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.lines().map(|l| {
         if l.is_empty() {
             String::new()
         } else {
             format!(" {l}")
         }
-    });
-    quote!(#(#![doc = #lines])*)
+    })
 }
 
 pub(super) fn hex(b: u8) -> TokenStream {
