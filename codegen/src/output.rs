@@ -116,25 +116,7 @@ fn render(tree: &SchemaTree, workspace: &Path) -> Result<Vec<GeneratedFile>> {
     )?;
     rust("generated/src/lib.rs".into(), crate_root(tree))?;
 
-    let family_docs: Vec<docs::FamilyDocs> = tree
-        .families
-        .iter()
-        .map(|family| docs::FamilyDocs {
-            manifest: &family.manifest_json,
-            bundle: family.bundle.as_ref().unwrap_or(&serde_json::Value::Null),
-            registry_schema: family.registry_schema.as_ref(),
-        })
-        .collect();
-    let uart_json = crate::model::read_json(&tree.root.join(crate::model::UART_PROTOCOL))?;
-    let uart_docs = docs::UartDocs {
-        protocol: &uart_json,
-    };
-    let conformance_docs = docs::ConformanceDocs {
-        catalogs: &tree.conformance,
-    };
-    for doc in docs::render(&family_docs, &uart_docs, &conformance_docs, HEADER)
-        .context("rendering docs")?
-    {
+    for doc in docs::render(tree, HEADER).context("rendering docs")? {
         files.push(GeneratedFile {
             path: Path::new("generated/docs").join(doc.path),
             contents: doc.contents,
@@ -166,6 +148,8 @@ fn crate_root(tree: &SchemaTree) -> TokenStream {
         .collect();
     let json_names: Vec<&String> = json.iter().map(|f| &f.manifest.family).collect();
     let family_list: Vec<&String> = tree.families.iter().map(|f| &f.manifest.family).collect();
+    let uart = format_ident!("{}", tree.uart.family);
+    let uart_name = &tree.uart.family;
     quote! {
         //! Protocol types, validators and codecs for every specwire family,
         //! generated from `schema/` by `cargo xtask regenerate`.
@@ -184,7 +168,7 @@ fn crate_root(tree: &SchemaTree) -> TokenStream {
 
         #(#[doc = #module_docs] pub mod #modules;)*
         /// uart gateway: byte-stuffed frames, 5-byte commands, opcodes.
-        pub mod uart;
+        pub mod #uart;
         /// The conformance case catalog: every case of the conformance
         /// suite by stable ID, from `schema/<family>/conformance.json`.
         pub mod conformance;
@@ -192,7 +176,7 @@ fn crate_root(tree: &SchemaTree) -> TokenStream {
         pub use specwire_wire::json::{DecodeError, Direction, Violation};
 
         /// Every family, by name.
-        pub const FAMILIES: &[&str] = &[#(#family_list,)* "uart"];
+        pub const FAMILIES: &[&str] = &[#(#family_list,)* #uart_name];
 
         /// The families whose messages are JSON objects.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

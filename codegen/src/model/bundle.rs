@@ -13,7 +13,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 
-use super::{read_json, Manifest};
+use super::files::read_json;
+use super::manifest::Manifest;
 
 const DRAFT: &str = "https://json-schema.org/draft/2020-12/schema";
 

@@ -10,14 +10,21 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::Deserialize;
 use serde_json::Value;
 
 pub mod bundle;
+mod catalog;
+mod files;
+mod manifest;
 pub mod uart;
 
 use bundle::{bundle_family, bundle_single};
-pub use specwire_wire::catalog::Level;
+pub use catalog::{Case, Conformance, ConformanceSection, Level, Need};
+pub use files::read_json;
+pub use manifest::{
+    Discriminator, Encoding, Example, Exchange, LineField, Manifest, MatchEntry, MessageEntry,
+    Registry, Sequence, SequenceStep, Transport,
+};
 
 /// The meta-schema every family manifest follows.
 pub const MANIFEST_META: &str = "meta/family-manifest.schema.json";
@@ -36,189 +43,10 @@ pub const REPORTS_DIR: &str = "reports";
 /// Folders of `schema/` that are not families.
 const NOT_FAMILIES: &[&str] = &["meta", REPORTS_DIR];
 
-/// A family manifest (`schema/<family>/manifest.json`), as far as codegen
-/// needs typed access; the docs renderer reads the raw JSON.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Manifest {
-    pub family: String,
-    pub title: String,
-    pub summary: String,
-    pub transport: Transport,
-    pub encoding: Encoding,
-    pub definitions: Option<String>,
-    pub discriminator: Option<Discriminator>,
-    pub registry: Option<Registry>,
-    pub messages: Vec<MessageEntry>,
-    pub exchanges: Vec<Exchange>,
-    pub sequences: Vec<Sequence>,
-    pub examples: Vec<Example>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Transport {
-    pub kind: String,
-    pub default_host: String,
-    pub default_port: u16,
-    pub max_message_bytes: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Encoding {
-    Json,
-    TextLines,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Discriminator {
-    pub pointers: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Registry {
-    pub name: String,
-    pub schema: String,
-    pub default: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct MessageEntry {
-    pub name: String,
-    pub direction: String,
-    pub summary: String,
-    pub schema: Option<String>,
-    #[serde(rename = "match", default)]
-    pub match_rules: Vec<MatchEntry>,
-    pub pattern: Option<String>,
-    pub format: Option<String>,
-    #[serde(default)]
-    pub fields: Vec<LineField>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct MatchEntry {
-    pub pointer: String,
-    #[serde(rename = "const")]
-    pub constant: Option<Value>,
-    pub present: Option<bool>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct LineField {
-    pub name: String,
-    #[serde(default)]
-    pub optional: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Exchange {
-    pub request: String,
-    pub replies: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Sequence {
-    pub participants: Vec<String>,
-    pub steps: Vec<SequenceStep>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct SequenceStep {
-    pub from: String,
-    pub to: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Example {
-    pub message: String,
-    pub source: String,
-    pub value: Option<Value>,
-    pub text: Option<String>,
-}
-
-/// A family's conformance case catalog (`schema/<family>/conformance.json`):
-/// the cases the conformance suite implements, by stable ID.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Conformance {
-    pub family: String,
-    pub sections: Vec<ConformanceSection>,
-    /// In file order.
-    #[serde(deserialize_with = "needs_in_order")]
-    pub needs: Vec<Need>,
-    pub cases: Vec<Case>,
-}
-
-/// A group of cases; its id is the second part of their IDs.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConformanceSection {
-    pub id: String,
-    pub title: String,
-}
-
-/// Something a case needs from the run beyond the target's address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Need {
-    pub name: String,
-    pub description: String,
-}
-
-/// One conformance case.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Case {
-    /// `<family>.<section>.<name>`, unique across all families.
-    pub id: String,
-    pub level: Level,
-    pub section: String,
-    pub title: String,
-    /// The spec sentence it checks (Markdown code spans).
-    pub spec: String,
-    pub source: String,
-    /// What passes: every outcome the spec allows (Markdown).
-    pub accepts: String,
-    #[serde(default)]
-    pub needs: Vec<String>,
-}
-
-impl Conformance {
-    /// The section called `id`.
-    pub fn section(&self, id: &str) -> Option<&ConformanceSection> {
-        self.sections.iter().find(|section| section.id == id)
-    }
-
-    /// The need called `name`.
-    pub fn need(&self, name: &str) -> Option<&Need> {
-        self.needs.iter().find(|need| need.name == name)
-    }
-}
-
-/// `needs` is an object; its members keep their file order (serde_json's
-/// `preserve_order`), which is the order the docs list them in.
-fn needs_in_order<'de, D>(deserializer: D) -> Result<Vec<Need>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    let map = serde_json::Map::<String, Value>::deserialize(deserializer)?;
-    map.into_iter()
-        .map(|(name, description)| match description {
-            Value::String(description) => Ok(Need { name, description }),
-            other => Err(serde::de::Error::custom(format!(
-                "need {name:?}: the description must be a string, not {other}"
-            ))),
-        })
-        .collect()
-}
-
 /// One JSON or text-lines family, loaded and bundled.
 #[derive(Debug, Clone)]
 pub struct Family {
     pub manifest: Manifest,
-    /// The manifest as written, for the docs.
-    pub manifest_json: Value,
     /// json: every message and definition under `$defs`, refs local.
     pub bundle: Option<Value>,
     /// text-lines: the registry schema, bundled the same way.
@@ -289,11 +117,6 @@ impl SchemaTree {
     }
 }
 
-pub(crate) fn read_json(path: &Path) -> Result<Value> {
-    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
-}
-
 fn load_inner(schema_dir: &Path, problems: &mut Problems) -> Result<SchemaTree> {
     let manifest_meta = compile_meta(&schema_dir.join(MANIFEST_META))?;
     let uart_meta = compile_meta(&schema_dir.join(UART_META))?;
@@ -350,7 +173,7 @@ fn load_inner(schema_dir: &Path, problems: &mut Problems) -> Result<SchemaTree> 
         if !report_meta(&manifest_meta, &manifest_json, &manifest_rel, problems) {
             continue;
         }
-        let manifest: Manifest = serde_json::from_value(manifest_json.clone())
+        let manifest: Manifest = serde_json::from_value(manifest_json)
             .with_context(|| format!("{manifest_rel} does not match codegen's manifest model"))?;
         if manifest.family != name {
             problems.push(format!(
@@ -358,7 +181,7 @@ fn load_inner(schema_dir: &Path, problems: &mut Problems) -> Result<SchemaTree> 
                 manifest.family
             ));
         }
-        families.push(load_family(&dir, manifest, manifest_json, problems)?);
+        families.push(load_family(&dir, manifest, problems)?);
     }
     let uart = match uart {
         Some(uart) => uart,
@@ -502,12 +325,7 @@ fn check_case_ids(catalogs: &[(usize, String, Conformance)], problems: &mut Prob
     }
 }
 
-fn load_family(
-    dir: &Path,
-    manifest: Manifest,
-    manifest_json: Value,
-    problems: &mut Problems,
-) -> Result<Family> {
+fn load_family(dir: &Path, manifest: Manifest, problems: &mut Problems) -> Result<Family> {
     let family = manifest.family.clone();
     let names: BTreeSet<&str> = manifest.messages.iter().map(|m| m.name.as_str()).collect();
     if names.len() != manifest.messages.len() {
@@ -553,7 +371,6 @@ fn load_family(
 
     let mut loaded = Family {
         manifest,
-        manifest_json,
         bundle: None,
         registry_schema: None,
         registry_default: None,
