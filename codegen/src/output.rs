@@ -162,6 +162,7 @@ fn crate_root(tree: &SchemaTree) -> TokenStream {
         //!
         //! ```
         //! let bytes = br#"{"type":"GetStatus","messageId":"m-1","timestamp":"2025-07-02T11:51:00Z","payload":{"taskId":"t-1"}}"#;
+        //! use specwire_protocol::JsonProtocol;
         //! let message = specwire_protocol::task::Message::from_slice(bytes).unwrap();
         //! assert_eq!(message.name(), "GetStatus");
         //! ```
@@ -173,7 +174,7 @@ fn crate_root(tree: &SchemaTree) -> TokenStream {
         /// suite by stable ID, from `schema/<family>/conformance.json`.
         pub mod conformance;
 
-        pub use specwire_wire::json::{DecodeError, Direction, Violation};
+        pub use specwire_wire::json::{DecodeError, Direction, Family, JsonProtocol, Transport, Violation};
 
         /// Every family, by name.
         pub const FAMILIES: &[&str] = &[#(#family_list,)* #uart_name];
@@ -198,18 +199,22 @@ fn crate_root(tree: &SchemaTree) -> TokenStream {
                 match name { #(#json_names => Some(JsonFamily::#variants),)* _ => None }
             }
 
+            /// The family's message table and validators.
+            pub fn table(self) -> &'static Family {
+                match self { #(JsonFamily::#variants => <#json_modules::Message as JsonProtocol>::family(),)* }
+            }
+
             /// Recognises and validates `value` as a message of this family;
             /// returns the message name.
             pub fn validate(self, value: &serde_json::Value, direction: Option<Direction>) -> Result<&'static str, DecodeError> {
-                match self {
-                    #(JsonFamily::#variants => #json_modules::validate_from(value, direction).map(|index| #json_modules::MESSAGES[index].name),)*
-                }
+                let table = self.table();
+                table.validate_from(value, direction).map(|index| table.messages[index].name)
             }
 
             /// Every violation of message `name`'s schema, or `None` when
             /// the family has no such message.
             pub fn violations_of(self, name: &str, value: &serde_json::Value) -> Option<Vec<Violation>> {
-                match self { #(JsonFamily::#variants => #json_modules::violations_of(name, value),)* }
+                self.table().violations_of(name, value)
             }
         }
     }

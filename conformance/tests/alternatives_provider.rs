@@ -12,6 +12,7 @@
 
 mod alternatives;
 
+use specwire_protocol::JsonProtocol;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -133,7 +134,9 @@ impl Client {
                 Frame::Text(text) => {
                     let value: Value = serde_json::from_str(text.as_str()).expect("JSON");
                     let direction = Some(Direction::ServerToClient);
-                    if let Err(error) = specwire_protocol::task::validate_from(&value, direction) {
+                    if let Err(error) =
+                        specwire_protocol::task::Message::recognise(&value, direction)
+                    {
                         panic!("the fixture sent an invalid message: {error}: {text}");
                     }
                     return (text.as_str().to_owned(), value);
@@ -634,7 +637,8 @@ async fn extra_fields_on_every_message_still_valid() {
     }
     let advertisement = provider.advertisement();
     assert_eq!(advertisement["x-alt-trace"], json!({"hop": 1}));
-    specwire_protocol::discovery::validate(&advertisement).expect("a valid advertisement");
+    specwire_protocol::discovery::Message::recognise(&advertisement, None)
+        .expect("a valid advertisement");
     stop(provider, vec![client]).await;
 }
 
@@ -646,7 +650,8 @@ async fn offset_timestamps_with_fractions_still_valid() {
         .await;
     let mut seen = client.until_terminal("t-ts").await;
     seen.push(provider.advertisement());
-    specwire_protocol::discovery::validate(&seen[2]).expect("a valid advertisement");
+    specwire_protocol::discovery::Message::recognise(&seen[2], None)
+        .expect("a valid advertisement");
     assert_eq!(seen.len(), 3);
     for message in &seen {
         // Six fraction digits: 2026-12-03T15:30:00.123456+05:30
@@ -813,7 +818,8 @@ async fn advertisement(
         if value["discoveryType"] != "ServiceAdvertisement" || &value["serviceId"] != service_id {
             continue;
         }
-        specwire_protocol::discovery::validate(&value).expect("a valid advertisement");
+        specwire_protocol::discovery::Message::recognise(&value, None)
+            .expect("a valid advertisement");
         if wanted(&value) {
             return (value, skipped);
         }

@@ -6,6 +6,7 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::Value;
 use specwire_protocol::task;
+use specwire_protocol::JsonProtocol;
 
 const ASSIGN_TASK: &str = include_str!("data/AssignTask.json");
 
@@ -15,7 +16,9 @@ const TASK_STATUS_UPDATE: &str = include_str!("data/TaskStatusUpdate.json");
 type Case = (&'static str, &'static str, fn(&[u8]) -> bool);
 
 fn bench(c: &mut Criterion) {
-    task::warm_up().expect("validators compile");
+    <task::Message as JsonProtocol>::family()
+        .warm_up()
+        .expect("validators compile");
     let cases: [Case; 2] = [
         ("AssignTask", ASSIGN_TASK, |b| {
             serde_json::from_slice::<task::AssignTask>(b).is_ok()

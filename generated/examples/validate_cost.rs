@@ -14,6 +14,7 @@
 //! paths in alternating batches for about 3 seconds, so both see the same
 //! machine conditions, and prints the median time of each and their ratio.
 
+use specwire_protocol::JsonProtocol;
 use std::hint::black_box;
 
 use serde_json::Value;
@@ -41,7 +42,9 @@ fn main() {
             std::process::exit(2);
         }
     };
-    task::warm_up().expect("validators compile");
+    <task::Message as JsonProtocol>::family()
+        .warm_up()
+        .expect("validators compile");
     if path == "compare" {
         compare(bytes, count);
         return;

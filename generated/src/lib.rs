@@ -11,6 +11,7 @@
 //!
 //! ```
 //! let bytes = br#"{"type":"GetStatus","messageId":"m-1","timestamp":"2025-07-02T11:51:00Z","payload":{"taskId":"t-1"}}"#;
+//! use specwire_protocol::JsonProtocol;
 //! let message = specwire_protocol::task::Message::from_slice(bytes).unwrap();
 //! assert_eq!(message.name(), "GetStatus");
 //! ```
@@ -37,7 +38,7 @@ pub mod task;
 /// uart gateway: byte-stuffed frames, 5-byte commands, opcodes.
 pub mod uart;
 
-pub use specwire_wire::json::{DecodeError, Direction, Violation};
+pub use specwire_wire::json::{DecodeError, Direction, Family, JsonProtocol, Transport, Violation};
 
 /// Every family, by name.
 pub const FAMILIES: &[&str] = &[
@@ -88,6 +89,16 @@ impl JsonFamily {
         }
     }
 
+    /// The family's message table and validators.
+    pub fn table(self) -> &'static Family {
+        match self {
+            JsonFamily::Chat => <chat::Message as JsonProtocol>::family(),
+            JsonFamily::Discovery => <discovery::Message as JsonProtocol>::family(),
+            JsonFamily::Subscription => <subscription::Message as JsonProtocol>::family(),
+            JsonFamily::Task => <task::Message as JsonProtocol>::family(),
+        }
+    }
+
     /// Recognises and validates `value` as a message of this family;
     /// returns the message name.
     pub fn validate(
@@ -95,28 +106,15 @@ impl JsonFamily {
         value: &serde_json::Value,
         direction: Option<Direction>,
     ) -> Result<&'static str, DecodeError> {
-        match self {
-            JsonFamily::Chat => {
-                chat::validate_from(value, direction).map(|index| chat::MESSAGES[index].name)
-            }
-            JsonFamily::Discovery => discovery::validate_from(value, direction)
-                .map(|index| discovery::MESSAGES[index].name),
-            JsonFamily::Subscription => subscription::validate_from(value, direction)
-                .map(|index| subscription::MESSAGES[index].name),
-            JsonFamily::Task => {
-                task::validate_from(value, direction).map(|index| task::MESSAGES[index].name)
-            }
-        }
+        let table = self.table();
+        table
+            .validate_from(value, direction)
+            .map(|index| table.messages[index].name)
     }
 
     /// Every violation of message `name`'s schema, or `None` when
     /// the family has no such message.
     pub fn violations_of(self, name: &str, value: &serde_json::Value) -> Option<Vec<Violation>> {
-        match self {
-            JsonFamily::Chat => chat::violations_of(name, value),
-            JsonFamily::Discovery => discovery::violations_of(name, value),
-            JsonFamily::Subscription => subscription::violations_of(name, value),
-            JsonFamily::Task => task::violations_of(name, value),
-        }
+        self.table().violations_of(name, value)
     }
 }

@@ -6,6 +6,7 @@
 //! a condition, bounded by [`PATIENCE`], so the tests hold on a slow or busy
 //! machine and in parallel with each other.
 
+use specwire_protocol::JsonProtocol;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};

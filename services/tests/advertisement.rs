@@ -3,6 +3,7 @@
 
 use serde_json::json;
 use specwire_protocol::discovery::{self, Message};
+use specwire_protocol::JsonProtocol;
 use specwire_runtime::task::ServiceDescription;
 
 fn advertisement(description: &ServiceDescription) -> serde_json::Value {
@@ -26,7 +27,7 @@ fn every_reference_service_advertises_validly() {
     for service in services {
         let description = service.description();
         let value = advertisement(description);
-        let index = discovery::validate(&value)
+        let index = discovery::Message::recognise(&value, None)
             .unwrap_or_else(|error| panic!("{}: {error}\n{value:#}", description.name));
         assert_eq!(discovery::MESSAGES[index].name, "ServiceAdvertisement");
         let Ok(Message::ServiceAdvertisement(decoded)) = Message::decode(value) else {

@@ -55,7 +55,7 @@ use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
-use specwire_bench::{check_loopback, cpu_time, micros, parse_duration, percentiles};
+use specwire_bench::{check_loopback, cpu_time, micros, parse_duration, percentiles, Percentiles};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as Frame;
@@ -572,6 +572,20 @@ fn main() -> ExitCode {
     }
     let latency = percentiles(&mut summary.samples);
     let first_reply = percentiles(&mut summary.first_replies);
+    print_report(&args, &summary, &latency, &first_reply);
+    if let Some(reason) = &summary.abort {
+        eprintln!("task-load: aborted: {reason}");
+        return ExitCode::from(1);
+    }
+    if latency.count == 0 {
+        eprintln!("task-load: no round trip completed in the measured window");
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+/// Prints the run's figures, as one JSON line with `--json`.
+fn print_report(args: &Args, summary: &Summary, latency: &Percentiles, first_reply: &Percentiles) {
     let seconds = summary.window.as_secs_f64();
     let throughput = if seconds > 0.0 {
         latency.count as f64 / seconds
@@ -675,13 +689,4 @@ fn main() -> ExitCode {
             println!("    e.g. {example}");
         }
     }
-    if let Some(reason) = &summary.abort {
-        eprintln!("task-load: aborted: {reason}");
-        return ExitCode::from(1);
-    }
-    if latency.count == 0 {
-        eprintln!("task-load: no round trip completed in the measured window");
-        return ExitCode::from(1);
-    }
-    ExitCode::SUCCESS
 }

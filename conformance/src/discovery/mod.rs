@@ -162,9 +162,11 @@ pub async fn run(
 ) -> Vec<CaseResult> {
     let plan = plan(selection);
     // Compile the validators now: not while an answer is being timed.
-    let blocked = specwire_protocol::discovery::warm_up()
-        .err()
-        .map(|error| format!("the discovery schema does not compile: {error}"));
+    let blocked =
+        <specwire_protocol::discovery::Message as specwire_protocol::JsonProtocol>::family()
+            .warm_up()
+            .err()
+            .map(|error| format!("the discovery schema does not compile: {error}"));
     let run = Arc::new(Mutex::new(target::RunState::default()));
     // A safety net: every wait inside a case is bounded already.
     let case_limit = target.heartbeat_wait

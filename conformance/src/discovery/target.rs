@@ -12,6 +12,7 @@ use specwire_protocol::discovery::{
     ClientId, ClientServiceDiscoveryRequest, ClientServiceDiscoveryRequestDiscoveryType, Message,
     Timestamp,
 };
+use specwire_protocol::JsonProtocol;
 use specwire_runtime::clock::{new_id, now_rfc3339};
 use specwire_runtime::discovery::{bind_discovery_socket, RECEIVE_BUFFER_BYTES};
 use tokio::net::UdpSocket;
@@ -461,7 +462,9 @@ impl<'t> Ctx<'t> {
                 ClientServiceDiscoveryRequestDiscoveryType::ClientServiceDiscoveryRequest,
             timestamp: Timestamp(now_rfc3339()),
         };
-        let text = Message::from(request).to_json();
+        let text = Message::from(request)
+            .to_json()
+            .map_err(|error| Stop::Harness(format!("cannot encode the request: {error}")))?;
         let destination = self.target.destination();
         self.transcript
             .note(direct.connection, &format!("request to {destination}"));

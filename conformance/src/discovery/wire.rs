@@ -72,8 +72,8 @@ fn judged_elsewhere(instance_path: &str) -> bool {
 /// Why `value` is not a valid discovery message, leaving out the rules
 /// other cases judge; `None` when nothing else is wrong.
 fn schema_problem(value: &Value) -> Option<String> {
-    use specwire_protocol::DecodeError;
-    match specwire_protocol::discovery::validate(value) {
+    use specwire_protocol::{discovery::Message, DecodeError, JsonProtocol};
+    match Message::recognise(value, None) {
         Ok(_) => None,
         Err(DecodeError::Invalid {
             family,

@@ -12,6 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use specwire_protocol::task::Message;
 use specwire_protocol::Direction as Wire;
+use specwire_protocol::JsonProtocol;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;

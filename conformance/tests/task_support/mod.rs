@@ -9,6 +9,7 @@
 // Each test uses a different part of this module.
 #![allow(dead_code)]
 
+use specwire_protocol::JsonProtocol;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -14,7 +14,7 @@ pub use schema::SCHEMA;
 
 use serde_json::Value;
 use specwire_wire::json::{
-    DecodeError, Direction, Family, LazyValidator, MatchRule, MessageSpec, Violation,
+    Direction, Family, JsonProtocol, LazyValidator, MatchRule, MessageSpec, Transport,
 };
 
 pub use types::*;
@@ -127,8 +127,8 @@ static TABLE: Family = Family::new(FAMILY, DISCRIMINATOR, MESSAGES, &VALIDATORS)
 /// Any message of the family.
 ///
 /// Serializes as the message itself (the discriminator is a field of
-/// each message struct). Decode with [`Message::from_slice`] or
-/// [`Message::decode`], which validate against the schema first.
+/// each message struct). Decode with [`JsonProtocol::from_slice`] or
+/// [`JsonProtocol::decode`], which validate against the schema first.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(untagged)]
 pub enum Message {
@@ -206,15 +206,20 @@ impl From<types::SystemBroadcast> for Message {
     }
 }
 
-impl Message {
-    /// The message name (`AssignTask`, ...).
-    pub fn name(&self) -> &'static str {
-        self.spec().name
+impl JsonProtocol for Message {
+    const TRANSPORT: Transport = Transport {
+        kind: TRANSPORT,
+        default_host: DEFAULT_HOST,
+        default_port: DEFAULT_PORT,
+        max_message_bytes: MAX_MESSAGE_BYTES,
+    };
+
+    fn family() -> &'static Family {
+        &TABLE
     }
 
-    /// The message's entry in [`MESSAGES`].
-    pub fn spec(&self) -> &'static MessageSpec {
-        let index = match self {
+    fn index(&self) -> usize {
+        match self {
             Message::JoinChat(_) => 0,
             Message::SendMessage(_) => 1,
             Message::GetUsers(_) => 2,
@@ -224,30 +229,11 @@ impl Message {
             Message::RpcError(_) => 6,
             Message::ChatBroadcast(_) => 7,
             Message::SystemBroadcast(_) => 8,
-        };
-        &MESSAGES[index]
+        }
     }
 
-    /// Parses, recognises, validates and decodes one message.
-    pub fn from_slice(bytes: &[u8]) -> Result<Message, DecodeError> {
-        let value: Value = serde_json::from_slice(bytes).map_err(DecodeError::NotJson)?;
-        Message::decode(value)
-    }
-
-    /// Recognises, validates and decodes an already-parsed value.
-    pub fn decode(value: Value) -> Result<Message, DecodeError> {
-        Message::decode_from(value, None)
-    }
-
-    /// As [`Message::decode`], considering only messages sent in
-    /// `direction` (when given).
-    pub fn decode_from(value: Value, direction: Option<Direction>) -> Result<Message, DecodeError> {
-        let index = validate_from(&value, direction)?;
-        Message::from_index(index, value)
-    }
-
-    fn from_index(index: usize, value: Value) -> Result<Message, DecodeError> {
-        let decoded = match index {
+    fn from_validated(index: usize, value: Value) -> Result<Message, serde_json::Error> {
+        match index {
             0 => serde_json::from_value(value).map(Message::JoinChat),
             1 => serde_json::from_value(value).map(Message::SendMessage),
             2 => serde_json::from_value(value).map(Message::GetUsers),
@@ -257,40 +243,9 @@ impl Message {
             6 => serde_json::from_value(value).map(Message::RpcError),
             7 => serde_json::from_value(value).map(Message::ChatBroadcast),
             8 => serde_json::from_value(value).map(Message::SystemBroadcast),
-            _ => {
-                return Err(DecodeError::UnknownMessage {
-                    family: FAMILY,
-                    detail: format!("no message #{index}"),
-                });
-            }
-        };
-        decoded.map_err(|source| TABLE.type_mismatch(index, source))
+            _ => Err(serde::de::Error::custom(format!(
+                "{FAMILY} has no message #{index}"
+            ))),
+        }
     }
-
-    /// The message as JSON text.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-}
-
-/// Recognises and validates `value`; returns the message's index in
-/// [`MESSAGES`]. Does not build the Rust value.
-pub fn validate(value: &Value) -> Result<usize, DecodeError> {
-    validate_from(value, None)
-}
-
-/// As [`validate`], considering only messages sent in `direction`.
-pub fn validate_from(value: &Value, direction: Option<Direction>) -> Result<usize, DecodeError> {
-    TABLE.validate_from(value, direction)
-}
-
-/// Every violation of message `name`'s schema by `value` (`None`
-/// when the family has no such message).
-pub fn violations_of(name: &str, value: &Value) -> Option<Vec<Violation>> {
-    TABLE.violations_of(name, value)
-}
-
-/// Compiles every validator now instead of on first use.
-pub fn warm_up() -> Result<(), String> {
-    TABLE.warm_up()
 }

@@ -411,6 +411,7 @@ async fn next_change(presence: &mut Option<watch::Receiver<Presence>>) -> Option
 mod tests {
     use super::*;
     use crate::task::{Operation, ParamType, Parameter};
+    use specwire_protocol::JsonProtocol;
 
     fn service(endpoint: &str) -> AdvertisedService {
         let description = ServiceDescription::new("ImageProcessingService", "1.2.0").operation(

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use specwire_protocol::discovery::{Message, MAX_MESSAGE_BYTES};
+use specwire_protocol::JsonProtocol;
 use specwire_wire::json::DecodeError;
 use tokio::net::UdpSocket;
 
@@ -149,7 +150,7 @@ pub(crate) fn decode_datagram(buffer: &[u8], length: usize) -> Result<Message, D
 pub(crate) fn encode_message(message: impl Into<Message>) -> Result<Vec<u8>, String> {
     let message = message.into();
     let value = serde_json::to_value(&message).map_err(|error| error.to_string())?;
-    specwire_protocol::discovery::validate(&value).map_err(|error| error.to_string())?;
+    Message::recognise(&value, None).map_err(|error| error.to_string())?;
     let bytes = serde_json::to_vec(&value).map_err(|error| error.to_string())?;
     if bytes.len() > MAX_MESSAGE_BYTES {
         return Err(format!(

@@ -36,7 +36,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Map, Value};
 use specwire_protocol::task::{Message, TaskStatusUpdatePayloadStatus};
-use specwire_protocol::Direction;
+use specwire_protocol::{Direction, JsonProtocol};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;

@@ -16,6 +16,8 @@ use specwire_protocol::task::{
     TaskStatusUpdatePayloadStatus, TaskStatusUpdateType, Timestamp,
 };
 
+use specwire_protocol::JsonProtocol;
+
 use super::handler::{TaskError, TaskOutput};
 use crate::clock::{new_id, now_rfc3339};
 
@@ -38,7 +40,7 @@ pub fn ack(acknowledgment_id: &str, task_id: Option<&str>) -> String {
             task_id: task_id.map(|id| TaskId(id.to_owned())),
         },
     })
-    .to_json()
+    .encoded()
 }
 
 /// `Error` with `code` and `message`; `related` is the `messageId` it
@@ -55,7 +57,7 @@ pub fn error(code: &str, message: &str, related: Option<&str>, task_id: Option<&
             task_id: task_id.map(|id| TaskId(id.to_owned())),
         },
     })
-    .to_json()
+    .encoded()
 }
 
 /// The state of a task that has not ended, or how it ended.
@@ -117,7 +119,7 @@ pub fn report(report: &TaskReport<'_>) -> String {
                     task_id,
                 },
             })
-            .to_json();
+            .encoded();
         }
         TaskState::Failed(failure) => {
             return Message::TaskFailed(TaskFailed {
@@ -133,7 +135,7 @@ pub fn report(report: &TaskReport<'_>) -> String {
                     task_id,
                 },
             })
-            .to_json();
+            .encoded();
         }
         TaskState::Waiting(status) => *status,
         TaskState::Processing => TaskStatusUpdatePayloadStatus::Processing,
@@ -152,7 +154,7 @@ pub fn report(report: &TaskReport<'_>) -> String {
             task_id,
         },
     })
-    .to_json()
+    .encoded()
 }
 
 /// A client message and its `messageId` (to match an `Error`'s
@@ -180,7 +182,7 @@ fn built(message: Message) -> Built {
     };
     Built {
         message_id,
-        text: message.to_json(),
+        text: message.encoded(),
     }
 }
 
@@ -269,6 +271,20 @@ pub fn get_result(task_id: &str) -> Built {
             task_id: TaskId(task_id.to_owned()),
         },
     }))
+}
+
+/// The JSON text of a message this module built.
+trait Encoded {
+    fn encoded(&self) -> String;
+}
+
+impl Encoded for Message {
+    fn encoded(&self) -> String {
+        // The generated types are plain data with string keys, which
+        // serde_json always serializes; a failure would be a codegen bug.
+        self.to_json()
+            .expect("generated task messages always serialize")
+    }
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::Value;
 use specwire_protocol::task::{self as protocol, Message, TaskStatusUpdatePayloadStatus};
-use specwire_protocol::{DecodeError, Direction};
+use specwire_protocol::{DecodeError, Direction, JsonProtocol};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -154,7 +154,7 @@ impl Provider {
             }
         }
         // Compile the validators now, not on the first message.
-        protocol::warm_up().map_err(io::Error::other)?;
+        Message::family().warm_up().map_err(io::Error::other)?;
         let listener = TcpListener::bind(config.bind).await?;
         let local_addr = listener.local_addr()?;
         let tasks_shutdown = CancellationToken::new();

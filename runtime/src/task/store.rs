@@ -463,6 +463,7 @@ impl TaskStore {
 mod tests {
     use super::*;
     use serde_json::Value;
+    use specwire_protocol::JsonProtocol;
 
     fn store() -> Arc<TaskStore> {
         TaskStore::new(
@@ -490,7 +491,7 @@ mod tests {
         let mut seen = Vec::new();
         for text in inbox.take() {
             let value: Value = serde_json::from_str(&text).unwrap();
-            specwire_protocol::task::validate(&value).unwrap();
+            specwire_protocol::task::Message::recognise(&value, None).unwrap();
             let kind = value["type"].as_str().unwrap().to_owned();
             let status = value["payload"]["status"].as_str().unwrap_or("").to_owned();
             seen.push((kind, status));

@@ -10,6 +10,7 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
+use specwire_protocol::JsonProtocol;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;

@@ -24,10 +24,14 @@
 //! assert_eq!(candidates(SPECS, &value, None), vec![0]);
 //! ```
 
+mod protocol;
+
 use std::fmt;
 use std::sync::OnceLock;
 
 use serde_json::Value;
+
+pub use protocol::{JsonProtocol, Transport};
 
 /// Who sends a message, as the family manifest says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
