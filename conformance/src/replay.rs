@@ -111,7 +111,15 @@ impl Bundle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::generated::Step;
+
+    /// A family's steps, as the task family's look.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "kebab-case", tag = "step", content = "arg")]
+    enum Step {
+        Assign,
+        Cancel(usize),
+        Garbage(String),
+    }
 
     #[test]
     fn bundles_round_trip_through_files() {
@@ -135,7 +143,11 @@ mod tests {
         assert_eq!(Bundle::<Step>::read(&path).unwrap(), bundle);
         let untyped = Bundle::read(&path).unwrap();
         assert_eq!(untyped.steps.as_ref().map(Vec::len), Some(3));
-        assert_eq!(untyped.typed::<Step>().unwrap(), bundle);
+        assert_eq!(untyped.clone().typed::<Step>().unwrap(), bundle);
+        assert!(untyped
+            .typed::<u32>()
+            .unwrap_err()
+            .contains("not a task step"));
         std::fs::write(&path, r#"{"format": "other", "family": "", "case": "", "target": "", "reason": "", "transcript": []}"#).unwrap();
         assert!(Bundle::<Value>::read(&path)
             .unwrap_err()
