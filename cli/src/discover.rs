@@ -11,7 +11,8 @@ use specwire_runtime::discovery::{
 };
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::discovery_args::{parse_duration, DiscoveryArgs};
+use crate::discovery_args::DiscoveryArgs;
+use crate::duration::parse_duration;
 
 #[derive(clap::Args)]
 pub struct Args {

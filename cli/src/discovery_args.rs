@@ -1,7 +1,6 @@
 //! Discovery options shared by `serve`, `discover` and `task assign`.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 use specwire_runtime::discovery::{interface_broadcasts, loopback_broadcast};
 
@@ -57,15 +56,4 @@ impl DiscoveryArgs {
         }
         Ok(targets)
     }
-}
-
-/// Parses `2s`, `500ms`, `1m` (humantime) or a plain number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    if let Ok(seconds) = text.parse::<f64>() {
-        if seconds.is_finite() && seconds >= 0.0 {
-            return Ok(Duration::from_secs_f64(seconds));
-        }
-    }
-    humantime::parse_duration(text)
-        .map_err(|error| format!("`{text}`: {error} (try 2s, 500ms, 1m)"))
 }

@@ -9,7 +9,10 @@ mod conformance;
 mod demo;
 mod discover;
 mod discovery_args;
+mod duration;
+mod file_limit;
 mod serve;
+mod signals;
 mod task;
 mod validate;
 

@@ -5,12 +5,16 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use specwire_runtime::discovery::{AdvertisedService, Advertiser, AdvertiserConfig};
 use specwire_runtime::task::{AccessPolicy, Limits, Provider, ProviderConfig};
 
-use crate::discovery_args::{parse_duration, DiscoveryArgs};
+use crate::discovery_args::DiscoveryArgs;
+use crate::duration::parse_duration;
+use crate::file_limit::raise_file_limit;
+use crate::signals::wait_for_stop_signal;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,58 +36,96 @@ enum Family {
     Task(TaskArgs),
 }
 
+/// What every server takes: where it listens, TLS, and its limits.
+///
+/// The display orders keep each flag where `serve task --help` always
+/// showed it, between the subcommand's own flags.
 #[derive(clap::Args)]
-struct TaskArgs {
+struct ServerArgs {
     /// Address to listen on. Other than loopback exposes the provider to
     /// the network.
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR:PORT",
+        display_order = 0
+    )]
     bind: SocketAddr,
+    /// Serve wss:// with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key", display_order = 20)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert", display_order = 21)]
+    tls_key: Option<PathBuf>,
+    /// Messages per second per connection before RATE_LIMITED (0: no limit).
+    #[arg(long, default_value_t = 1000.0, value_name = "N", display_order = 23)]
+    rate_limit: f64,
+    /// Largest message accepted, in bytes (bigger ones get MESSAGE_TOO_LARGE).
+    #[arg(long, default_value_t = specwire_protocol::task::MAX_MESSAGE_BYTES, value_name = "BYTES", display_order = 24)]
+    max_message: usize,
+    /// Most connections served at once.
+    #[arg(long, default_value_t = 16_384, value_name = "N", display_order = 25)]
+    max_connections: usize,
+    /// On shutdown, how long running tasks may take to finish.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION", display_order = 27)]
+    grace: Duration,
+}
+
+impl ServerArgs {
+    /// The TLS configuration of --tls-cert and --tls-key, if given.
+    fn tls(&self) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => specwire_runtime::tls::server_config(cert, key)
+                .map(Some)
+                .map_err(|error| error.to_string()),
+            _ => Ok(None),
+        }
+    }
+
+    /// The connection and message limits.
+    fn limits(&self) -> Limits {
+        Limits {
+            max_message_bytes: self.max_message,
+            messages_per_second: (self.rate_limit > 0.0).then_some(self.rate_limit),
+            burst: self.rate_limit.clamp(1.0, 1_000_000.0) as u32,
+            max_connections: self.max_connections,
+            ..Limits::default()
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct TaskArgs {
+    #[command(flatten)]
+    server: ServerArgs,
     /// Host name or address put in the advertised endpoint (default: the
     /// bound address; needed when binding 0.0.0.0).
-    #[arg(long, value_name = "HOST")]
+    #[arg(long, value_name = "HOST", display_order = 1)]
     advertise_host: Option<String>,
     #[command(flatten)]
     discovery: DiscoveryArgs,
     /// Do not advertise over UDP.
-    #[arg(long)]
+    #[arg(long, display_order = 15)]
     no_discovery: bool,
     /// Time between heartbeat advertisements.
-    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION", display_order = 16)]
     heartbeat: Duration,
     /// Require `Authenticate` with this API key (repeatable).
-    #[arg(long = "api-key", value_name = "KEY")]
+    #[arg(long = "api-key", value_name = "KEY", display_order = 17)]
     api_keys: Vec<String>,
     /// Per-client ACL: a JSON file mapping client ids to
     /// ["Service/operation", ...] grants (`*` matches any part).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", display_order = 18)]
     acl: Option<PathBuf>,
-    /// Serve wss:// with this PEM certificate chain (needs --tls-key).
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// PEM private key for --tls-cert.
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
     /// Tasks run at once; more wait as Queued (default: CPU count).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", display_order = 22)]
     capacity: Option<usize>,
-    /// Messages per second per connection before RATE_LIMITED (0: no limit).
-    #[arg(long, default_value_t = 1000.0, value_name = "N")]
-    rate_limit: f64,
-    /// Largest message accepted, in bytes (bigger ones get MESSAGE_TOO_LARGE).
-    #[arg(long, default_value_t = specwire_protocol::task::MAX_MESSAGE_BYTES, value_name = "BYTES")]
-    max_message: usize,
-    /// Most connections served at once.
-    #[arg(long, default_value_t = 16_384, value_name = "N")]
-    max_connections: usize,
     /// Confine ImageProcessingService's inputPath/outputPath to this
     /// directory (relative paths are taken from it; paths outside get
     /// FORBIDDEN). Without it the service reads and writes anywhere this
     /// user may: fine on loopback, risky on a network.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", display_order = 26)]
     files_root: Option<PathBuf>,
-    /// On shutdown, how long running tasks may take to finish.
-    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
-    grace: Duration,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -111,47 +153,15 @@ fn access_policy(args: &TaskArgs) -> Result<AccessPolicy, String> {
     Ok(policy)
 }
 
-/// Raises the open-file soft limit to the hard limit: each connection is
-/// a file descriptor, and the common soft default (1024) would cap a
-/// provider far below --max-connections.
-fn raise_file_limit() {
-    #[cfg(unix)]
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
-    unsafe {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                tracing::warn!("could not raise the open-file limit");
-            }
-        }
-    }
-}
-
 async fn serve_task(args: TaskArgs) -> Result<(), String> {
     raise_file_limit();
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(
-            specwire_runtime::tls::server_config(cert, key).map_err(|error| error.to_string())?,
-        ),
-        _ => None,
-    };
+    let server = &args.server;
     let defaults = ProviderConfig::default();
     let config = ProviderConfig {
-        bind: args.bind,
+        bind: server.bind,
         access: access_policy(&args)?,
-        limits: Limits {
-            max_message_bytes: args.max_message,
-            messages_per_second: (args.rate_limit > 0.0).then_some(args.rate_limit),
-            burst: args.rate_limit.clamp(1.0, 1_000_000.0) as u32,
-            max_connections: args.max_connections,
-            ..Limits::default()
-        },
-        tls,
+        limits: server.limits(),
+        tls: server.tls()?,
         capacity: args.capacity.unwrap_or(defaults.capacity).max(1),
         ..defaults
     };
@@ -159,16 +169,16 @@ async fn serve_task(args: TaskArgs) -> Result<(), String> {
         if !root.is_dir() {
             return Err(format!("--files-root {}: not a directory", root.display()));
         }
-    } else if !args.bind.ip().is_loopback() {
+    } else if !args.server.bind.ip().is_loopback() {
         eprintln!(
             "specwire: warning: serving {} without --files-root lets any client read and overwrite image files anywhere this user can",
-            args.bind
+            args.server.bind
         );
     }
     let services = specwire_services::reference_services_confined(args.files_root.clone());
     let provider = Provider::start(config, services)
         .await
-        .map_err(|error| format!("cannot listen on {}: {error}", args.bind))?;
+        .map_err(|error| format!("cannot listen on {}: {error}", args.server.bind))?;
     let endpoint = match &args.advertise_host {
         Some(host) => provider.endpoint_for(host),
         None => provider.endpoint(),
@@ -230,10 +240,10 @@ async fn serve_task(args: TaskArgs) -> Result<(), String> {
     wait_for_stop_signal().await;
     eprintln!(
         "specwire: shutting down (running tasks get {})",
-        humantime::format_duration(args.grace)
+        humantime::format_duration(args.server.grace)
     );
     let stats = provider.stats();
-    provider.shutdown(args.grace).await;
+    provider.shutdown(args.server.grace).await;
     if let Some(advertiser) = advertiser {
         advertiser.shutdown().await;
     }
@@ -242,27 +252,4 @@ async fn serve_task(args: TaskArgs) -> Result<(), String> {
         stats.runs, stats.errors
     );
     Ok(())
-}
-
-/// Ctrl-C or SIGTERM.
-async fn wait_for_stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

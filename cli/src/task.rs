@@ -15,7 +15,8 @@ use specwire_runtime::task::{
     ClientConfig, ClientError, TaskClient, TaskEvent, TaskHandle, TaskOutcome,
 };
 
-use crate::discovery_args::{parse_duration, DiscoveryArgs};
+use crate::discovery_args::DiscoveryArgs;
+use crate::duration::parse_duration;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -10,6 +10,11 @@
 //! sends is validated against the schema, and every frame goes into the
 //! case's [`Transcript`](transcript::Transcript).
 //!
+//! - [`suite`]: the [`Suite`](suite::Suite) trait a family implements,
+//!   and the one runner over it (`plan`, `run`, `run_bound`, `replay`),
+//!   the case registry, the case context every family embeds.
+//! - [`session`]: a connection generic over the family's protocol
+//!   (WebSocket or TCP) that records and validates every message.
 //! - [`task`]: a task provider at `ws://` or `wss://`.
 //! - [`discovery`]: the UDP discovery side of a provider.
 //! - [`runner`]: selection (`--only`, `--skip`), observers, expected failures.
@@ -17,10 +22,13 @@
 //!   exit status.
 //! - [`replay`]: bundles of failed cases that `specwire conformance replay` runs again.
 
+pub mod connect;
 pub mod discovery;
 pub mod replay;
 pub mod report;
 pub mod runner;
+pub mod session;
+pub mod suite;
 pub mod task;
 pub mod transcript;
 pub mod verdict;

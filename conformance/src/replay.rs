@@ -4,12 +4,19 @@
 //! A bundle holds the case ID, the target, the reason it failed, the
 //! transcript of frames sent and received, and for a generated case the
 //! seed and the (shrunk) steps, which replay runs exactly.
+//!
+//! Any family writes and reads bundles: the `family` tag says whose it
+//! is, and the steps are that family's step type in its JSON form. A
+//! bundle is read as [`Bundle`] (steps as JSON values) to learn its family,
+//! then made typed with [`Bundle::typed`] (or read as `Bundle<Step>` at
+//! once when the family is known).
 
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::task::generated::Step;
 use crate::transcript::Entry;
 
 /// The bundle format's name and version.
@@ -18,7 +25,8 @@ pub const FORMAT: &str = "specwire-conformance-replay/1";
 /// A failed case, replayable.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Bundle {
+#[serde(bound(serialize = "S: Serialize", deserialize = "S: DeserializeOwned"))]
+pub struct Bundle<S = Value> {
     /// [`FORMAT`].
     pub format: String,
     /// The family.
@@ -34,12 +42,12 @@ pub struct Bundle {
     pub seed: Option<u64>,
     /// The generated session's steps (after shrinking).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub steps: Option<Vec<Step>>,
+    pub steps: Option<Vec<S>>,
     /// Frames sent and received while it failed.
     pub transcript: Vec<Entry>,
 }
 
-impl Bundle {
+impl<S: Serialize + DeserializeOwned> Bundle<S> {
     /// Writes the bundle into `dir` (created if needed) as
     /// `<case>-<seed or time>.json`; returns the path.
     pub fn write(&self, dir: &Path) -> Result<PathBuf, String> {
@@ -58,10 +66,10 @@ impl Bundle {
     }
 
     /// Reads a bundle, refusing other formats with a clear message.
-    pub fn read(path: &Path) -> Result<Bundle, String> {
+    pub fn read(path: &Path) -> Result<Bundle<S>, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|error| format!("{}: {error}", path.display()))?;
-        let bundle: Bundle = serde_json::from_str(&text)
+        let bundle: Bundle<S> = serde_json::from_str(&text)
             .map_err(|error| format!("{}: not a replay bundle: {error}", path.display()))?;
         if bundle.format != FORMAT {
             return Err(format!(
@@ -74,9 +82,44 @@ impl Bundle {
     }
 }
 
+impl Bundle {
+    /// The bundle with its steps read as family step type `T`.
+    pub fn typed<T: DeserializeOwned>(self) -> Result<Bundle<T>, String> {
+        let steps = match self.steps {
+            None => None,
+            Some(steps) => Some(
+                steps
+                    .into_iter()
+                    .map(serde_json::from_value)
+                    .collect::<Result<Vec<T>, _>>()
+                    .map_err(|error| format!("a step is not a {} step: {error}", self.family))?,
+            ),
+        };
+        Ok(Bundle {
+            format: self.format,
+            family: self.family,
+            case: self.case,
+            target: self.target,
+            reason: self.reason,
+            seed: self.seed,
+            steps,
+            transcript: self.transcript,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A family's steps, as the task family's look.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "kebab-case", tag = "step", content = "arg")]
+    enum Step {
+        Assign,
+        Cancel(usize),
+        Garbage(String),
+    }
 
     #[test]
     fn bundles_round_trip_through_files() {
@@ -97,9 +140,18 @@ mod tests {
         };
         let path = bundle.write(&dir).unwrap();
         assert!(path.ends_with("task.generated.sessions-42.json"));
-        assert_eq!(Bundle::read(&path).unwrap(), bundle);
+        assert_eq!(Bundle::<Step>::read(&path).unwrap(), bundle);
+        let untyped = Bundle::read(&path).unwrap();
+        assert_eq!(untyped.steps.as_ref().map(Vec::len), Some(3));
+        assert_eq!(untyped.clone().typed::<Step>().unwrap(), bundle);
+        assert!(untyped
+            .typed::<u32>()
+            .unwrap_err()
+            .contains("not a task step"));
         std::fs::write(&path, r#"{"format": "other", "family": "", "case": "", "target": "", "reason": "", "transcript": []}"#).unwrap();
-        assert!(Bundle::read(&path).unwrap_err().contains("expected"));
+        assert!(Bundle::<Value>::read(&path)
+            .unwrap_err()
+            .contains("expected"));
         let _ = std::fs::remove_dir_all(dir);
     }
 }

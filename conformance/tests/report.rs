@@ -296,7 +296,12 @@ fn problems(validator: &jsonschema::Validator, instance: &Value) -> Vec<String> 
 fn json_validates_against_its_schema() {
     let validator = validator();
     let (results, expected) = mixed();
-    let json: Value = serde_json::from_str(&report(&results, &expected).to_json()).expect("JSON");
+    let json: Value = serde_json::from_str(
+        &report(&results, &expected)
+            .to_json()
+            .expect("the JSON report renders"),
+    )
+    .expect("JSON");
     assert_eq!(problems(&validator, &json), Vec::<String>::new());
     assert_eq!(json["format"], FORMAT);
     assert_eq!(json["cases"].as_array().map(Vec::len), Some(8));
@@ -313,9 +318,12 @@ fn json_validates_against_its_schema() {
         vec![pass(must(0))],
         vec![harness(must(0)), skip(should(0))],
     ] {
-        let json: Value =
-            serde_json::from_str(&report(&results, &ExpectedFailures::default()).to_json())
-                .expect("JSON");
+        let json: Value = serde_json::from_str(
+            &report(&results, &ExpectedFailures::default())
+                .to_json()
+                .expect("the JSON report renders"),
+        )
+        .expect("JSON");
         assert_eq!(problems(&validator, &json), Vec::<String>::new());
     }
 }
@@ -323,7 +331,9 @@ fn json_validates_against_its_schema() {
 #[test]
 fn schema_rejects_what_to_json_never_writes() {
     let validator = validator();
-    let json: Value = serde_json::from_str(&mixed_report().to_json()).expect("JSON");
+    let json: Value =
+        serde_json::from_str(&mixed_report().to_json().expect("the JSON report renders"))
+            .expect("JSON");
     let broken = |pointer: &str, change: &dyn Fn(&mut Value)| {
         let mut copy = json.clone();
         change(
@@ -406,7 +416,7 @@ fn elements(xml: &str) -> BTreeMap<String, usize> {
 #[test]
 fn junit_has_a_suite_per_section_and_a_case_per_case() {
     let report = mixed_report();
-    let xml = report.to_junit();
+    let xml = report.to_junit().expect("the JUnit report renders");
     assert!(xml.starts_with("<?xml"));
     let counts = elements(&xml);
     let count = |name: &str| counts.get(name).copied().unwrap_or(0);
@@ -431,8 +441,10 @@ fn junit_has_a_suite_per_section_and_a_case_per_case() {
 #[test]
 fn junit_carries_reasons_transcripts_and_times() {
     let report = mixed_report();
-    let junit = quick_junit::Report::deserialize_from_str(&report.to_junit())
-        .expect("quick-junit reads it back");
+    let junit = quick_junit::Report::deserialize_from_str(
+        &report.to_junit().expect("the JUnit report renders"),
+    )
+    .expect("quick-junit reads it back");
     assert_eq!(
         (junit.tests, junit.failures, junit.errors, junit.skipped),
         (8, 2, 1, 2)
@@ -540,7 +552,9 @@ fn junit_carries_reasons_transcripts_and_times() {
 
 #[test]
 fn junit_of_an_empty_run_is_valid() {
-    let xml = report(&[], &ExpectedFailures::default()).to_junit();
+    let xml = report(&[], &ExpectedFailures::default())
+        .to_junit()
+        .expect("the JUnit report renders");
     let counts = elements(&xml);
     assert_eq!(counts.get("testsuites"), Some(&1));
     assert_eq!(counts.get("testcase"), None);
@@ -597,7 +611,7 @@ fn cells(html: &str, opening: &str) -> Vec<String> {
 #[test]
 fn html_shows_every_case_and_escapes_the_transcript() {
     let report = mixed_report();
-    let html = report.to_html();
+    let html = report.to_html().expect("the HTML report renders");
     assert!(
         html.starts_with("<!DOCTYPE html>"),
         "{}",
@@ -653,7 +667,7 @@ fn html_shows_every_case_and_escapes_the_transcript() {
 #[test]
 fn html_details_every_failure_and_harness_error_with_its_transcript() {
     let report = mixed_report();
-    let html = report.to_html();
+    let html = report.to_html().expect("the HTML report renders");
     for case in &report.cases {
         let anchor = format!("id=\"failure-{}\"", case.id);
         let detailed = matches!(case.verdict, "fail" | "harness-error");
@@ -689,7 +703,7 @@ fn html_details_every_failure_and_harness_error_with_its_transcript() {
 
 #[test]
 fn html_is_self_contained() {
-    let html = mixed_report().to_html();
+    let html = mixed_report().to_html().expect("the HTML report renders");
     let lower = html.to_lowercase();
     for needle in [
         "src=", "<link", "<script", "<iframe", "<img", "@import", "url(", "http://", "https://",
@@ -713,6 +727,8 @@ fn html_is_self_contained() {
 
 #[test]
 fn html_of_an_empty_run_renders() {
-    let html = report(&[], &ExpectedFailures::default()).to_html();
+    let html = report(&[], &ExpectedFailures::default())
+        .to_html()
+        .expect("the HTML report renders");
     assert!(html.contains("No case ran.") && html.contains("PASSED"));
 }

@@ -14,41 +14,29 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 use super::port::{self, Reuse};
 use super::target::Ctx;
 use super::wire::{Datagram, Until};
+use crate::connect::ConnectError;
+use crate::suite::Registry;
 use crate::transcript::Direction;
 use crate::verdict::{check, fail, Stop};
 
-/// A case body.
-pub type CaseFn =
-    for<'a, 't> fn(&'a mut Ctx<'t>) -> futures_util::future::BoxFuture<'a, Result<(), Stop>>;
-
-/// The implementation of catalog case `id`.
-pub fn implementation(id: &str) -> Option<CaseFn> {
-    macro_rules! cases {
-        ($($id:literal => $body:ident,)*) => {
-            match id {
-                $($id => Some(|ctx| Box::pin($body(ctx))),)*
-                _ => None,
-            }
-        };
-    }
-    cases! {
-        "discovery.advertisement.valid" => valid,
-        "discovery.request.answered-within-1s" => answered_within_1s,
-        "discovery.request.unicast-answer" => unicast_answer,
-        "discovery.request.answer-to-targets" => answer_to_targets,
-        "discovery.request.responds-to-client-id" => responds_to_client_id,
-        "discovery.heartbeat.omits-responds-to" => heartbeat_omits_responds_to,
-        "discovery.heartbeat.interval" => heartbeat_interval,
-        "discovery.advertisement.settings-types" => settings_types,
-        "discovery.advertisement.load-range" => load_range,
-        "discovery.advertisement.endpoint-reachable" => endpoint_reachable,
-        "discovery.advertisement.online-status" => online_status,
-        "discovery.socket.shared-port" => shared_port,
-    }
-}
+/// The discovery cases, one per catalog ID.
+pub(crate) static CASES: Registry<Ctx> = crate::cases!(Ctx {
+    "discovery.advertisement.valid" => valid,
+    "discovery.request.answered-within-1s" => answered_within_1s,
+    "discovery.request.unicast-answer" => unicast_answer,
+    "discovery.request.answer-to-targets" => answer_to_targets,
+    "discovery.request.responds-to-client-id" => responds_to_client_id,
+    "discovery.heartbeat.omits-responds-to" => heartbeat_omits_responds_to,
+    "discovery.heartbeat.interval" => heartbeat_interval,
+    "discovery.advertisement.settings-types" => settings_types,
+    "discovery.advertisement.load-range" => load_range,
+    "discovery.advertisement.endpoint-reachable" => endpoint_reachable,
+    "discovery.advertisement.online-status" => online_status,
+    "discovery.socket.shared-port" => shared_port,
+});
 
 /// Cases that must run after every other: they judge the whole run.
-pub const RUN_LAST: &[&str] = &["discovery.advertisement.valid"];
+pub(crate) const RUN_LAST: &[&str] = &["discovery.advertisement.valid"];
 
 /// Up to five items, `|`-separated, and how many there were.
 fn some_of(items: &[String]) -> String {
@@ -68,7 +56,7 @@ fn nothing_to_judge(what: &str, reporter: &str) -> Stop {
 
 // ---- request ----------------------------------------------------------
 
-async fn answered_within_1s(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+async fn answered_within_1s(ctx: &mut Ctx) -> Result<(), Stop> {
     let exchange = ctx.exchange(Until::FirstAnswer).await?;
     let limit = ctx.target.reply_timeout;
     let Some(first) = exchange.answers().next() else {
@@ -86,7 +74,7 @@ async fn answered_within_1s(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     })
 }
 
-async fn unicast_answer(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+async fn unicast_answer(ctx: &mut Ctx) -> Result<(), Stop> {
     let exchange = ctx.exchange(Until::FirstUnicast).await?;
     if exchange.unicast().next().is_some() {
         return Ok(());
@@ -104,7 +92,7 @@ async fn unicast_answer(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     ))
 }
 
-async fn answer_to_targets(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+async fn answer_to_targets(ctx: &mut Ctx) -> Result<(), Stop> {
     let exchange = ctx.exchange(Until::FirstOnShared).await?;
     if exchange.to_targets().next().is_some() {
         return Ok(());
@@ -131,7 +119,7 @@ async fn answer_to_targets(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     ))
 }
 
-async fn responds_to_client_id(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+async fn responds_to_client_id(ctx: &mut Ctx) -> Result<(), Stop> {
     let exchange = ctx.exchange(Until::FirstUnicast).await?;
     // Whatever reaches the fresh socket that sent the request answers it;
     // broadcasts naming another client answer someone else.
@@ -164,7 +152,7 @@ async fn responds_to_client_id(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
 
 // ---- heartbeat --------------------------------------------------------
 
-async fn heartbeat_omits_responds_to(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+async fn heartbeat_omits_responds_to(ctx: &mut Ctx) -> Result<(), Stop> {
     let heartbeats = ctx.heartbeats().await?;
     if heartbeats.unsolicited.is_empty() {
         return Err(nothing_to_judge(
@@ -196,7 +184,7 @@ async fn heartbeat_omits_responds_to(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     })
 }
 
-async fn heartbeat_interval(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+async fn heartbeat_interval(ctx: &mut Ctx) -> Result<(), Stop> {
     let heartbeats = ctx.heartbeats().await?;
     check(!heartbeats.unsolicited.is_empty(), || {
         format!(
@@ -254,7 +242,7 @@ fn bad_settings(datagram: &Datagram) -> Vec<String> {
     problems
 }
 
-async fn settings_types(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+async fn settings_types(ctx: &mut Ctx) -> Result<(), Stop> {
     let exchange = ctx.exchange(Until::FirstAnswer).await?;
     if exchange.advertisements().next().is_none() {
         return Err(nothing_to_judge(
@@ -283,7 +271,7 @@ fn advertised_endpoint(exchange: &super::Exchange) -> Option<(String, String)> {
     })
 }
 
-async fn load_range(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+async fn load_range(ctx: &mut Ctx) -> Result<(), Stop> {
     let exchange = ctx.exchange(Until::FirstAnswer).await?;
     let busy = match ctx.target.load.clone() {
         None => false,
@@ -331,7 +319,7 @@ enum Reach {
     Refused(String),
 }
 
-async fn try_endpoint(ctx: &mut Ctx<'_>, endpoint: &str) -> Reach {
+async fn try_endpoint(ctx: &mut Ctx, endpoint: &str) -> Reach {
     let connection = ctx.next_connection();
     let timeout = ctx.target.connect_timeout;
     ctx.record(
@@ -340,43 +328,33 @@ async fn try_endpoint(ctx: &mut Ctx<'_>, endpoint: &str) -> Reach {
         "note",
         &format!("WebSocket handshake with {endpoint}"),
     );
-    let connector = if endpoint.starts_with("wss://") {
-        match specwire_runtime::tls::client_config(&ctx.target.extra_roots) {
-            Ok(config) => Some(tokio_tungstenite::Connector::Rustls(config)),
-            Err(error) => return Reach::Refused(format!("TLS configuration: {error}")),
-        }
-    } else {
-        None
-    };
-    let connecting =
-        tokio_tungstenite::connect_async_tls_with_config(endpoint, None, false, connector);
-    let mut ws = match tokio::time::timeout(timeout, connecting).await {
-        Ok(Ok((ws, response))) => {
+    let mut ws = match crate::connect::websocket(endpoint, &ctx.target.extra_roots, timeout).await {
+        Ok((ws, status)) => {
             ctx.record(
                 Direction::Note,
                 connection,
                 "note",
-                &format!("handshake accepted (HTTP {})", response.status().as_u16()),
+                &format!("handshake accepted (HTTP {status})"),
             );
             ws
         }
-        Ok(Err(error)) => {
-            let text = error.to_string();
+        Err(ConnectError::Tls(error)) => {
+            return Reach::Refused(format!("TLS configuration: {error}"))
+        }
+        Err(ConnectError::Handshake(text)) => {
             ctx.record(
                 Direction::Note,
                 connection,
                 "note",
                 &format!("failed: {text}"),
             );
-            // rustls reports an untrusted, expired or misnamed certificate
-            // as "invalid peer certificate: ...".
-            return if text.contains("invalid peer certificate") {
+            return if crate::connect::untrusted(&text) {
                 Reach::Untrusted(text)
             } else {
                 Reach::Refused(text)
             };
         }
-        Err(_) => {
+        Err(ConnectError::Timeout) => {
             ctx.record(Direction::Note, connection, "note", "no handshake in time");
             return Reach::Refused(format!(
                 "no WebSocket handshake within {}",
@@ -413,7 +391,7 @@ async fn try_endpoint(ctx: &mut Ctx<'_>, endpoint: &str) -> Reach {
     Reach::Accepted
 }
 
-async fn endpoint_reachable(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+async fn endpoint_reachable(ctx: &mut Ctx) -> Result<(), Stop> {
     let exchange = ctx.exchange(Until::FirstAnswer).await?;
     let mut endpoints: BTreeMap<String, String> = BTreeMap::new();
     for datagram in exchange.advertisements() {
@@ -458,7 +436,7 @@ async fn endpoint_reachable(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     Ok(())
 }
 
-async fn online_status(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+async fn online_status(ctx: &mut Ctx) -> Result<(), Stop> {
     let exchange = ctx.exchange(Until::FirstAnswer).await?;
     if exchange.answers().next().is_none() {
         return Err(nothing_to_judge(
@@ -482,7 +460,7 @@ async fn online_status(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
 
 // ---- socket -------------------------------------------------------------
 
-async fn shared_port(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+async fn shared_port(ctx: &mut Ctx) -> Result<(), Stop> {
     let exchange = ctx.exchange(Until::FirstAnswer).await?;
     let Some(answer) = exchange.answers().next() else {
         return Err(nothing_to_judge(
@@ -557,7 +535,7 @@ async fn shared_port(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     })
 }
 
-async fn valid(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+async fn valid(ctx: &mut Ctx) -> Result<(), Stop> {
     // Ask once more, then judge everything the target sent in the run.
     let _ = ctx.exchange(Until::FirstAnswer).await?;
     let invalid = ctx.invalid_datagrams();
@@ -581,20 +559,6 @@ async fn valid(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
 mod tests {
     use super::*;
     use serde_json::json;
-    use specwire_protocol::conformance::cases_of;
-
-    #[test]
-    fn every_catalog_case_has_an_implementation() {
-        let ids: Vec<&str> = cases_of("discovery").map(|spec| spec.id).collect();
-        assert!(!ids.is_empty());
-        for id in ids {
-            assert!(implementation(id).is_some(), "{id} has no implementation");
-        }
-        for id in RUN_LAST {
-            assert!(cases_of("discovery").any(|spec| spec.id == *id), "{id}");
-        }
-        assert!(implementation("discovery.no.such-case").is_none());
-    }
 
     #[test]
     fn settings_are_judged_from_the_raw_json() {

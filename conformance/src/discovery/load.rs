@@ -17,13 +17,14 @@ use specwire_runtime::task::messages;
 
 use super::target::{Ctx, LoadPlan};
 use super::wire::{Exchange, Until};
+use crate::suite::CaseContext;
 use crate::task::{Observed, Recipes, TaskTarget};
 use crate::verdict::Stop;
 
 /// Runs `plan` against the provider at `endpoint` (its service named
 /// `service`) and returns a request's exchange made while it is busy.
 pub(crate) async fn while_busy(
-    ctx: &mut Ctx<'_>,
+    ctx: &mut Ctx,
     plan: &LoadPlan,
     endpoint: &str,
     service: &str,
@@ -38,7 +39,12 @@ pub(crate) async fn while_busy(
         succeeds: Some(plan.recipe.clone()),
         fails: None,
     };
-    let mut session = crate::task::Ctx::new(&target, Arc::new(Observed::default()));
+    let target = Arc::new(target);
+    let mut session = crate::task::Ctx::new(
+        Arc::clone(&target),
+        CaseContext::new(ctx.case(), Arc::default()),
+        Arc::new(Observed::default()),
+    );
     ctx.note(&format!(
         "keeping {service} busy: {} runs of {} at once on {endpoint}",
         plan.tasks, plan.recipe.operation

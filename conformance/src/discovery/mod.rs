@@ -129,88 +129,117 @@ pub mod port;
 mod target;
 mod wire;
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use specwire_protocol::conformance::{cases_of, CaseSpec};
+use futures_util::future::BoxFuture;
+use specwire_protocol::conformance::CaseSpec;
 
-pub use cases::{implementation, CaseFn, RUN_LAST};
-pub use target::{Ctx, DiscoveryTarget, LoadPlan};
+pub use target::{Ctx, DiscoveryTarget, LoadPlan, RunState};
 pub use wire::{Datagram, Exchange, Until, Via};
 
 use crate::runner::{Observer, Selection};
-use crate::verdict::{CaseResult, Verdict};
+use crate::suite::{CaseContext, NoStep, Registry, Run, Suite};
+use crate::verdict::{CaseResult, Stop};
 
 /// The family name.
 pub const FAMILY: &str = "discovery";
 
-/// The discovery cases `selection` admits, in the order they run.
-pub fn plan(selection: &Selection) -> Vec<&'static CaseSpec> {
-    let (last, mut first): (Vec<_>, Vec<_>) = cases_of(FAMILY)
-        .filter(|spec| selection.admits(spec.id))
-        .partition(|spec| RUN_LAST.contains(&spec.id));
-    first.extend(last);
-    first
+/// The discovery family's suite.
+pub struct DiscoverySuite;
+
+impl Suite for DiscoverySuite {
+    const FAMILY: &'static str = FAMILY;
+    const RUN_LAST: &'static [&'static str] = cases::RUN_LAST;
+    type Target = DiscoveryTarget;
+    type Shared = Mutex<RunState>;
+    type Ctx = Ctx;
+    type Step = NoStep;
+
+    fn registry() -> &'static Registry<Ctx> {
+        &cases::CASES
+    }
+
+    fn context(
+        target: Arc<DiscoveryTarget>,
+        case: CaseContext,
+        shared: Arc<Mutex<RunState>>,
+    ) -> Ctx {
+        Ctx::new(target, case, shared)
+    }
+
+    fn describe(target: &DiscoveryTarget) -> String {
+        target.describe()
+    }
+
+    /// A safety net: every wait inside a case is bounded already.
+    fn case_limit(target: &DiscoveryTarget, _: &str) -> Duration {
+        target.heartbeat_wait
+            + target.window() * 2
+            + target.settle * 4
+            + target.connect_timeout * 8
+            + Duration::from_secs(60)
+    }
+
+    fn preflight_limit(_: &DiscoveryTarget) -> Duration {
+        Duration::ZERO
+    }
+
+    /// Compiles the validators now: not while an answer is being timed.
+    async fn preflight(_: &Run<Self>) -> Result<(), String> {
+        <specwire_protocol::discovery::Message as specwire_protocol::JsonProtocol>::family()
+            .warm_up()
+            .map_err(|error| format!("the discovery schema does not compile: {error}"))
+    }
+
+    fn replay_dir(_: &DiscoveryTarget) -> Option<&Path> {
+        None
+    }
+
+    fn seed(_: &DiscoveryTarget) -> Option<u64> {
+        None
+    }
+
+    fn replay_steps<'a>(_: &'a mut Ctx, steps: &'a [NoStep]) -> BoxFuture<'a, Result<(), Stop>> {
+        match steps.first() {
+            Some(step) => match *step {},
+            None => Box::pin(async {
+                Err(Stop::Harness(
+                    "the discovery suite has no generated sessions".into(),
+                ))
+            }),
+        }
+    }
 }
 
-/// Runs the selected cases against `target`, one after the other,
-/// reporting each to `observer`.
+/// The discovery cases `selection` admits, in the order they run.
+pub fn plan(selection: &Selection) -> Vec<&'static CaseSpec> {
+    crate::suite::plan::<DiscoverySuite>(selection)
+}
+
+/// Runs the selected cases against `target` ([`crate::suite::run`]).
 pub async fn run(
     target: &DiscoveryTarget,
     selection: &Selection,
     observer: &mut dyn Observer,
 ) -> Vec<CaseResult> {
-    let plan = plan(selection);
-    // Compile the validators now: not while an answer is being timed.
-    let blocked =
-        <specwire_protocol::discovery::Message as specwire_protocol::JsonProtocol>::family()
-            .warm_up()
-            .err()
-            .map(|error| format!("the discovery schema does not compile: {error}"));
-    let run = Arc::new(Mutex::new(target::RunState::default()));
-    // A safety net: every wait inside a case is bounded already.
-    let case_limit = target.heartbeat_wait
-        + target.window() * 2
-        + target.settle * 4
-        + target.connect_timeout * 8
-        + Duration::from_secs(60);
-    let mut results = Vec::with_capacity(plan.len());
-    for (index, spec) in plan.iter().enumerate() {
-        observer.started(spec, index, plan.len());
-        let started = Instant::now();
-        let mut ctx = Ctx::new(target, spec.id, Arc::clone(&run));
-        let verdict = match (&blocked, implementation(spec.id)) {
-            (Some(reason), _) => Verdict::HarnessError {
-                reason: reason.clone(),
-            },
-            (None, None) => Verdict::HarnessError {
-                reason: format!("{} has no implementation in this build", spec.id),
-            },
-            (None, Some(case)) => match tokio::time::timeout(case_limit, case(&mut ctx)).await {
-                Ok(Ok(())) => Verdict::Pass,
-                Ok(Err(stop)) => stop.verdict(),
-                Err(_) => Verdict::HarnessError {
-                    reason: format!("the case did not finish within {case_limit:?}"),
-                },
-            },
-        };
-        let result = CaseResult {
-            spec,
-            verdict,
-            duration: started.elapsed(),
-            transcript: ctx.transcript(),
-            seed: None,
-            replay: None,
-        };
-        observer.finished(&result);
-        results.push(result);
-    }
-    results
+    crate::suite::run::<DiscoverySuite>(target, selection, observer).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use specwire_protocol::conformance::cases_of;
+
+    #[test]
+    fn every_catalog_case_has_one_implementation_and_every_implementation_a_case() {
+        crate::suite::assert_registry_matches_catalog::<DiscoverySuite>();
+        assert!(DiscoverySuite::registry()
+            .get("discovery.no.such-case")
+            .is_none());
+        assert_eq!(DiscoverySuite::generated(), None);
+    }
 
     #[test]
     fn the_plan_runs_valid_last_and_follows_the_selection() {

@@ -18,7 +18,8 @@ use specwire_runtime::discovery::{bind_discovery_socket, RECEIVE_BUFFER_BYTES};
 use tokio::net::UdpSocket;
 
 use super::wire::{Datagram, Exchange, Until, Via};
-use crate::transcript::{hex, Direction, Transcript};
+use crate::suite::{lock, CaseContext};
+use crate::transcript::{hex, Direction};
 use crate::verdict::Stop;
 
 /// The target and how to test it.
@@ -122,23 +123,21 @@ pub(crate) struct Heartbeats {
     pub unsolicited: Vec<Datagram>,
 }
 
-/// What the whole run has seen, shared by every case.
+/// What the whole discovery run has seen, shared by every case (schema
+/// breaks are in the run's [`RunLog`](crate::suite::RunLog)).
 #[derive(Debug, Default)]
-pub(crate) struct RunState {
-    /// Datagrams of the target that break the schema (with why), for
-    /// `discovery.advertisement.valid`.
-    pub invalid: Vec<String>,
+pub struct RunState {
     /// Advertisements of the service(s) under test seen so far.
-    pub advertisements: usize,
+    pub(crate) advertisements: usize,
     /// Their `load` values in range (0.0–1.0).
-    pub loads: Vec<f64>,
+    pub(crate) loads: Vec<f64>,
     /// Their `load` values out of range or not numbers, described.
-    pub bad_loads: Vec<String>,
+    pub(crate) bad_loads: Vec<String>,
     /// Requests sent by the suite or seen on the shared port: `clientId` →
     /// when.
-    pub requests: HashMap<String, Instant>,
+    pub(crate) requests: HashMap<String, Instant>,
     /// The heartbeat observation, once made.
-    pub heartbeats: Option<Heartbeats>,
+    pub(crate) heartbeats: Option<Heartbeats>,
 }
 
 /// A socket of the suite and its number in the transcript.
@@ -148,86 +147,42 @@ pub(crate) struct Listener {
     pub local: SocketAddr,
 }
 
-/// A case's view of the target: its sockets, the transcript, the run.
-pub struct Ctx<'t> {
+/// A case's view of the target: its sockets, the run, and the
+/// [`CaseContext`] (transcript, notes, the run's log) it derefs to.
+pub struct Ctx {
     /// The target.
-    pub target: &'t DiscoveryTarget,
-    /// The case's ID.
-    pub case: &'static str,
-    transcript: Transcript,
+    pub target: Arc<DiscoveryTarget>,
+    case: CaseContext,
     run: Arc<Mutex<RunState>>,
     shared: Option<Listener>,
-    connections: u32,
 }
+
+crate::embeds_case_context!(Ctx);
 
 /// Receive errors in a row after which a case gives up.
 const MAX_RECEIVE_ERRORS: u32 = 50;
 
-impl<'t> Ctx<'t> {
+impl Ctx {
     pub(crate) fn new(
-        target: &'t DiscoveryTarget,
-        case: &'static str,
+        target: Arc<DiscoveryTarget>,
+        case: CaseContext,
         run: Arc<Mutex<RunState>>,
-    ) -> Ctx<'t> {
+    ) -> Ctx {
         Ctx {
             target,
             case,
-            transcript: Transcript::new(),
             run,
             shared: None,
-            connections: 0,
         }
     }
 
-    /// The transcript so far.
-    pub fn transcript(&self) -> Transcript {
-        self.transcript.clone()
-    }
-
-    /// A remark in the transcript.
-    pub fn note(&mut self, text: &str) {
-        self.transcript.note(0, text);
-    }
-
-    pub(crate) fn record(&mut self, direction: Direction, connection: u32, kind: &str, data: &str) {
-        self.transcript.record(direction, connection, kind, data);
-    }
-
     pub(crate) fn run(&self) -> MutexGuard<'_, RunState> {
-        self.run
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Appends another transcript (a WebSocket session's), its connections
-    /// renumbered after this one's.
-    pub(crate) fn absorb(&mut self, other: &Transcript) {
-        let base = self.connections;
-        let highest = other
-            .entries()
-            .iter()
-            .map(|entry| entry.connection)
-            .max()
-            .unwrap_or(0);
-        self.transcript.absorb(other, |connection| {
-            if connection == 0 {
-                0
-            } else {
-                base + connection
-            }
-        });
-        self.connections += highest;
-    }
-
-    /// A number for the next socket or connection in the transcript.
-    pub(crate) fn next_connection(&mut self) -> u32 {
-        self.connections += 1;
-        self.connections
+        lock(&self.run)
     }
 
     /// Every schema-breaking datagram of the target seen in the run so far.
     pub fn invalid_datagrams(&self) -> Vec<String> {
-        self.run().invalid.clone()
+        self.invalid_messages()
     }
 
     /// How many advertisements of the service(s) under test the run saw.
@@ -248,8 +203,7 @@ impl<'t> Ctx<'t> {
             .local_addr()
             .map_err(|error| Stop::Harness(format!("UDP socket: {error}")))?;
         let connection = self.next_connection();
-        self.transcript
-            .note(connection, &format!("UDP {local}: {what}"));
+        self.note_on(connection, &format!("UDP {local}: {what}"));
         Ok(Listener {
             socket,
             connection,
@@ -303,7 +257,7 @@ impl<'t> Ctx<'t> {
     /// `SO_REUSEPORT` socket in, and the suite's own would be that one.
     pub(crate) fn release_shared(&mut self) {
         if let Some(shared) = self.shared.take() {
-            self.transcript.note(
+            self.note_on(
                 shared.connection,
                 "closed for the port probes (it would let them in)",
             );
@@ -356,8 +310,7 @@ impl<'t> Ctx<'t> {
                 }
                 Err(error) => {
                     errors += 1;
-                    self.transcript
-                        .note(connection, &format!("receive failed: {error}"));
+                    self.note_on(connection, &format!("receive failed: {error}"));
                     if errors >= MAX_RECEIVE_ERRORS {
                         return Err(Stop::Harness(format!("UDP receive keeps failing: {error}")));
                     }
@@ -374,8 +327,7 @@ impl<'t> Ctx<'t> {
             Ok(text) => text.to_owned(),
             Err(_) => hex(bytes),
         };
-        self.transcript
-            .record(Direction::Received, connection, "datagram", &data);
+        self.record(Direction::Received, connection, "datagram", &data);
         let kind = datagram.discovery_type().map(str::to_owned);
         let under_test = match (&self.target.service, datagram.service_name()) {
             (None, _) => true,
@@ -392,7 +344,7 @@ impl<'t> Ctx<'t> {
                 }
                 if let Some(problem) = &datagram.invalid {
                     let text = format!("a request of another client breaks the schema (not the target's: not judged): {problem}");
-                    self.transcript.note(connection, &text);
+                    self.note_on(connection, &text);
                 }
             }
             Some("ServiceAdvertisement") if under_test => {
@@ -418,13 +370,13 @@ impl<'t> Ctx<'t> {
                 self.log_invalid(connection, &datagram);
             }
             Some("ServiceAdvertisement") => {
-                self.transcript.note(
+                self.note_on(
                     connection,
                     "not the service under test (--service): ignored",
                 );
             }
             _ if self.target.service.is_some() && datagram.via == Via::Shared => {
-                self.transcript.note(
+                self.note_on(
                     connection,
                     "not a discovery message, and not attributable to the service under test: ignored",
                 );
@@ -436,14 +388,12 @@ impl<'t> Ctx<'t> {
 
     fn log_invalid(&mut self, connection: u32, datagram: &Datagram) {
         if let Some(problem) = &datagram.invalid {
-            self.transcript.note(
+            self.invalid(
                 connection,
-                &format!("that datagram breaks the schema: {problem}"),
+                "datagram",
+                problem,
+                format!("{problem} (from {}): {}", datagram.source, datagram.text),
             );
-            self.run().invalid.push(format!(
-                "{problem} (from {}): {}",
-                datagram.source, datagram.text
-            ));
         }
     }
 
@@ -465,11 +415,14 @@ impl<'t> Ctx<'t> {
         let text = Message::from(request)
             .to_json()
             .map_err(|error| Stop::Harness(format!("cannot encode the request: {error}")))?;
+        if let Some(problem) =
+            crate::session::refused::<Message>(&text, specwire_protocol::Direction::Broadcast)
+        {
+            return Err(Stop::Harness(problem));
+        }
         let destination = self.target.destination();
-        self.transcript
-            .note(direct.connection, &format!("request to {destination}"));
-        self.transcript
-            .record(Direction::Sent, direct.connection, "datagram", &text);
+        self.note_on(direct.connection, &format!("request to {destination}"));
+        self.record(Direction::Sent, direct.connection, "datagram", &text);
         let sent_at = Instant::now();
         direct
             .socket
@@ -500,7 +453,7 @@ impl<'t> Ctx<'t> {
             exchange.unicast().count(),
             exchange.advertisements().count()
         );
-        self.transcript.note(direct.connection, &summary);
+        self.note_on(direct.connection, &summary);
         Ok(exchange)
     }
 
@@ -561,7 +514,7 @@ impl<'t> Ctx<'t> {
             unsolicited.push(datagram);
         }
         let heartbeats = Heartbeats {
-            observed_by: self.case,
+            observed_by: self.case.case(),
             waited: started.elapsed(),
             unsolicited,
         };

@@ -208,7 +208,7 @@ impl Report {
     /// per spec section, and every failure and harness error with its
     /// transcript (in a `<details>` element, open for those that fail the
     /// run). Expected failures and stale expectations are marked.
-    pub fn to_html(&self) -> String {
+    pub fn to_html(&self) -> Result<String, super::RenderError> {
         let s = &self.summary;
         let (verdict, verdict_text) = match self.exit_code() {
             1 => (
@@ -344,7 +344,7 @@ impl Report {
             sections,
             details,
         };
-        page.render().unwrap_or_default()
+        Ok(page.render()?)
     }
 }
 

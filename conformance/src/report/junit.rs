@@ -146,7 +146,7 @@ impl Report {
     /// the exit status; the module documentation lists how each outcome
     /// maps (a SHOULD failure is a passed test case with a warning in
     /// `<system-out>`, an expected failure is skipped).
-    pub fn to_junit(&self) -> String {
+    pub fn to_junit(&self) -> Result<String, super::RenderError> {
         let mut junit = quick_junit::Report::new(format!("specwire conformance {}", self.family));
         junit.set_time(seconds(self.duration_ms));
         if let Ok(started) = chrono::DateTime::parse_from_rfc3339(&self.started_at) {
@@ -167,6 +167,6 @@ impl Report {
             suite.add_test_cases(section.cases.iter().map(|case| test_case(self, case)));
             junit.add_test_suite(suite);
         }
-        junit.to_string().unwrap_or_default()
+        Ok(junit.to_string()?)
     }
 }

@@ -21,6 +21,20 @@ use crate::runner::ExpectedFailures;
 use crate::transcript::{Direction, Entry};
 use crate::verdict::{CaseResult, Verdict};
 
+/// A report that could not be written out.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The JSON report.
+    #[error("the JSON report: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The JUnit report.
+    #[error("the JUnit report: {0}")]
+    Junit(#[from] quick_junit::SerializeError),
+    /// The HTML report.
+    #[error("the HTML report: {0}")]
+    Html(#[from] askama::Error),
+}
+
 /// The report format's name and version, in every JSON report.
 pub const FORMAT: &str = "specwire-conformance-report/1";
 
@@ -293,8 +307,8 @@ impl Report {
     }
 
     /// The report as pretty JSON.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default()
+    pub fn to_json(&self) -> Result<String, RenderError> {
+        Ok(serde_json::to_string_pretty(self)?)
     }
 
     /// The cases grouped by section, sections in catalog order (unknown

@@ -31,9 +31,10 @@ use std::time::{Duration, Instant};
 use specwire_runtime::clock::new_id;
 use specwire_runtime::task::messages::{self, Assignment};
 
-use super::cases::{assignment, unknown_operation_task};
-use super::session::{Conn, Event, Msg};
-use super::target::{Ctx, FailedSession};
+use super::session::{Conn, Event, Msg, Outgoing, TaskMsg};
+use super::stimuli::{assignment, unknown_operation_task, unknown_type_message};
+use super::target::Ctx;
+pub use crate::suite::join;
 use crate::verdict::{fail, Stop};
 
 /// One step of a session.
@@ -186,7 +187,7 @@ impl Pace {
     /// The pace from the run's observations; what is missing is measured
     /// now: a `GetStatus` round trip, and one run of the `succeeds` task
     /// (tasks of unknown operations end at once, at round-trip speed).
-    pub async fn learn(ctx: &mut Ctx<'_>) -> Result<Pace, Stop> {
+    pub async fn learn(ctx: &mut Ctx) -> Result<Pace, Stop> {
         let ceiling = ctx.target.task_timeout;
         if ctx.observed().timing().round_trip().is_none() {
             let mut conn = ctx.connect().await?;
@@ -248,7 +249,7 @@ impl fmt::Display for Pace {
 /// target's session budget (at least one session always runs). A failing
 /// session is shrunk with what is left of the budget and reported with
 /// its replay bundle however far shrinking got.
-pub(crate) async fn sessions(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(crate) async fn sessions(ctx: &mut Ctx) -> Result<(), Stop> {
     let deadline = Instant::now() + ctx.target.session_budget;
     let pace = Pace::learn(ctx).await?;
     ctx.note(&format!("pacing on what the target showed: {pace}"));
@@ -279,23 +280,16 @@ pub(crate) async fn sessions(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
 /// more if time is left, and makes the failure to report. The session is
 /// recorded for the replay bundle at once and after every step.
 async fn report(
-    ctx: &mut Ctx<'_>,
+    ctx: &mut Ctx,
     seed: u64,
     steps: Vec<Step>,
     reason: String,
     pace: &Pace,
     deadline: Instant,
 ) -> Stop {
-    let record = |ctx: &mut Ctx<'_>, steps: &[Step], reason: &str| {
-        ctx.failed_session = Some(FailedSession {
-            seed,
-            steps: steps.to_vec(),
-            reason: reason.to_owned(),
-        });
-    };
-    record(ctx, &steps, &reason);
+    ctx.session_failed(seed, &steps, &reason);
     ctx.note(&format!("session seed {seed} failed: {reason}; shrinking"));
-    let shrunk = shrink(ctx, steps.clone(), reason.clone(), pace, deadline).await;
+    let shrunk = shrink(ctx, seed, steps.clone(), reason.clone(), pace, deadline).await;
     let mut note = shrunk.stopped.clone().unwrap_or_default();
     let (mut reported, mut why) = (shrunk.steps, shrunk.reason);
     if reported.len() < steps.len() {
@@ -326,7 +320,7 @@ async fn report(
             }
         }
     }
-    record(ctx, &reported, &why);
+    ctx.session_failed(seed, &reported, &why);
     Stop::Fail(format!(
         "session with seed {seed} (rerun with --seed {seed}, or replay the bundle): steps [{}]: {why}{note}",
         join(&reported)
@@ -351,7 +345,8 @@ struct Shrunk {
 /// when a run cannot be carried out; returns the smallest failing session
 /// found.
 async fn shrink(
-    ctx: &mut Ctx<'_>,
+    ctx: &mut Ctx,
+    seed: u64,
     mut steps: Vec<Step>,
     mut reason: String,
     pace: &Pace,
@@ -382,10 +377,7 @@ async fn shrink(
                 ));
                 steps = candidate;
                 reason = why;
-                if let Some(session) = ctx.failed_session.as_mut() {
-                    session.steps.clone_from(&steps);
-                    session.reason.clone_from(&reason);
-                }
+                ctx.session_failed(seed, &steps, &reason);
             }
             Err(other) => {
                 stopped = Some(format!(
@@ -417,15 +409,6 @@ fn removable(steps: &[Step], index: usize) -> bool {
         Step::AssignAgain(n) | Step::Cancel(n) | Step::Status(n) | Step::Result(n) => *n >= number,
         _ => false,
     })
-}
-
-/// The steps, `, `-separated.
-pub fn join(steps: &[Step]) -> String {
-    steps
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// How many answers (not counting `Ack`s) a session is owed at least: one
@@ -462,7 +445,7 @@ pub fn owed(steps: &[Step]) -> usize {
 }
 
 /// Runs one session and checks it, pacing its wait on the target.
-pub async fn run(ctx: &mut Ctx<'_>, steps: &[Step]) -> Result<(), Stop> {
+pub async fn run(ctx: &mut Ctx, steps: &[Step]) -> Result<(), Stop> {
     let pace = Pace::learn(ctx).await?;
     run_paced(ctx, steps, &pace).await
 }
@@ -470,7 +453,7 @@ pub async fn run(ctx: &mut Ctx<'_>, steps: &[Step]) -> Result<(), Stop> {
 /// Sends every step at once; returns the tasks assigned and the task ids
 /// the session named otherwise (unknown tasks, drawn messages).
 async fn send_steps(
-    ctx: &Ctx<'_>,
+    ctx: &Ctx,
     conn: &mut Conn,
     steps: &[Step],
 ) -> Result<(Vec<Assignment>, BTreeSet<String>), Stop> {
@@ -512,8 +495,12 @@ async fn send_steps(
                 conn.send(&messages::get_status(&id).text).await?;
                 named.insert(id);
             }
-            Step::Garbage(text) => conn.send(text).await?,
+            Step::Garbage(text) => conn.send_invalid(text).await?,
             Step::Valid(text) | Step::Invalid(text) => {
+                let outgoing = match step {
+                    Step::Valid(_) => Outgoing::Valid(text),
+                    _ => Outgoing::Invalid(text),
+                };
                 // Whatever task it names may be answered about.
                 if let Ok(value) = serde_json::from_str::<serde_json::Value>(text) {
                     if let Some(id) = value
@@ -523,16 +510,16 @@ async fn send_steps(
                         named.insert(id.to_owned());
                     }
                 }
-                conn.send(text).await?;
+                conn.send_outgoing(outgoing).await?;
             }
-            Step::UnknownType => conn.send(&super::cases::unknown_type_message().1).await?,
+            Step::UnknownType => conn.send_invalid(&unknown_type_message().1).await?,
         }
     }
     Ok((tasks, named))
 }
 
 /// Runs one session and judges what only sequences show.
-async fn run_paced(ctx: &mut Ctx<'_>, steps: &[Step], pace: &Pace) -> Result<(), Stop> {
+async fn run_paced(ctx: &mut Ctx, steps: &[Step], pace: &Pace) -> Result<(), Stop> {
     let mut conn = ctx.connect().await?;
     let (tasks, named) = send_steps(ctx, &mut conn, steps).await?;
     let owed = owed(steps);

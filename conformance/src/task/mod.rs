@@ -15,60 +15,123 @@ mod cases;
 pub mod generated;
 mod observed;
 mod session;
+mod stimuli;
 mod target;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use specwire_protocol::conformance::{cases_of, CaseSpec};
+use futures_util::future::BoxFuture;
+use specwire_protocol::conformance::CaseSpec;
 
-pub(crate) use cases::assignment;
-pub use cases::{implementation, CaseFn, RUN_LAST};
 pub use observed::{Observed, Timing};
-pub use session::{Conn, Event, Msg};
-pub use target::{Ctx, FailedSession, Recipe, Recipes, TaskTarget};
+pub use session::{Conn, Event, Msg, TaskMsg};
+pub(crate) use stimuli::assignment;
+pub use target::{Ctx, Recipe, Recipes, TaskTarget};
 
 use crate::replay::Bundle;
 use crate::runner::{Observer, Selection};
-use crate::verdict::{CaseResult, Stop, Verdict};
+use crate::suite::{CaseContext, Registry, Run, Suite};
+use crate::verdict::{CaseResult, Stop};
 
 /// The family name.
 pub const FAMILY: &str = "task";
 
-/// The generated case: it has its own budget.
-pub const GENERATED: &str = "task.generated.sessions";
+/// The task family's suite.
+pub struct TaskSuite;
+
+impl Suite for TaskSuite {
+    const FAMILY: &'static str = FAMILY;
+    const RUN_LAST: &'static [&'static str] = cases::RUN_LAST;
+    type Target = TaskTarget;
+    type Shared = Observed;
+    type Ctx = Ctx;
+    type Step = generated::Step;
+
+    fn registry() -> &'static Registry<Ctx> {
+        &cases::CASES
+    }
+
+    fn context(target: Arc<TaskTarget>, case: CaseContext, shared: Arc<Observed>) -> Ctx {
+        Ctx::new(target, case, shared)
+    }
+
+    fn describe(target: &TaskTarget) -> String {
+        target.endpoint.clone()
+    }
+
+    /// Every wait inside a case is bounded already, each by one of these
+    /// options, and no case waits for more than two tasks, eight replies
+    /// and six settle periods in a row; the generated case runs within its
+    /// session budget plus one session.
+    fn case_limit(target: &TaskTarget, id: &str) -> Duration {
+        let ordinary = target.task_timeout * 2 + target.reply_timeout * 8 + target.settle * 6;
+        if Some(id) == Self::generated() {
+            target.session_budget + ordinary
+        } else {
+            ordinary
+        }
+    }
+
+    fn preflight_limit(target: &TaskTarget) -> Duration {
+        target.reply_timeout * 3
+    }
+
+    async fn preflight(run: &Run<Self>) -> Result<(), String> {
+        preflight(run).await
+    }
+
+    fn replay_dir(target: &TaskTarget) -> Option<&Path> {
+        target.replay_dir.as_deref()
+    }
+
+    fn seed(target: &TaskTarget) -> Option<u64> {
+        Some(target.seed)
+    }
+
+    fn replay_steps<'a>(
+        ctx: &'a mut Ctx,
+        steps: &'a [generated::Step],
+    ) -> BoxFuture<'a, Result<(), Stop>> {
+        Box::pin(generated::run(ctx, steps))
+    }
+}
 
 /// The task cases `selection` admits, in the order they run.
 pub fn plan(selection: &Selection) -> Vec<&'static CaseSpec> {
-    let (last, mut first): (Vec<_>, Vec<_>) = cases_of(FAMILY)
-        .filter(|spec| selection.admits(spec.id))
-        .partition(|spec| RUN_LAST.contains(&spec.id));
-    first.extend(last);
-    first
+    crate::suite::plan::<TaskSuite>(selection)
 }
 
 /// The longest case `id` may run against `target` before it is stopped
-/// as a harness error. Every wait inside a case is bounded already, each
-/// by one of these options, and no case waits for more than two tasks,
-/// eight replies and six settle periods in a row; the generated case runs
-/// within its session budget plus one session.
+/// as a harness error ([`TaskSuite::case_limit`]).
 pub fn case_limit(target: &TaskTarget, id: &str) -> Duration {
-    let ordinary = target.task_timeout * 2 + target.reply_timeout * 8 + target.settle * 6;
-    if id == GENERATED {
-        target.session_budget + ordinary
-    } else {
-        ordinary
-    }
+    TaskSuite::case_limit(target, id)
 }
 
 /// The longest a run of `plan` against `target` can take, whatever the
 /// target does: the preflight and every case's limit. A target that stops
-/// answering ends the run much sooner (see [`Observed`]).
+/// answering ends the run much sooner.
 pub fn run_bound(target: &TaskTarget, plan: &[&'static CaseSpec]) -> Duration {
-    plan.iter()
-        .map(|spec| case_limit(target, spec.id))
-        .sum::<Duration>()
-        + target.reply_timeout * 3
+    crate::suite::run_bound::<TaskSuite>(target, plan)
+}
+
+/// Runs the selected cases against `target` ([`crate::suite::run`]).
+pub async fn run(
+    target: &TaskTarget,
+    selection: &Selection,
+    observer: &mut dyn Observer,
+) -> Vec<CaseResult> {
+    crate::suite::run::<TaskSuite>(target, selection, observer).await
+}
+
+/// Runs a replay bundle's case again against `target`
+/// ([`crate::suite::replay`]).
+pub async fn replay(
+    target: &TaskTarget,
+    bundle: &Bundle<generated::Step>,
+) -> Result<CaseResult, String> {
+    crate::suite::replay::<TaskSuite>(target, bundle).await
 }
 
 /// Checks the target can be reached, answers something, and, without an
@@ -77,8 +140,9 @@ pub fn run_bound(target: &TaskTarget, plan: &[&'static CaseSpec]) -> Duration {
 /// reading of the profile answers (a `GetStatus` and an `AssignTask` of
 /// unknown tasks, a message of an unknown type) and waits one reply
 /// timeout for any answer.
-async fn preflight(target: &TaskTarget, observed: &Arc<Observed>) -> Result<(), String> {
-    let mut ctx = Ctx::new(target, Arc::clone(observed));
+async fn preflight(run: &Run<TaskSuite>) -> Result<(), String> {
+    let target = &*run.target;
+    let mut ctx = run.context("preflight");
     let describe = |stop: Stop| match stop {
         Stop::Harness(reason) | Stop::Fail(reason) | Stop::Skip(reason) => reason,
     };
@@ -101,9 +165,9 @@ async fn preflight(target: &TaskTarget, observed: &Arc<Observed>) -> Result<(), 
     let query = specwire_runtime::task::messages::get_status(&id);
     let sent = Instant::now();
     conn.send(&query.text).await.map_err(closed)?;
-    let assignment = cases::unknown_operation_task(&ctx);
+    let assignment = stimuli::unknown_operation_task(&ctx);
     conn.assign(&assignment, None).await.map_err(closed)?;
-    conn.send(&cases::unknown_type_message().1)
+    conn.send_invalid(&stimuli::unknown_type_message().1)
         .await
         .map_err(closed)?;
     let answers = conn
@@ -114,7 +178,7 @@ async fn preflight(target: &TaskTarget, observed: &Arc<Observed>) -> Result<(), 
     let _ = conn.close().await;
     match answers {
         Ok((reply, _)) => {
-            observed.round_trip(sent.elapsed());
+            run.shared.round_trip(sent.elapsed());
             if target.api_key.is_none() && reply.is_error(Some("UNAUTHORIZED")) {
                 return Err("the target requires authentication: pass --api-key KEY".into());
             }
@@ -125,108 +189,6 @@ async fn preflight(target: &TaskTarget, observed: &Arc<Observed>) -> Result<(), 
             humantime::format_duration(target.reply_timeout)
         )),
         Err(stop) => Err(describe(stop)),
-    }
-}
-
-/// Runs the selected cases against `target`, one after the other,
-/// reporting each to `observer`. The run ends within
-/// [`run_bound`]; once the target is found unusable (unreachable, answering
-/// nothing, refusing the API key), the cases that need it end at once as
-/// harness errors naming why.
-pub async fn run(
-    target: &TaskTarget,
-    selection: &Selection,
-    observer: &mut dyn Observer,
-) -> Vec<CaseResult> {
-    let plan = plan(selection);
-    let observed = Arc::new(Observed::default());
-    if let Err(reason) = preflight(target, &observed).await {
-        observed.block(reason);
-    }
-    let mut results = Vec::with_capacity(plan.len());
-    for (index, spec) in plan.iter().enumerate() {
-        observer.started(spec, index, plan.len());
-        let result = run_case(target, spec, &observed).await;
-        observer.finished(&result);
-        results.push(result);
-    }
-    results
-}
-
-async fn run_case(
-    target: &TaskTarget,
-    spec: &'static CaseSpec,
-    observed: &Arc<Observed>,
-) -> CaseResult {
-    let started = Instant::now();
-    let mut ctx = Ctx::new(target, Arc::clone(observed));
-    observed.case_started();
-    let limit = case_limit(target, spec.id);
-    let verdict = match (observed.blocked(), implementation(spec.id)) {
-        (Some(reason), _) => Verdict::HarnessError { reason },
-        (None, None) => Verdict::HarnessError {
-            reason: format!("{} has no implementation in this build", spec.id),
-        },
-        (None, Some(case)) => match tokio::time::timeout(limit, case(&mut ctx)).await {
-            Ok(Ok(())) => Verdict::Pass,
-            Ok(Err(stop)) => stop.verdict(),
-            Err(_) => out_of_time(&ctx, observed, limit),
-        },
-    };
-    let transcript = ctx.transcript();
-    let session = ctx.failed_session.take();
-    let replay = match (&verdict, &target.replay_dir) {
-        (Verdict::Fail { reason }, Some(dir)) => {
-            let bundle = Bundle {
-                format: crate::replay::FORMAT.into(),
-                family: FAMILY.into(),
-                case: spec.id.into(),
-                target: target.endpoint.clone(),
-                reason: reason.clone(),
-                seed: session.as_ref().map(|session| session.seed),
-                steps: session.map(|session| session.steps),
-                transcript: transcript.entries().to_vec(),
-            };
-            match bundle.write(dir) {
-                Ok(path) => Some(path.display().to_string()),
-                Err(error) => {
-                    tracing::warn!(%error, "could not write a replay bundle");
-                    None
-                }
-            }
-        }
-        _ => None,
-    };
-    CaseResult {
-        spec,
-        verdict,
-        duration: started.elapsed(),
-        transcript,
-        seed: (spec.id == GENERATED).then_some(target.seed),
-        replay,
-    }
-}
-
-/// The verdict of a case stopped at its limit: the failure it had found,
-/// if any (a generated session that failed, still shrinking), else a
-/// harness error saying what it was waiting for.
-fn out_of_time(ctx: &Ctx<'_>, observed: &Observed, limit: Duration) -> Verdict {
-    let limit = humantime::format_duration(limit);
-    if let Some(session) = &ctx.failed_session {
-        return Verdict::Fail {
-            reason: format!(
-                "session with seed {} (replay the bundle): steps [{}]: {} (the case reached its limit of {limit} before shrinking ended; this is the smallest failing session found)",
-                session.seed,
-                generated::join(&session.steps),
-                session.reason
-            ),
-        };
-    }
-    let waiting = observed
-        .last_wait()
-        .map_or_else(String::new, |what| format!("; it was waiting for {what}"));
-    Verdict::HarnessError {
-        reason: format!("the case did not finish within its limit of {limit}{waiting}"),
     }
 }
 
@@ -265,31 +227,17 @@ pub async fn find_advertisement(
     Ok(found)
 }
 
-/// Runs a replay bundle's case again against `target`: a generated
-/// session with exactly the bundle's steps, any other case by its ID.
-pub async fn replay(target: &TaskTarget, bundle: &Bundle) -> Result<CaseResult, String> {
-    let spec = specwire_protocol::conformance::case(&bundle.case)
-        .filter(|spec| spec.family == FAMILY)
-        .ok_or_else(|| format!("`{}` is not a task case", bundle.case))?;
-    let started = Instant::now();
-    let mut ctx = Ctx::new(target, Arc::new(Observed::default()));
-    let outcome = match &bundle.steps {
-        Some(steps) => generated::run(&mut ctx, steps).await,
-        None => match implementation(spec.id) {
-            Some(case) => case(&mut ctx).await,
-            None => return Err(format!("{} has no implementation in this build", spec.id)),
-        },
-    };
-    let verdict = match outcome {
-        Ok(()) => Verdict::Pass,
-        Err(stop) => stop.verdict(),
-    };
-    Ok(CaseResult {
-        spec,
-        verdict,
-        duration: started.elapsed(),
-        transcript: ctx.transcript(),
-        seed: bundle.seed,
-        replay: None,
-    })
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_catalog_case_has_one_implementation_and_every_implementation_a_case() {
+        crate::suite::assert_registry_matches_catalog::<TaskSuite>();
+        assert!(TaskSuite::registry().get("task.no.such-case").is_none());
+        assert!(TaskSuite::registry()
+            .get("task.cancel.finished-code")
+            .is_none());
+        assert_eq!(TaskSuite::generated(), Some("task.generated.sessions"));
+    }
 }

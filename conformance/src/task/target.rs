@@ -2,7 +2,7 @@
 //! which tasks succeed and fail there, what it advertises.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -10,7 +10,9 @@ use specwire_protocol::discovery::ServiceAdvertisement;
 
 use super::observed::Observed;
 use super::session::{Conn, Msg};
-use crate::transcript::{Direction, Transcript};
+use crate::connect::ConnectError;
+use crate::session::{Link, Session};
+use crate::suite::CaseContext;
 use crate::verdict::Stop;
 
 /// One way to make a task on this target: `operation` of `service` with
@@ -157,38 +159,23 @@ impl TaskTarget {
     }
 }
 
-/// A generated session that failed: what the replay bundle holds.
-#[derive(Clone, Debug)]
-pub struct FailedSession {
-    /// The session's seed.
-    pub seed: u64,
-    /// Its steps (shrunk as far as the budget allowed).
-    pub steps: Vec<super::generated::Step>,
-    /// Why it failed.
-    pub reason: String,
-}
-
-/// A case's view of the target: connections, recipes and the transcript.
-pub struct Ctx<'t> {
+/// A case's view of the target: connections, recipes, and the
+/// [`CaseContext`] (transcript, notes, the run's log) it derefs to.
+pub struct Ctx {
     /// The target.
-    pub target: &'t TaskTarget,
-    transcript: Arc<Mutex<Transcript>>,
+    pub target: Arc<TaskTarget>,
+    case: CaseContext,
     observed: Arc<Observed>,
-    connections: u32,
-    /// Set by the generated case as soon as a session fails (and updated
-    /// while it shrinks), so a replay bundle is written whatever ends the
-    /// case.
-    pub(crate) failed_session: Option<FailedSession>,
 }
 
-impl<'t> Ctx<'t> {
-    pub(crate) fn new(target: &'t TaskTarget, observed: Arc<Observed>) -> Ctx<'t> {
+crate::embeds_case_context!(Ctx);
+
+impl Ctx {
+    pub(crate) fn new(target: Arc<TaskTarget>, case: CaseContext, observed: Arc<Observed>) -> Ctx {
         Ctx {
             target,
-            transcript: Arc::new(Mutex::new(Transcript::new())),
+            case,
             observed,
-            connections: 0,
-            failed_session: None,
         }
     }
 
@@ -197,86 +184,52 @@ impl<'t> Ctx<'t> {
         &self.observed
     }
 
-    /// The transcript so far.
-    pub fn transcript(&self) -> Transcript {
-        self.transcript
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-
-    /// Every schema-breaking message seen in the run so far.
-    pub fn invalid_messages(&self) -> Vec<String> {
-        self.observed.invalid_messages()
-    }
-
-    /// A remark in the transcript.
-    pub fn note(&self, text: &str) {
-        self.transcript
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .record(Direction::Note, 0, "note", text);
-    }
-
     /// Opens a connection without authenticating. A target that cannot be
     /// reached is a harness error, not a failure; after a few such errors
     /// in a row the run stops trying ([`Observed::connect_failed`]).
     pub async fn connect_raw(&mut self) -> Result<Conn, Stop> {
-        if let Some(reason) = self.observed.blocked() {
+        if let Some(reason) = self.log().blocked() {
             return Err(Stop::Harness(reason));
         }
         let opened = self.open().await;
         match &opened {
-            Ok(_) => self.observed.connected(),
-            Err(Stop::Harness(reason)) => self.observed.connect_failed(reason),
+            Ok(_) => self.log().connected(),
+            Err(Stop::Harness(reason)) => self.log().connect_failed(reason),
             Err(_) => {}
         }
         opened
     }
 
     async fn open(&mut self) -> Result<Conn, Stop> {
-        self.connections += 1;
-        let id = self.connections;
-        let connector = if self.target.endpoint.starts_with("wss://") {
-            let config = specwire_runtime::tls::client_config(&self.target.extra_roots)
-                .map_err(|error| Stop::Harness(error.to_string()))?;
-            Some(tokio_tungstenite::Connector::Rustls(config))
-        } else {
-            None
-        };
-        self.observed.waiting_for(&format!(
-            "a WebSocket handshake with {}",
-            self.target.endpoint
-        ));
-        let connecting = tokio_tungstenite::connect_async_tls_with_config(
-            self.target.endpoint.as_str(),
-            None,
-            true,
-            connector,
-        );
-        let ws = match tokio::time::timeout(self.target.reply_timeout, connecting).await {
-            Ok(Ok((ws, _))) => ws,
-            Ok(Err(error)) => {
+        let id = self.next_connection();
+        let endpoint = self.target.endpoint.clone();
+        let timeout = self.target.reply_timeout;
+        self.log()
+            .waiting_for(&format!("a WebSocket handshake with {endpoint}"));
+        let ws = match crate::connect::websocket(&endpoint, &self.target.extra_roots, timeout).await
+        {
+            Ok((ws, _)) => ws,
+            Err(ConnectError::Tls(error)) => return Err(Stop::Harness(error)),
+            Err(ConnectError::Handshake(error)) => {
                 return Err(Stop::Harness(format!(
-                    "cannot connect to {}: {error}",
-                    self.target.endpoint
+                    "cannot connect to {endpoint}: {error}"
                 )))
             }
-            Err(_) => {
+            Err(ConnectError::Timeout) => {
                 return Err(Stop::Harness(format!(
-                    "cannot connect to {}: no WebSocket handshake within {:?}",
-                    self.target.endpoint, self.target.reply_timeout
+                    "cannot connect to {endpoint}: no WebSocket handshake within {timeout:?}"
                 )))
             }
         };
-        let conn = Conn::new(
-            ws,
+        let session = Session::new(
+            Link::WebSocket(Box::new(ws)),
             id,
-            Arc::clone(&self.transcript),
-            Arc::clone(&self.observed),
-            self.target.reply_timeout,
+            self.shared_transcript(),
+            std::sync::Arc::clone(self.log()),
+            timeout,
         );
-        conn.note(&format!("connected to {}", self.target.endpoint));
+        let conn = Conn::new(session, Arc::clone(&self.observed));
+        conn.note(&format!("connected to {endpoint}"));
         Ok(conn)
     }
 

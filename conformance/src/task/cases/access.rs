@@ -10,7 +10,7 @@ use crate::verdict::{check, fail, Stop};
 
 // ---- auth --------------------------------------------------------------------
 
-pub(super) async fn auth_required_first(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn auth_required_first(ctx: &mut Ctx) -> Result<(), Stop> {
     ctx.api_key()?;
     let mut conn = ctx.connect_raw().await?;
     let id = task_id();
@@ -32,7 +32,7 @@ pub(super) async fn auth_required_first(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     conn.still_open("a message before Authenticate").await
 }
 
-pub(super) async fn auth_wrong_key(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn auth_wrong_key(ctx: &mut Ctx) -> Result<(), Stop> {
     let key = ctx.api_key()?;
     let mut conn = ctx.connect_raw().await?;
     let wrong = format!("{key}-wrong-{}", new_id());
@@ -64,7 +64,7 @@ pub(super) async fn auth_wrong_key(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     })
 }
 
-pub(super) async fn auth_accepted(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn auth_accepted(ctx: &mut Ctx) -> Result<(), Stop> {
     let key = ctx.api_key()?;
     let mut conn = ctx.connect_raw().await?;
     let acknowledgment_id = format!("ack-{}", new_id());
@@ -104,7 +104,7 @@ pub(super) async fn auth_accepted(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     })
 }
 
-pub(super) async fn auth_forbidden(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn auth_forbidden(ctx: &mut Ctx) -> Result<(), Stop> {
     let key = ctx.api_key()?;
     let client = ctx.target.forbidden_client.clone().ok_or_else(|| {
         Stop::Skip("needs --forbidden-client ID: a client id the target's ACL denies the `succeeds` operation".into())
@@ -157,7 +157,7 @@ pub(super) async fn auth_forbidden(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
 
 // ---- websocket -----------------------------------------------------------------
 
-pub(super) async fn websocket_ping(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn websocket_ping(ctx: &mut Ctx) -> Result<(), Stop> {
     let mut conn = ctx.connect().await?;
     let payload = b"specwire-conformance";
     conn.ping(payload).await?;
@@ -179,7 +179,7 @@ pub(super) async fn websocket_ping(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     }
 }
 
-pub(super) async fn websocket_close(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn websocket_close(ctx: &mut Ctx) -> Result<(), Stop> {
     let mut conn = ctx.connect().await?;
     conn.close().await?;
     let deadline = tokio::time::Instant::now() + ctx.target.reply_timeout;

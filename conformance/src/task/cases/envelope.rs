@@ -11,7 +11,7 @@ use crate::verdict::{check, Stop};
 
 // ---- envelope ---------------------------------------------------------
 
-pub(super) async fn valid_replies(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn valid_replies(ctx: &mut Ctx) -> Result<(), Stop> {
     // Exercise the common replies once more, then judge everything the
     // target sent during the whole run.
     let mut conn = ctx.connect().await?;
@@ -38,7 +38,7 @@ fn editable(message: &Built) -> Result<Value, Stop> {
     serde_json::from_str(&message.text).map_err(|error| Stop::Harness(error.to_string()))
 }
 
-pub(super) async fn unknown_fields_ignored(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn unknown_fields_ignored(ctx: &mut Ctx) -> Result<(), Stop> {
     let mut conn = ctx.connect().await?;
     let id = task_id();
     let query = messages::get_status(&id);
@@ -66,7 +66,7 @@ pub(super) async fn unknown_fields_ignored(ctx: &mut Ctx<'_>) -> Result<(), Stop
     )
 }
 
-pub(super) async fn large_message(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn large_message(ctx: &mut Ctx) -> Result<(), Stop> {
     let mut conn = ctx.connect().await?;
     let mut probe = editable(&messages::get_status(&task_id()))?;
     probe["x-padding"] = Value::String("x".repeat(1_100_000));
@@ -84,7 +84,7 @@ pub(super) async fn large_message(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
 /// for an unknown operation). Returns the message, the task it names and
 /// what it is, for reasons.
 async fn acknowledged_by_all(
-    ctx: &Ctx<'_>,
+    ctx: &Ctx,
     conn: &mut Conn,
     acknowledgment_id: &str,
 ) -> Result<(Built, String, &'static str), Stop> {
@@ -111,7 +111,7 @@ async fn acknowledged_by_all(
     Ok((message, known.task_id, "a GetStatus of a known task"))
 }
 
-pub(super) async fn ack_first_reply(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn ack_first_reply(ctx: &mut Ctx) -> Result<(), Stop> {
     let mut conn = ctx.connect().await?;
     // A message every reading acknowledges: its Ack comes first.
     let acknowledgment_id = format!("ack-{}", new_id());
@@ -184,7 +184,7 @@ pub(super) async fn ack_first_reply(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     })
 }
 
-pub(super) async fn ack_task_id(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn ack_task_id(ctx: &mut Ctx) -> Result<(), Stop> {
     let mut conn = ctx.connect().await?;
     let recipe = ctx.succeeds().ok();
     let assignment = match &recipe {
@@ -225,12 +225,12 @@ pub(super) async fn ack_task_id(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
 // ---- errors -------------------------------------------------------------
 
 /// `text` gets `Error code`, and the connection stays usable.
-async fn bad_message(ctx: &mut Ctx<'_>, text: &str, code: &str, what: &str) -> Result<(), Stop> {
-    let (mut conn, _) = refused_with(ctx, text, None, code, what).await?;
+async fn bad_message(ctx: &mut Ctx, text: &str, code: &str, what: &str) -> Result<(), Stop> {
+    let (mut conn, _) = refused_with(ctx, Outgoing::Invalid(text), None, code, what).await?;
     conn.still_open(what).await
 }
 
-pub(super) async fn malformed_json(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn malformed_json(ctx: &mut Ctx) -> Result<(), Stop> {
     bad_message(
         ctx,
         "{\"type\": \"GetStatus\", \"payload\": {",
@@ -240,7 +240,7 @@ pub(super) async fn malformed_json(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     .await
 }
 
-pub(super) async fn wrong_types(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn wrong_types(ctx: &mut Ctx) -> Result<(), Stop> {
     let text = json!({
         "type": "GetStatus", "messageId": new_id(), "timestamp": specwire_runtime::clock::now_rfc3339(),
         "payload": {"taskId": 42}
@@ -255,19 +255,19 @@ pub(super) async fn wrong_types(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     .await
 }
 
-pub(super) async fn unknown_type(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn unknown_type(ctx: &mut Ctx) -> Result<(), Stop> {
     let (_, text) = unknown_type_message();
     bad_message(ctx, &text, "UNKNOWN_TYPE", "an unknown message type").await
 }
 
-pub(super) async fn nothing_lost(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn nothing_lost(ctx: &mut Ctx) -> Result<(), Stop> {
     let recipe = ctx.succeeds()?;
     let mut conn = ctx.connect().await?;
     let assignment = assignment(&recipe, &ctx.target.client_id);
     conn.assign(&assignment, None).await?;
-    conn.send("{ this is not JSON").await?;
+    conn.send_invalid("{ this is not JSON").await?;
     let (_, text) = unknown_type_message();
-    conn.send(&text).await?;
+    conn.send_invalid(&text).await?;
     until_terminal(ctx, &mut conn, &assignment.task_id)
         .await
         .map(|_| ())
@@ -279,10 +279,10 @@ pub(super) async fn nothing_lost(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
         })
 }
 
-pub(super) async fn related_message_id(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn related_message_id(ctx: &mut Ctx) -> Result<(), Stop> {
     let mut conn = ctx.connect().await?;
     let (message_id, text) = unknown_type_message();
-    conn.send(&text).await?;
+    conn.send_invalid(&text).await?;
     let (reply, _) = conn
         .expect(
             "an Error for an unknown message type",

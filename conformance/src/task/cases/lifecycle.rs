@@ -12,7 +12,7 @@ use crate::verdict::{check, fail, Stop};
 
 // ---- lifecycle ---------------------------------------------------------
 
-pub(super) async fn single_terminal(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn single_terminal(ctx: &mut Ctx) -> Result<(), Stop> {
     let recipe = ctx.succeeds()?;
     let mut conn = ctx.connect().await?;
     let (assignment, terminal, _) = run_task(ctx, &mut conn, &recipe).await?;
@@ -33,7 +33,7 @@ pub(super) async fn single_terminal(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     })
 }
 
-pub(super) async fn monotonic_progress(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn monotonic_progress(ctx: &mut Ctx) -> Result<(), Stop> {
     let recipe = ctx.succeeds()?;
     let mut conn = ctx.connect().await?;
     let assignment = assignment(&recipe, &ctx.target.client_id);
@@ -59,7 +59,7 @@ pub(super) async fn monotonic_progress(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     }
 }
 
-pub(super) async fn nothing_after_terminal(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn nothing_after_terminal(ctx: &mut Ctx) -> Result<(), Stop> {
     let recipe = ctx.succeeds()?;
     let mut conn = ctx.connect().await?;
     let (assignment, terminal, _) = match run_task(ctx, &mut conn, &recipe).await {
@@ -90,7 +90,7 @@ pub(super) async fn nothing_after_terminal(ctx: &mut Ctx<'_>) -> Result<(), Stop
     })
 }
 
-pub(super) async fn task_failed(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn task_failed(ctx: &mut Ctx) -> Result<(), Stop> {
     let recipe = ctx.fails()?;
     let mut conn = ctx.connect().await?;
     let assignment = assignment(&recipe, &ctx.target.client_id);
@@ -123,7 +123,7 @@ enum Forbidden {
 }
 
 async fn refused_at_once(
-    ctx: &mut Ctx<'_>,
+    ctx: &mut Ctx,
     assignment: Assignment,
     code: &str,
     what: &str,
@@ -162,7 +162,7 @@ async fn refused_at_once(
     )
 }
 
-pub(super) async fn unknown_operation(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn unknown_operation(ctx: &mut Ctx) -> Result<(), Stop> {
     let assignment = unknown_operation_task(ctx);
     refused_at_once(
         ctx,
@@ -174,7 +174,7 @@ pub(super) async fn unknown_operation(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     .await
 }
 
-pub(super) async fn unknown_service(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn unknown_service(ctx: &mut Ctx) -> Result<(), Stop> {
     let operation = ctx
         .target
         .recipes
@@ -198,7 +198,7 @@ pub(super) async fn unknown_service(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     .await
 }
 
-pub(super) async fn invalid_parameters(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn invalid_parameters(ctx: &mut Ctx) -> Result<(), Stop> {
     let advertisement = ctx.target.advertisement.clone().ok_or_else(|| {
         Stop::Skip("needs the target's advertisement: pass --discovery-port (and --service if it offers several)".into())
     })?;
@@ -241,14 +241,14 @@ pub(super) async fn invalid_parameters(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     .await
 }
 
-pub(super) async fn broken_envelope(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn broken_envelope(ctx: &mut Ctx) -> Result<(), Stop> {
     let mut conn = ctx.connect().await?;
     let message_id = new_id();
     let no_task_id = json!({
         "type": "AssignTask", "messageId": message_id, "timestamp": specwire_runtime::clock::now_rfc3339(),
         "payload": {"serviceName": service_or_placeholder(ctx), "operation": "noop", "taskParameters": {}}
     });
-    conn.send_value(&no_task_id).await?;
+    conn.send_invalid(&no_task_id.to_string()).await?;
     let (reply, _) = conn
         .expect(
             "an Error for an AssignTask without taskId",
@@ -267,7 +267,7 @@ pub(super) async fn broken_envelope(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
 
 // ---- idempotency --------------------------------------------------------
 
-pub(super) async fn reassign_finished(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn reassign_finished(ctx: &mut Ctx) -> Result<(), Stop> {
     let recipe = ctx.succeeds()?;
     let mut conn = ctx.connect().await?;
     let assignment = assignment(&recipe, &ctx.target.client_id);

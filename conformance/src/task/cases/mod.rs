@@ -21,87 +21,61 @@ mod envelope;
 mod lifecycle;
 mod queries;
 
-use serde_json::json;
-use specwire_runtime::clock::new_id;
 use specwire_runtime::task::messages::Assignment;
 
-use super::session::{Conn, Msg};
+use super::generated;
+use super::session::{Conn, Msg, Outgoing, TaskMsg};
+use super::stimuli::{
+    assignment, service_or_placeholder, task_id, unknown_operation_task, unknown_type_message,
+};
 use super::target::{Ctx, Recipe};
+use crate::suite::Registry;
 use crate::verdict::Stop;
 
-/// A case body.
-pub type CaseFn =
-    for<'a, 't> fn(&'a mut Ctx<'t>) -> futures_util::future::BoxFuture<'a, Result<(), Stop>>;
-
-/// The implementation of catalog case `id`.
-pub fn implementation(id: &str) -> Option<CaseFn> {
-    macro_rules! cases {
-        ($($id:literal => $body:path,)*) => {
-            match id {
-                $($id => Some(|ctx| Box::pin($body(ctx))),)*
-                _ => None,
-            }
-        };
-    }
-    cases! {
-        "task.envelope.valid-replies" => envelope::valid_replies,
-        "task.envelope.unknown-fields-ignored" => envelope::unknown_fields_ignored,
-        "task.envelope.large-message" => envelope::large_message,
-        "task.ack.first-reply" => envelope::ack_first_reply,
-        "task.ack.task-id" => envelope::ack_task_id,
-        "task.lifecycle.single-terminal" => lifecycle::single_terminal,
-        "task.lifecycle.monotonic-progress" => lifecycle::monotonic_progress,
-        "task.lifecycle.nothing-after-terminal" => lifecycle::nothing_after_terminal,
-        "task.lifecycle.task-failed" => lifecycle::task_failed,
-        "task.assign.unknown-operation" => lifecycle::unknown_operation,
-        "task.assign.unknown-service" => lifecycle::unknown_service,
-        "task.assign.invalid-parameters" => lifecycle::invalid_parameters,
-        "task.assign.broken-envelope" => lifecycle::broken_envelope,
-        "task.idempotency.reassign-finished" => lifecycle::reassign_finished,
-        "task.cancel.finished" => queries::cancel_finished,
-        "task.cancel.unknown" => queries::cancel_unknown,
-        "task.cancel.race" => queries::cancel_race,
-        "task.query.status-unknown" => queries::status_unknown,
-        "task.query.result-unknown" => queries::result_unknown,
-        "task.query.status-finished" => queries::status_finished,
-        "task.query.result-finished" => queries::result_finished,
-        "task.query.result-failed" => queries::result_failed,
-        "task.errors.malformed-json" => envelope::malformed_json,
-        "task.errors.wrong-types" => envelope::wrong_types,
-        "task.errors.unknown-type" => envelope::unknown_type,
-        "task.errors.nothing-lost" => envelope::nothing_lost,
-        "task.errors.related-message-id" => envelope::related_message_id,
-        "task.auth.required-first" => access::auth_required_first,
-        "task.auth.wrong-key" => access::auth_wrong_key,
-        "task.auth.accepted" => access::auth_accepted,
-        "task.auth.forbidden" => access::auth_forbidden,
-        "task.websocket.ping" => access::websocket_ping,
-        "task.websocket.close" => access::websocket_close,
-        "task.generated.sessions" => super::generated::sessions,
-    }
-}
+/// The task cases, one per catalog ID.
+pub(crate) static CASES: Registry<Ctx> = crate::cases!(Ctx {
+    "task.envelope.valid-replies" => envelope::valid_replies,
+    "task.envelope.unknown-fields-ignored" => envelope::unknown_fields_ignored,
+    "task.envelope.large-message" => envelope::large_message,
+    "task.ack.first-reply" => envelope::ack_first_reply,
+    "task.ack.task-id" => envelope::ack_task_id,
+    "task.lifecycle.single-terminal" => lifecycle::single_terminal,
+    "task.lifecycle.monotonic-progress" => lifecycle::monotonic_progress,
+    "task.lifecycle.nothing-after-terminal" => lifecycle::nothing_after_terminal,
+    "task.lifecycle.task-failed" => lifecycle::task_failed,
+    "task.assign.unknown-operation" => lifecycle::unknown_operation,
+    "task.assign.unknown-service" => lifecycle::unknown_service,
+    "task.assign.invalid-parameters" => lifecycle::invalid_parameters,
+    "task.assign.broken-envelope" => lifecycle::broken_envelope,
+    "task.idempotency.reassign-finished" => lifecycle::reassign_finished,
+    "task.cancel.finished" => queries::cancel_finished,
+    "task.cancel.unknown" => queries::cancel_unknown,
+    "task.cancel.race" => queries::cancel_race,
+    "task.query.status-unknown" => queries::status_unknown,
+    "task.query.result-unknown" => queries::result_unknown,
+    "task.query.status-finished" => queries::status_finished,
+    "task.query.result-finished" => queries::result_finished,
+    "task.query.result-failed" => queries::result_failed,
+    "task.errors.malformed-json" => envelope::malformed_json,
+    "task.errors.wrong-types" => envelope::wrong_types,
+    "task.errors.unknown-type" => envelope::unknown_type,
+    "task.errors.nothing-lost" => envelope::nothing_lost,
+    "task.errors.related-message-id" => envelope::related_message_id,
+    "task.auth.required-first" => access::auth_required_first,
+    "task.auth.wrong-key" => access::auth_wrong_key,
+    "task.auth.accepted" => access::auth_accepted,
+    "task.auth.forbidden" => access::auth_forbidden,
+    "task.websocket.ping" => access::websocket_ping,
+    "task.websocket.close" => access::websocket_close,
+    "task.generated.sessions" => generated::sessions,
+});
 
 /// Cases that must run after every other: they judge the whole run.
-pub const RUN_LAST: &[&str] = &["task.envelope.valid-replies"];
-
-fn task_id() -> String {
-    format!("conformance-{}", new_id())
-}
-
-/// An `AssignTask` for `recipe` with a fresh task id.
-pub(crate) fn assignment(recipe: &Recipe, client_id: &str) -> Assignment {
-    Assignment {
-        task_id: task_id(),
-        service: recipe.service.clone().unwrap_or_default(),
-        operation: recipe.operation.clone(),
-        parameters: recipe.parameters.clone(),
-        client_id: Some(client_id.to_owned()),
-    }
-}
+pub(crate) const RUN_LAST: &[&str] = &["task.envelope.valid-replies"];
 
 /// Messages about `task_id` up to and including its first terminal one.
 async fn until_terminal(
-    ctx: &Ctx<'_>,
+    ctx: &Ctx,
     conn: &mut Conn,
     task_id: &str,
 ) -> Result<(Msg, Vec<Msg>), Stop> {
@@ -127,7 +101,7 @@ async fn until_terminal(
 /// client id or the ACL does not fit this target, and the case's point
 /// cannot be judged.
 async fn run_task(
-    ctx: &Ctx<'_>,
+    ctx: &Ctx,
     conn: &mut Conn,
     recipe: &Recipe,
 ) -> Result<(Assignment, Msg, Vec<Msg>), Stop> {
@@ -153,49 +127,19 @@ async fn run_task(
     Ok((assignment, terminal, before))
 }
 
-/// A task for an operation no target offers, of the target's service: it
-/// ends at once in `TaskFailed UNKNOWN_OPERATION`, so every target can be
-/// given a task without a recipe.
-pub(crate) fn unknown_operation_task(ctx: &Ctx<'_>) -> Assignment {
-    Assignment {
-        task_id: task_id(),
-        service: service_or_placeholder(ctx),
-        operation: "specwireNoSuchOperation".into(),
-        parameters: Default::default(),
-        client_id: Some(ctx.target.client_id.clone()),
-    }
-}
-
-fn service_or_placeholder(ctx: &Ctx<'_>) -> String {
-    ctx.target
-        .service_name()
-        .unwrap_or_else(|| "SpecwireConformanceService".into())
-}
-
-/// A message of a type no family has: its `messageId` and text.
-pub(crate) fn unknown_type_message() -> (String, String) {
-    let message_id = new_id();
-    let text = json!({
-        "type": "SpecwireNoSuchMessage", "messageId": message_id,
-        "timestamp": specwire_runtime::clock::now_rfc3339(), "payload": {}
-    })
-    .to_string();
-    (message_id, text)
-}
-
-/// Sends `text` on a fresh connection and takes the first `Error` (or the
-/// first message about `task`, when given, so a wrong kind of answer is
-/// named) as its answer; fails unless that is `Error code`. Returns the
+/// Sends `outgoing` on a fresh connection and takes the first `Error` (or
+/// the first message about `task`, when given, so a wrong kind of answer
+/// is named) as its answer; fails unless that is `Error code`. Returns the
 /// connection and the answer.
 async fn refused_with(
-    ctx: &mut Ctx<'_>,
-    text: &str,
+    ctx: &mut Ctx,
+    outgoing: Outgoing<'_>,
     task: Option<&str>,
     code: &str,
     what: &str,
 ) -> Result<(Conn, Msg), Stop> {
     let mut conn = ctx.connect().await?;
-    conn.send(text).await?;
+    conn.send_outgoing(outgoing).await?;
     let (reply, _) = conn
         .expect(
             &format!("an answer to {what}"),
@@ -227,20 +171,6 @@ fn nothing_to_judge(stop: Stop, reporter: &str) -> Stop {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_catalog_case_has_an_implementation() {
-        let missing: Vec<&str> = specwire_protocol::conformance::cases_of("task")
-            .map(|spec| spec.id)
-            .filter(|id| implementation(id).is_none())
-            .collect();
-        assert!(missing.is_empty(), "no implementation for {missing:?}");
-        for id in RUN_LAST {
-            assert!(specwire_protocol::conformance::case(id).is_some(), "{id}");
-        }
-        assert!(implementation("task.no.such-case").is_none());
-        assert!(implementation("task.cancel.finished-code").is_none());
-    }
 
     #[test]
     fn a_missing_answer_is_nothing_to_judge_but_other_stops_pass_through() {

@@ -10,7 +10,7 @@ use crate::verdict::{check, Stop};
 // ---- cancel --------------------------------------------------------------
 
 /// Runs a task to its end, cancels it, and returns what came after.
-async fn cancel_after_end(ctx: &mut Ctx<'_>) -> Result<(String, Vec<Msg>), Stop> {
+async fn cancel_after_end(ctx: &mut Ctx) -> Result<(String, Vec<Msg>), Stop> {
     let recipe = ctx.succeeds()?;
     let mut conn = ctx.connect().await?;
     let (assignment, _, _) = run_task(ctx, &mut conn, &recipe).await?;
@@ -32,7 +32,7 @@ async fn cancel_after_end(ctx: &mut Ctx<'_>) -> Result<(String, Vec<Msg>), Stop>
     Ok((id, after))
 }
 
-pub(super) async fn cancel_finished(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn cancel_finished(ctx: &mut Ctx) -> Result<(), Stop> {
     let (id, after) = cancel_after_end(ctx).await?;
     let terminals: Vec<String> = after
         .iter()
@@ -52,18 +52,18 @@ pub(super) async fn cancel_finished(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
 
 /// `message` about unknown task `id` gets `Error code`.
 async fn expect_error(
-    ctx: &mut Ctx<'_>,
+    ctx: &mut Ctx,
     message: messages::Built,
     id: &str,
     code: &str,
     what: &str,
 ) -> Result<(), Stop> {
-    refused_with(ctx, &message.text, Some(id), code, what)
+    refused_with(ctx, Outgoing::Valid(&message.text), Some(id), code, what)
         .await
         .map(|_| ())
 }
 
-pub(super) async fn cancel_unknown(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn cancel_unknown(ctx: &mut Ctx) -> Result<(), Stop> {
     let id = task_id();
     let message = messages::cancel(&id, Some(&ctx.target.client_id), None);
     expect_error(
@@ -76,7 +76,7 @@ pub(super) async fn cancel_unknown(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     .await
 }
 
-pub(super) async fn cancel_race(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn cancel_race(ctx: &mut Ctx) -> Result<(), Stop> {
     let recipe = ctx.succeeds()?;
     let mut conn = ctx.connect().await?;
     let assignment = assignment(&recipe, &ctx.target.client_id);
@@ -113,7 +113,7 @@ pub(super) async fn cancel_race(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
 
 // ---- query -----------------------------------------------------------------
 
-pub(super) async fn status_unknown(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn status_unknown(ctx: &mut Ctx) -> Result<(), Stop> {
     let id = task_id();
     expect_error(
         ctx,
@@ -125,7 +125,7 @@ pub(super) async fn status_unknown(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
     .await
 }
 
-pub(super) async fn result_unknown(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn result_unknown(ctx: &mut Ctx) -> Result<(), Stop> {
     let id = task_id();
     expect_error(
         ctx,
@@ -141,7 +141,7 @@ pub(super) async fn result_unknown(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
 /// `expected` is the message kind the query must get (`None`: the terminal
 /// message the task ended with).
 async fn query_finished(
-    ctx: &mut Ctx<'_>,
+    ctx: &mut Ctx,
     recipe: Recipe,
     result: bool,
     expected: Option<&str>,
@@ -186,17 +186,17 @@ async fn query_finished(
     })
 }
 
-pub(super) async fn status_finished(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn status_finished(ctx: &mut Ctx) -> Result<(), Stop> {
     let recipe = ctx.succeeds()?;
     query_finished(ctx, recipe, false, None).await
 }
 
-pub(super) async fn result_finished(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn result_finished(ctx: &mut Ctx) -> Result<(), Stop> {
     let recipe = ctx.succeeds()?;
     query_finished(ctx, recipe, true, Some("TaskResult")).await
 }
 
-pub(super) async fn result_failed(ctx: &mut Ctx<'_>) -> Result<(), Stop> {
+pub(super) async fn result_failed(ctx: &mut Ctx) -> Result<(), Stop> {
     let recipe = ctx.fails()?;
     query_finished(ctx, recipe, true, Some("TaskFailed")).await
 }

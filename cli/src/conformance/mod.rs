@@ -1,0 +1,195 @@
+//! `specwire conformance`: run a family's conformance suite against an
+//! implementation that is already running.
+
+//!
+//! One path from parsed arguments to a run and its reports
+//! ([`run_suite`]), generic over the family: a family is a
+//! [`Suite`](specwire_conformance::suite::Suite) and a small arguments
+//! struct implementing [`SuiteArgs`].
+
+mod common;
+mod discovery;
+mod task;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Instant, SystemTime};
+
+use specwire_conformance::replay::Bundle;
+use specwire_conformance::report::Report;
+use specwire_conformance::suite::Suite;
+use specwire_conformance::task::TaskSuite;
+use specwire_conformance::verdict::Verdict;
+use specwire_protocol::conformance::CaseSpec;
+
+use common::{expected, finish, list, report_paths, selection, Common, Progress};
+use discovery::DiscoveryArgs;
+use task::{TargetArgs, TaskArgs};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    family: Family,
+}
+
+#[derive(clap::Subcommand)]
+enum Family {
+    /// Check a task provider at ws:// or wss:// (seed 000 §5–7, PROFILE.md).
+    Task(TaskArgs),
+    /// Check the UDP discovery side of a provider.
+    Discovery(DiscoveryArgs),
+    /// The subscription family (no cases yet).
+    Subscription(Pending),
+    /// The device family (no cases yet).
+    Device(Pending),
+    /// The chat family (no cases yet).
+    Chat(Pending),
+    /// The uart family (no cases yet).
+    Uart(Pending),
+    /// Run a replay bundle (written for a failed case) again against a
+    /// target; exit 1 when it fails again, 0 when it passes now.
+    Replay(ReplayArgs),
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// The bundle (`specwire-replays/<case>-<seed>.json`).
+    file: PathBuf,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+#[derive(clap::Args)]
+struct Pending {
+    #[command(flatten)]
+    common: Common,
+}
+
+/// A family's arguments: how they make its suite's target.
+trait SuiteArgs {
+    /// The family's suite.
+    type Suite: Suite;
+
+    /// The options every suite takes.
+    fn common(&self) -> &Common;
+
+    /// The target these arguments describe.
+    fn target(&self) -> impl Future<Output = Result<<Self::Suite as Suite>::Target, String>>;
+
+    /// Says on stderr what the run will take, before it starts.
+    fn announce(&self, target: &<Self::Suite as Suite>::Target, plan: &[&'static CaseSpec]);
+}
+
+pub fn run(args: Args) -> ExitCode {
+    crate::run_async("specwire conformance", async {
+        match dispatch(args).await {
+            Ok(code) => code,
+            Err(message) => {
+                eprintln!("specwire conformance: {message}");
+                ExitCode::from(2)
+            }
+        }
+    })
+}
+
+async fn dispatch(args: Args) -> Result<ExitCode, String> {
+    match args.family {
+        Family::Task(task) => run_suite(task).await,
+        Family::Discovery(discovery) => run_suite(discovery).await,
+        Family::Replay(replay) => run_replay(replay).await,
+        Family::Subscription(pending)
+        | Family::Device(pending)
+        | Family::Chat(pending)
+        | Family::Uart(pending) => {
+            let _ = pending;
+            Err(
+                "this family has no conformance cases yet (see generated/docs/conformance.md)"
+                    .into(),
+            )
+        }
+    }
+}
+
+/// Runs the suite `args` describe and writes its reports.
+async fn run_suite<A: SuiteArgs>(args: A) -> Result<ExitCode, String> {
+    let family = A::Suite::FAMILY;
+    let common = args.common();
+    if common.list {
+        return Ok(list(family));
+    }
+    let paths = report_paths(common)?;
+    let expected = expected(common, family)?;
+    let target = args.target().await?;
+    let selection = selection(common);
+    let plan = specwire_conformance::suite::plan::<A::Suite>(&selection);
+    args.announce(&target, &plan);
+    let started_at = SystemTime::now();
+    let started = Instant::now();
+    let mut progress = Progress::new(plan.len());
+    let results =
+        specwire_conformance::suite::run::<A::Suite>(&target, &selection, &mut progress).await;
+    let report = Report::new(
+        family,
+        &A::Suite::describe(&target),
+        started_at,
+        started.elapsed(),
+        &results,
+        &expected,
+    );
+    for result in &results {
+        if let Some(path) = &result.replay {
+            eprintln!("specwire: {} failed; replay bundle: {path}", result.spec.id);
+        }
+    }
+    finish(&report, common, &paths)
+}
+
+async fn run_replay(args: ReplayArgs) -> Result<ExitCode, String> {
+    let bundle = Bundle::read(&args.file)?;
+    if bundle.family != "task" {
+        return Err(format!(
+            "{}: replay of {} bundles is not supported yet",
+            args.file.display(),
+            bundle.family
+        ));
+    }
+    let endpoint = args
+        .target
+        .target
+        .clone()
+        .unwrap_or_else(|| bundle.target.clone());
+    let target = args.target.task_target(Some(&endpoint)).await?;
+    println!(
+        "replaying {} against {endpoint} (it failed with: {})",
+        bundle.case, bundle.reason
+    );
+    if let Some(steps) = &bundle.steps {
+        let steps: Vec<String> = steps.iter().map(ToString::to_string).collect();
+        println!("steps: {}", steps.join(", "));
+    }
+    let result =
+        specwire_conformance::suite::replay::<TaskSuite>(&target, &bundle.clone().typed()?).await?;
+    for line in result.transcript.lines() {
+        println!("{line}");
+    }
+    match &result.verdict {
+        Verdict::Fail { reason } => {
+            println!("{}: FAIL again: {reason}", bundle.case);
+            Ok(ExitCode::from(1))
+        }
+        Verdict::Pass => {
+            println!("{}: passes now", bundle.case);
+            Ok(ExitCode::SUCCESS)
+        }
+        other => {
+            println!(
+                "{}: {}: {}",
+                bundle.case,
+                other.name(),
+                other.reason().unwrap_or("")
+            );
+            Ok(ExitCode::from(3))
+        }
+    }
+}
