@@ -216,6 +216,9 @@ impl Server {
         let closing = async { while connections.join_next().await.is_some() {} };
         if tokio::time::timeout(grace, closing).await.is_err() {
             connections.abort_all();
+            // Aborted tasks end at their next poll; wait for that, so
+            // every connection is gone (and counted out) on return.
+            while connections.join_next().await.is_some() {}
         }
     }
 
