@@ -4,7 +4,8 @@
 //!
 //! Every wait is bounded; nothing sleeps to synchronise.
 
-use std::future::Future;
+mod support;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,22 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_util::codec::LinesCodec;
 
-const PATIENCE: Duration = Duration::from_secs(5);
-
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(PATIENCE, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    within(what, async {
-        while !condition() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-}
+use support::{eventually, within, PATIENCE};
 
 // WebSocket ---------------------------------------------------------------------------------
 
@@ -130,6 +116,12 @@ async fn next_text(ws: &mut net::WsStream) -> String {
     }
 }
 
+/// Sends `text` and expects it back.
+async fn round_trip(ws: &mut net::WsStream, text: &str) {
+    within("send", ws.send(Frame::text(text))).await.unwrap();
+    assert_eq!(next_text(ws).await, text);
+}
+
 /// Reads until the close frame; its code and reason.
 async fn close_frame(ws: &mut net::WsStream) -> (CloseCode, String) {
     loop {
@@ -145,8 +137,7 @@ async fn close_frame(ws: &mut net::WsStream) -> (CloseCode, String) {
 async fn a_session_echoes_and_unknown_paths_are_refused_with_their_status() {
     let server = echo_server(|_| {}).await;
     let mut ws = connect(&server, "/echo").await;
-    within("send", ws.send(Frame::text("one"))).await.unwrap();
-    assert_eq!(next_text(&mut ws).await, "one");
+    round_trip(&mut ws, "one").await;
     let url = format!("{}/nope", server.endpoint());
     match within("refusal", net::connect(&url, &[], PATIENCE)).await {
         Err(net::ConnectError::Failed(error)) => assert!(error.contains("404"), "{error}"),
@@ -245,8 +236,7 @@ async fn a_full_outbox_closes_the_connection_after_what_fit() {
 async fn a_session_may_end_its_connection() {
     let server = echo_server(|_| {}).await;
     let mut ws = connect(&server, "/end").await;
-    within("send", ws.send(Frame::text("bye"))).await.unwrap();
-    assert_eq!(next_text(&mut ws).await, "bye");
+    round_trip(&mut ws, "bye").await;
     assert_eq!(close_frame(&mut ws).await.0, CloseCode::Normal);
 }
 

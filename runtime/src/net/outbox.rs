@@ -31,6 +31,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
+use futures_util::{Sink, SinkExt};
 use tokio::sync::Notify;
 
 const OPEN: u8 = 0;
@@ -168,6 +169,29 @@ impl<T> Outbox<T> {
     pub async fn ready(&self) {
         self.0.ready.notified().await;
     }
+}
+
+/// Writes everything queued to `sink` (each message through `wrap`), in
+/// one flush.
+pub(crate) async fn write_queued<T, U, K>(
+    sink: &mut K,
+    outbox: &Outbox<T>,
+    wrap: impl Fn(T) -> U,
+) -> Result<(), String>
+where
+    K: Sink<U> + Unpin,
+    K::Error: std::fmt::Display,
+{
+    let queued = outbox.take();
+    if queued.is_empty() {
+        return Ok(());
+    }
+    for message in queued {
+        sink.feed(wrap(message))
+            .await
+            .map_err(|error| error.to_string())?;
+    }
+    sink.flush().await.map_err(|error| error.to_string())
 }
 
 /// Closes the outbox when the connection's task ends, however it ends.

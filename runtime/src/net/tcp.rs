@@ -51,7 +51,7 @@ use tokio_util::codec::{Decoder, Encoder, Framed};
 use tokio_util::sync::CancellationToken;
 
 use super::limits::Limits;
-use super::outbox::{CloseOnDrop, Outbox};
+use super::outbox::{write_queued, CloseOnDrop, Outbox};
 use super::server::{Peer, Serve, Server, ServerConfig, Stream};
 
 /// How long writing what is left may take when a connection closes.
@@ -148,9 +148,9 @@ where
                 let frame = frame.map_err(|error| error.to_string())?;
                 idle.as_mut().reset(tokio::time::Instant::now() + silence);
                 session.on_frame(frame);
-                write_queued(&mut framed, outbox).await?;
+                write_queued(&mut framed, outbox, |item| item).await?;
             }
-            () = outbox.ready() => write_queued(&mut framed, outbox).await?,
+            () = outbox.ready() => write_queued(&mut framed, outbox, |item| item).await?,
             () = &mut idle => return Err("peer silent".to_owned()),
             () = closing.cancelled() => break,
         }
@@ -159,7 +159,7 @@ where
         }
     }
     let finish = async {
-        write_queued(&mut framed, outbox).await?;
+        write_queued(&mut framed, outbox, |item| item).await?;
         SinkExt::<O>::close(&mut framed)
             .await
             .map_err(|error| error.to_string())
@@ -167,23 +167,4 @@ where
     tokio::time::timeout(CLOSE_TIMEOUT, finish)
         .await
         .map_err(|_| "closing timed out".to_owned())?
-}
-
-/// Writes everything queued, in one flush.
-async fn write_queued<T, C, O>(framed: &mut Framed<T, C>, outbox: &Outbox<O>) -> Result<(), String>
-where
-    T: Stream,
-    C: Encoder<O>,
-    <C as Encoder<O>>::Error: fmt::Display,
-{
-    let queued = outbox.take();
-    if queued.is_empty() {
-        return Ok(());
-    }
-    for item in queued {
-        framed.feed(item).await.map_err(|error| error.to_string())?;
-    }
-    SinkExt::<O>::flush(framed)
-        .await
-        .map_err(|error| error.to_string())
 }

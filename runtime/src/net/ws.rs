@@ -60,7 +60,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::http::{self, Request, Response};
 use super::limits::Limits;
-use super::outbox::{CloseOnDrop, Outbox};
+use super::outbox::{write_queued, CloseOnDrop, Outbox};
 use super::server::{Peer, Serve, Server, ServerConfig, Stream};
 
 /// How long a close handshake may take before the connection is dropped.
@@ -233,9 +233,9 @@ impl<X: WsSession> Connection<X> {
                         Frame::Ping(_) | Frame::Pong(_) | Frame::Close(_) | Frame::Frame(_) => {}
                     }
                     // Write what this frame produced before reading more.
-                    write_queued(&mut ws, &outbox).await?;
+                    write_queued(&mut ws, &outbox, Frame::text).await?;
                 }
-                () = outbox.ready() => write_queued(&mut ws, &outbox).await?,
+                () = outbox.ready() => write_queued(&mut ws, &outbox, Frame::text).await?,
                 () = &mut idle => {
                     if pinged {
                         return Box::pin(close(ws, CloseCode::Away, "no pong")).await;
@@ -245,12 +245,12 @@ impl<X: WsSession> Connection<X> {
                     ws.send(Frame::Ping(Vec::new().into())).await.map_err(|error| error.to_string())?;
                 }
                 () = closing.cancelled() => {
-                    write_queued(&mut ws, &outbox).await?;
+                    write_queued(&mut ws, &outbox, Frame::text).await?;
                     return Box::pin(close(ws, CloseCode::Away, S::SHUTDOWN_REASON)).await;
                 }
             }
             if outbox.is_closed() {
-                write_queued(&mut ws, &outbox).await?;
+                write_queued(&mut ws, &outbox, Frame::text).await?;
                 let (code, reason) = if outbox.overflowed() {
                     (CloseCode::Policy, "outbox full: reading too slowly")
                 } else {
@@ -260,23 +260,6 @@ impl<X: WsSession> Connection<X> {
             }
         }
     }
-}
-
-/// Writes everything queued, in one flush.
-async fn write_queued<T: Stream>(
-    ws: &mut WebSocketStream<T>,
-    outbox: &Outbox,
-) -> Result<(), String> {
-    let queued = outbox.take();
-    if queued.is_empty() {
-        return Ok(());
-    }
-    for text in queued {
-        ws.feed(Frame::text(text))
-            .await
-            .map_err(|error| error.to_string())?;
-    }
-    ws.flush().await.map_err(|error| error.to_string())
 }
 
 /// Sends a close frame and waits (bounded) for the peer's.
