@@ -24,10 +24,10 @@ pub type Request = http::Request<()>;
 /// An answer to a request that is not upgraded: a refusal or a page.
 pub type Response = http::Response<String>;
 
-/// The longest request head read.
+/// The longest request head read: a longer one closes the connection.
 const MAX_HEAD: usize = 16 * 1024;
-/// The most headers a request may have.
-const MAX_HEADERS: usize = 64;
+/// The most headers a request may have (as many as tungstenite allows).
+const MAX_HEADERS: usize = 124;
 
 /// A response with `status` and a plain-text `body`.
 pub fn response(status: StatusCode, body: impl Into<String>) -> Response {
