@@ -9,6 +9,9 @@
 //!   status and result queries, cancellation, auth, rate and size limits,
 //!   optional TLS), and a [`TaskClient`](task::TaskClient) that assigns
 //!   tasks with acks, retries and recovery after a dropped connection.
+//! - [`net`]: the networking core every family plugs into: WebSocket and
+//!   TCP servers, the inbound message pipeline, connecting with backoff,
+//!   authentication.
 //! - [`tls`]: loading certificates and keys for `wss://`.
 //!
 //! Every message sent or received is one of the generated
@@ -16,5 +19,6 @@
 
 pub mod clock;
 pub mod discovery;
+pub mod net;
 pub mod task;
 pub mod tls;

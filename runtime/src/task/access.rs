@@ -1,4 +1,5 @@
-//! Who may use a provider: API keys (`Authenticate`) and per-client access
+//! Who may use a provider: API keys (`Authenticate`, checked by
+//! [`ApiKeys`], the provider's [`Authenticator`]) and per-client access
 //! control lists (`FORBIDDEN`).
 //!
 //! ```
@@ -14,12 +15,14 @@
 //! assert!(policy.allows(Some("admin"), "DiagnosticsService", "noop"));
 //! ```
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use crate::net::{ApiKeys, AuthError, Authenticator, Credential, Identity};
 
 /// API keys and grants. The default policy lets everyone do everything.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AccessPolicy {
-    keys: HashSet<String>,
+    keys: ApiKeys,
     /// `None`: every authenticated client may run every operation.
     grants: Option<HashMap<String, Vec<Grant>>>,
 }
@@ -53,7 +56,7 @@ impl AccessPolicy {
         S: Into<String>,
     {
         AccessPolicy {
-            keys: keys.into_iter().map(Into::into).collect(),
+            keys: ApiKeys::new(keys),
             grants: None,
         }
     }
@@ -79,12 +82,12 @@ impl AccessPolicy {
 
     /// Whether the first message of a connection must be `Authenticate`.
     pub fn requires_authentication(&self) -> bool {
-        !self.keys.is_empty()
+        self.keys.required()
     }
 
     /// Whether `key` is one of the API keys (any key when none are set).
     pub fn key_is_valid(&self, key: &str) -> bool {
-        self.keys.is_empty() || self.keys.contains(key)
+        self.keys.is_valid(key)
     }
 
     /// Whether `client_id` may run `operation` of `service`. With an ACL, a
@@ -127,6 +130,17 @@ impl AccessPolicy {
             }
         }
         Ok(self)
+    }
+}
+
+/// The policy's API keys decide who is authenticated.
+impl Authenticator for AccessPolicy {
+    fn required(&self) -> bool {
+        self.keys.required()
+    }
+
+    fn authenticate(&self, credential: &Credential<'_>) -> Result<Identity, AuthError> {
+        self.keys.authenticate(credential)
     }
 }
 

@@ -20,7 +20,7 @@ use super::messages::{self, TaskReport, TaskState};
 use crate::discovery::Presence;
 use specwire_protocol::discovery::ServiceAdvertisementStatus;
 
-pub(crate) use super::outbox::Outbox;
+pub(crate) use crate::net::Outbox;
 
 /// A connection that hears about a task.
 #[derive(Clone, Debug)]

@@ -1,391 +1,25 @@
-//! The task client: assigns tasks to one provider and follows them to
-//! their end, through dropped connections.
-//!
-//! A [`TaskClient`] owns one connection, run by a background session task:
-//! it connects with exponential backoff and jitter, authenticates, and
-//! sends every `AssignTask` with an `acknowledgmentId`, re-sending the same
-//! `taskId` until it is acknowledged (at-least-once delivery; the
-//! provider's idempotency makes it one run). After a dropped connection it
-//! reconnects and asks for each open task's state with `GetStatus`, then
-//! keeps polling tasks it has not heard about for a while. Every task
-//! ends in an outcome or a [`ClientError`]: the session never leaves a
-//! caller waiting forever.
-//!
-//! ```no_run
-//! # async fn run() -> Result<(), specwire_runtime::task::ClientError> {
-//! use specwire_runtime::task::{ClientConfig, TaskClient, TaskEvent};
-//!
-//! let client = TaskClient::connect(ClientConfig::new("ws://127.0.0.1:8080")).await?;
-//! let mut task = client
-//!     .assign("DiagnosticsService", "sleep", serde_json::json!({"durationMs": 500}))
-//!     .await?;
-//! while let Some(event) = task.next().await {
-//!     match event {
-//!         TaskEvent::Progress(update) => println!("{}%", update.progress),
-//!         TaskEvent::Finished(outcome) => println!("{outcome:?}"),
-//!     }
-//! }
-//! # Ok(()) }
-//! ```
+//! The background task behind a [`TaskClient`](super::TaskClient): one
+//! connection at a time, acks and re-sends, polls, reconnects with
+//! [`net::retry`](crate::net::retry) and recovery by `GetStatus`.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use specwire_protocol::task::{Message, TaskStatusUpdatePayloadStatus};
 use specwire_protocol::{Direction, JsonProtocol};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as Frame;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::handler::{codes, TaskError, TaskOutput};
-use super::messages::{self, Assignment};
+use super::super::handler::{codes, TaskError};
+use super::super::messages::{self, Assignment};
+use super::types::{ClientConfig, ClientError, Command, StatusUpdate, TaskEvent, TaskOutcome};
 use crate::clock::new_id;
-
-/// Exponential backoff with jitter between connection attempts.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Backoff {
-    /// Delay after the first failure.
-    pub initial: Duration,
-    /// Largest delay.
-    pub max: Duration,
-    /// Growth per failure.
-    pub factor: f64,
-    /// Each delay is scaled by a random factor in `1 - jitter ..= 1`, so
-    /// many clients do not retry in step.
-    pub jitter: f64,
-}
-
-impl Default for Backoff {
-    fn default() -> Backoff {
-        Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(5),
-            factor: 2.0,
-            jitter: 0.5,
-        }
-    }
-}
-
-impl Backoff {
-    /// The delay before attempt `attempt` (0 = the first retry).
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let exponent = i32::try_from(attempt).unwrap_or(i32::MAX).min(64);
-        let base = self.initial.as_secs_f64() * self.factor.max(1.0).powi(exponent);
-        let capped = base.min(self.max.as_secs_f64());
-        let jitter = self.jitter.clamp(0.0, 1.0);
-        let scale = 1.0 - jitter * fastrand::f64();
-        Duration::from_secs_f64((capped * scale).max(0.0))
-    }
-}
-
-/// How a client connects and retries.
-#[derive(Clone, Debug)]
-pub struct ClientConfig {
-    /// `ws://HOST:PORT` or `wss://HOST:PORT`.
-    pub endpoint: String,
-    /// `clientId` for `Authenticate` and `callbackClientId`.
-    pub client_id: String,
-    /// Sent in `Authenticate` first thing on every connection.
-    pub api_key: Option<String>,
-    /// Extra CA certificates (PEM) to trust for `wss://`.
-    pub extra_roots: Vec<PathBuf>,
-    /// Connection and handshake time limit per attempt.
-    pub connect_timeout: Duration,
-    /// Delays between connection attempts.
-    pub backoff: Backoff,
-    /// Consecutive failed connection attempts before open tasks fail with
-    /// [`ClientError::Unavailable`].
-    pub connect_attempts: u32,
-    /// How long to wait for an `Ack` before re-sending.
-    pub ack_timeout: Duration,
-    /// How many times an `AssignTask` is sent before giving up.
-    pub assign_attempts: u32,
-    /// A task not heard about for this long gets a `GetStatus`.
-    pub poll_interval: Duration,
-    /// A connection silent this long gets a ping; silent twice as long, it
-    /// is considered dead and replaced.
-    pub keepalive: Duration,
-}
-
-impl ClientConfig {
-    /// Defaults for `endpoint`: a new client id, no key, 8 connection
-    /// attempts, 2 s ack timeout, 5 sends, 5 s polls.
-    pub fn new(endpoint: impl Into<String>) -> ClientConfig {
-        ClientConfig {
-            endpoint: endpoint.into(),
-            client_id: new_id(),
-            api_key: None,
-            extra_roots: Vec::new(),
-            connect_timeout: Duration::from_secs(5),
-            backoff: Backoff::default(),
-            connect_attempts: 8,
-            ack_timeout: Duration::from_secs(2),
-            assign_attempts: 5,
-            poll_interval: Duration::from_secs(5),
-            keepalive: Duration::from_secs(15),
-        }
-    }
-}
-
-/// Why a client or a task could not go on.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-pub enum ClientError {
-    /// The endpoint is not a `ws://` or `wss://` URL, or TLS setup failed.
-    #[error("{0}")]
-    Config(String),
-    /// The provider could not be reached after every attempt.
-    #[error("provider {endpoint} unavailable after {attempts} attempts: {last_error}")]
-    Unavailable {
-        /// The endpoint.
-        endpoint: String,
-        /// Connection attempts made.
-        attempts: u32,
-        /// The last failure.
-        last_error: String,
-    },
-    /// The provider refused the API key.
-    #[error("provider refused authentication: {0}")]
-    Unauthorized(String),
-    /// The provider never acknowledged the task.
-    #[error("task {task_id} was not acknowledged after {attempts} sends")]
-    NotAcknowledged {
-        /// The task.
-        task_id: String,
-        /// Sends made.
-        attempts: u32,
-    },
-    /// The provider answered the task with an `Error`.
-    #[error("provider refused task {task_id}: {code}: {message}")]
-    Refused {
-        /// The task.
-        task_id: String,
-        /// `errorCode`.
-        code: String,
-        /// `errorMessage`.
-        message: String,
-    },
-    /// After a reconnect the provider no longer knew the task (restarted).
-    #[error("provider lost task {task_id} (it answered TASK_NOT_FOUND after a reconnect)")]
-    Lost {
-        /// The task.
-        task_id: String,
-    },
-    /// The client was closed before the task ended.
-    #[error("the client was closed")]
-    Closed,
-}
-
-/// How a task ended.
-#[derive(Clone, Debug, PartialEq)]
-pub enum TaskOutcome {
-    /// `TaskResult`: its `resultData`.
-    Completed(TaskOutput),
-    /// `TaskFailed`.
-    Failed(TaskError),
-    /// `TaskStatusUpdate` `Cancelled`, with the last progress.
-    Cancelled {
-        /// Progress when it was cancelled.
-        progress: u8,
-    },
-}
-
-/// A non-terminal `TaskStatusUpdate`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StatusUpdate {
-    /// `Accepted`, `Queued` or `Processing`.
-    pub status: TaskStatusUpdatePayloadStatus,
-    /// 0–100, never lower than an earlier update's.
-    pub progress: u8,
-    /// The provider's note.
-    pub message: Option<String>,
-    /// `estimatedTimeRemainingSeconds`.
-    pub remaining_seconds: Option<f64>,
-}
-
-/// What happens to a task.
-#[derive(Clone, Debug, PartialEq)]
-pub enum TaskEvent {
-    /// Progress; any number of these.
-    Progress(StatusUpdate),
-    /// The end; always the last event.
-    Finished(Result<TaskOutcome, ClientError>),
-}
-
-enum Command {
-    Assign {
-        assignment: Assignment,
-        events: mpsc::UnboundedSender<TaskEvent>,
-        accepted: oneshot::Sender<Result<(), ClientError>>,
-    },
-    Cancel {
-        task_id: String,
-    },
-    Close {
-        done: oneshot::Sender<()>,
-    },
-}
-
-/// A connection to one provider. Cheap to share behind an `Arc`; every
-/// method may be called concurrently.
-pub struct TaskClient {
-    commands: mpsc::UnboundedSender<Command>,
-    client_id: String,
-}
-
-/// One assigned task: its events, and a way to cancel it.
-pub struct TaskHandle {
-    task_id: String,
-    events: mpsc::UnboundedReceiver<TaskEvent>,
-    commands: mpsc::UnboundedSender<Command>,
-}
-
-impl TaskHandle {
-    /// The `taskId`.
-    pub fn task_id(&self) -> &str {
-        &self.task_id
-    }
-
-    /// The next event; `None` after [`TaskEvent::Finished`].
-    pub async fn next(&mut self) -> Option<TaskEvent> {
-        self.events.recv().await
-    }
-
-    /// Asks the provider to cancel the task; its end still arrives as an
-    /// event (`Cancelled`, or the outcome it reached first).
-    pub fn cancel(&self) {
-        let _ = self.commands.send(Command::Cancel {
-            task_id: self.task_id.clone(),
-        });
-    }
-
-    /// Waits for the end, skipping progress.
-    pub async fn outcome(mut self) -> Result<TaskOutcome, ClientError> {
-        while let Some(event) = self.events.recv().await {
-            if let TaskEvent::Finished(outcome) = event {
-                return outcome;
-            }
-        }
-        Err(ClientError::Closed)
-    }
-}
-
-impl TaskClient {
-    /// Connects (with retries) and authenticates; fails when the provider
-    /// stays unreachable or refuses the key.
-    pub async fn connect(config: ClientConfig) -> Result<TaskClient, ClientError> {
-        if !(config.endpoint.starts_with("ws://") || config.endpoint.starts_with("wss://")) {
-            return Err(ClientError::Config(format!(
-                "endpoint `{}` is not a ws:// or wss:// URL",
-                config.endpoint
-            )));
-        }
-        let tls = if config.endpoint.starts_with("wss://") {
-            Some(
-                crate::tls::client_config(&config.extra_roots)
-                    .map_err(|error| ClientError::Config(error.to_string()))?,
-            )
-        } else {
-            None
-        };
-        let mut session = Session {
-            client_id: config.client_id.clone(),
-            config,
-            tls,
-            ws: None,
-            tasks: HashMap::new(),
-            by_ack: HashMap::new(),
-            by_message: HashMap::new(),
-            fatal: None,
-        };
-        session.reconnect().await?;
-        let (commands, receiver) = mpsc::unbounded_channel();
-        let client_id = session.client_id.clone();
-        tokio::spawn(session.run(receiver));
-        Ok(TaskClient {
-            commands,
-            client_id,
-        })
-    }
-
-    /// The `clientId` this client uses.
-    pub fn client_id(&self) -> &str {
-        &self.client_id
-    }
-
-    /// Assigns a task with a fresh `taskId`; returns once the provider
-    /// acknowledged it (or answered about it).
-    pub async fn assign(
-        &self,
-        service: &str,
-        operation: &str,
-        parameters: Value,
-    ) -> Result<TaskHandle, ClientError> {
-        self.assign_with_id(&new_id(), service, operation, parameters)
-            .await
-    }
-
-    /// As [`assign`](Self::assign) with the caller's `taskId` (re-using one
-    /// is how a caller resumes a task after a restart).
-    pub async fn assign_with_id(
-        &self,
-        task_id: &str,
-        service: &str,
-        operation: &str,
-        parameters: Value,
-    ) -> Result<TaskHandle, ClientError> {
-        let parameters = match parameters {
-            Value::Object(map) => map,
-            Value::Null => Map::new(),
-            other => {
-                return Err(ClientError::Config(format!(
-                    "task parameters must be a JSON object, not {}",
-                    super::handler::json_type(&other)
-                )))
-            }
-        };
-        let (events, receiver) = mpsc::unbounded_channel();
-        let (accepted, accepted_rx) = oneshot::channel();
-        let assignment = Assignment {
-            task_id: task_id.to_owned(),
-            service: service.to_owned(),
-            operation: operation.to_owned(),
-            parameters,
-            client_id: Some(self.client_id.clone()),
-        };
-        self.commands
-            .send(Command::Assign {
-                assignment,
-                events,
-                accepted,
-            })
-            .map_err(|_| ClientError::Closed)?;
-        accepted_rx.await.map_err(|_| ClientError::Closed)??;
-        Ok(TaskHandle {
-            task_id: task_id.to_owned(),
-            events: receiver,
-            commands: self.commands.clone(),
-        })
-    }
-
-    /// Closes the connection with the close handshake. Tasks still open
-    /// end with [`ClientError::Closed`].
-    pub async fn close(self) {
-        let (done, wait) = oneshot::channel();
-        if self.commands.send(Command::Close { done }).is_ok() {
-            let _ = wait.await;
-        }
-    }
-}
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use crate::net::{self, Attempt, Connector, RetryError, WsStream};
 
 struct OpenTask {
     assignment: Assignment,
@@ -405,11 +39,11 @@ struct OpenTask {
     cancel_requested: bool,
 }
 
-struct Session {
+pub(super) struct Session {
     config: ClientConfig,
-    client_id: String,
-    tls: Option<Arc<rustls::ClientConfig>>,
-    ws: Option<Socket>,
+    pub(super) client_id: String,
+    connector: Connector,
+    ws: Option<WsStream>,
     tasks: HashMap<String, OpenTask>,
     by_ack: HashMap<String, String>,
     /// `messageId` → `taskId` of messages sent, for `relatedMessageId`.
@@ -419,7 +53,20 @@ struct Session {
 }
 
 impl Session {
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+    pub(super) fn new(config: ClientConfig, connector: Connector) -> Session {
+        Session {
+            client_id: config.client_id.clone(),
+            config,
+            connector,
+            ws: None,
+            tasks: HashMap::new(),
+            by_ack: HashMap::new(),
+            by_message: HashMap::new(),
+            fatal: None,
+        }
+    }
+
+    pub(super) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut idle_deadline = Instant::now() + self.config.keepalive;
         let mut pinged = false;
         let mut commands_open = true;
@@ -511,54 +158,48 @@ impl Session {
 
     /// Connects and authenticates, retrying with backoff; then re-sends
     /// unacknowledged tasks and asks about acknowledged ones.
-    async fn reconnect(&mut self) -> Result<(), ClientError> {
+    pub(super) async fn reconnect(&mut self) -> Result<(), ClientError> {
         if let Some(error) = &self.fatal {
             return Err(error.clone());
         }
-        let mut last_error = String::new();
-        let attempts = self.config.connect_attempts.max(1);
-        for attempt in 0..attempts {
-            if attempt > 0 {
-                tokio::time::sleep(self.config.backoff.delay(attempt - 1)).await;
+        let this = &*self;
+        let connected = net::retry(
+            &self.config.backoff,
+            self.config.connect_attempts,
+            |attempt| async move {
+                this.connect_once().await.map_err(|error| match error {
+                    ClientError::Unauthorized(_) => Attempt::Fatal(error),
+                    error => {
+                        tracing::debug!(attempt, %error, "connection attempt failed");
+                        Attempt::Retry(error)
+                    }
+                })
+            },
+        )
+        .await;
+        match connected {
+            Ok(ws) => {
+                self.ws = Some(ws);
+                self.resume().await;
+                Ok(())
             }
-            match self.connect_once().await {
-                Ok(ws) => {
-                    self.ws = Some(ws);
-                    self.resume().await;
-                    return Ok(());
-                }
-                Err(ClientError::Unauthorized(message)) => {
-                    let error = ClientError::Unauthorized(message);
-                    self.fatal = Some(error.clone());
-                    return Err(error);
-                }
-                Err(error) => {
-                    tracing::debug!(attempt, %error, "connection attempt failed");
-                    last_error = error.to_string();
-                }
+            Err(RetryError::Fatal(error)) => {
+                self.fatal = Some(error.clone());
+                Err(error)
             }
+            Err(RetryError::Exhausted { attempts, last }) => Err(ClientError::Unavailable {
+                endpoint: self.config.endpoint.clone(),
+                attempts,
+                last_error: last.to_string(),
+            }),
         }
-        Err(ClientError::Unavailable {
-            endpoint: self.config.endpoint.clone(),
-            attempts,
-            last_error,
-        })
     }
 
-    async fn connect_once(&self) -> Result<Socket, ClientError> {
-        let connector = self
-            .tls
-            .as_ref()
-            .map(|config| tokio_tungstenite::Connector::Rustls(Arc::clone(config)));
-        let connecting = tokio_tungstenite::connect_async_tls_with_config(
-            self.config.endpoint.as_str(),
-            None,
-            true,
-            connector,
-        );
-        let (mut ws, _) = tokio::time::timeout(self.config.connect_timeout, connecting)
+    async fn connect_once(&self) -> Result<WsStream, ClientError> {
+        let (mut ws, _) = self
+            .connector
+            .connect()
             .await
-            .map_err(|_| ClientError::Config("connection timed out".into()))?
             .map_err(|error| ClientError::Config(error.to_string()))?;
         if let Some(key) = &self.config.api_key {
             let acknowledgment_id = new_id();
@@ -887,19 +528,19 @@ impl Session {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use serde_json::Map;
 
     fn session_with_task() -> (Session, mpsc::UnboundedReceiver<TaskEvent>) {
         let (events, receiver) = mpsc::unbounded_channel();
-        let mut session = Session {
-            config: ClientConfig::new("ws://127.0.0.1:9"),
-            client_id: "c".into(),
-            tls: None,
-            ws: None,
-            tasks: HashMap::new(),
-            by_ack: HashMap::new(),
-            by_message: HashMap::new(),
-            fatal: None,
-        };
+        let config = ClientConfig::new("ws://127.0.0.1:9");
+        let connector = Connector::new(&config.endpoint, &[], config.connect_timeout).unwrap();
+        let mut session = Session::new(
+            ClientConfig {
+                client_id: "c".into(),
+                ..config
+            },
+            connector,
+        );
         session.tasks.insert(
             "t".into(),
             OpenTask {
@@ -984,31 +625,5 @@ mod tests {
                 .collect();
             prop_assert!(progress.windows(2).all(|pair| pair[0] <= pair[1]), "{:?}", progress);
         }
-    }
-
-    #[test]
-    fn backoff_grows_caps_and_jitters() {
-        let backoff = Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(1),
-            factor: 2.0,
-            jitter: 0.5,
-        };
-        for attempt in 0..100 {
-            let delay = backoff.delay(attempt);
-            let base = (0.1 * 2f64.powi(attempt.min(60) as i32)).min(1.0);
-            assert!(delay.as_secs_f64() <= base + 1e-9, "{attempt}: {delay:?}");
-            assert!(
-                delay.as_secs_f64() >= base * 0.5 - 1e-9,
-                "{attempt}: {delay:?}"
-            );
-        }
-        let fixed = Backoff {
-            jitter: 0.0,
-            ..backoff
-        };
-        assert_eq!(fixed.delay(0), Duration::from_millis(100));
-        assert_eq!(fixed.delay(3), Duration::from_millis(800));
-        assert_eq!(fixed.delay(10), Duration::from_secs(1));
     }
 }
