@@ -22,7 +22,6 @@
 //!   exit status.
 //! - [`replay`]: bundles of failed cases that `specwire conformance replay` runs again.
 
-pub mod connect;
 pub mod discovery;
 pub mod replay;
 pub mod report;

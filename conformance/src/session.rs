@@ -25,10 +25,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
-use crate::connect::WebSocket;
 use crate::suite::{lock, RunLog};
 use crate::transcript::{hex, Direction, Transcript};
 use crate::verdict::Stop;
+use specwire_runtime::net::WsStream as WebSocket;
 
 /// A message from the target, parsed but not trusted.
 #[derive(Clone, Debug, PartialEq)]

@@ -14,10 +14,10 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 use super::port::{self, Reuse};
 use super::target::Ctx;
 use super::wire::{Datagram, Until};
-use crate::connect::ConnectError;
 use crate::suite::Registry;
 use crate::transcript::Direction;
 use crate::verdict::{check, fail, Stop};
+use specwire_runtime::net::{connect, ConnectError};
 
 /// The discovery cases, one per catalog ID.
 pub(crate) static CASES: Registry<Ctx> = crate::cases!(Ctx {
@@ -328,38 +328,39 @@ async fn try_endpoint(ctx: &mut Ctx, endpoint: &str) -> Reach {
         "note",
         &format!("WebSocket handshake with {endpoint}"),
     );
-    let mut ws = match crate::connect::websocket(endpoint, &ctx.target.extra_roots, timeout).await {
-        Ok((ws, status)) => {
+    let mut ws = match connect(endpoint, &ctx.target.extra_roots, timeout).await {
+        Ok((ws, response)) => {
             ctx.record(
                 Direction::Note,
                 connection,
                 "note",
-                &format!("handshake accepted (HTTP {status})"),
+                &format!("handshake accepted (HTTP {})", response.status().as_u16()),
             );
             ws
         }
         Err(ConnectError::Tls(error)) => {
             return Reach::Refused(format!("TLS configuration: {error}"))
         }
-        Err(ConnectError::Handshake(text)) => {
+        Err(ConnectError::TimedOut) => {
+            ctx.record(Direction::Note, connection, "note", "no handshake in time");
+            return Reach::Refused(format!(
+                "no WebSocket handshake within {}",
+                humantime::format_duration(timeout)
+            ));
+        }
+        Err(error) => {
+            let text = error.to_string();
             ctx.record(
                 Direction::Note,
                 connection,
                 "note",
                 &format!("failed: {text}"),
             );
-            return if crate::connect::untrusted(&text) {
+            return if error.is_untrusted_certificate() {
                 Reach::Untrusted(text)
             } else {
                 Reach::Refused(text)
             };
-        }
-        Err(ConnectError::Timeout) => {
-            ctx.record(Direction::Note, connection, "note", "no handshake in time");
-            return Reach::Refused(format!(
-                "no WebSocket handshake within {}",
-                humantime::format_duration(timeout)
-            ));
         }
     };
     // Close cleanly; how the target closes is not this case's point.

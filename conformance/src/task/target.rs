@@ -10,10 +10,10 @@ use specwire_protocol::discovery::ServiceAdvertisement;
 
 use super::observed::Observed;
 use super::session::{Conn, Msg};
-use crate::connect::ConnectError;
 use crate::session::{Link, Session};
 use crate::suite::CaseContext;
 use crate::verdict::Stop;
+use specwire_runtime::net::{connect, ConnectError};
 
 /// One way to make a task on this target: `operation` of `service` with
 /// `taskParameters`.
@@ -206,18 +206,17 @@ impl Ctx {
         let timeout = self.target.reply_timeout;
         self.log()
             .waiting_for(&format!("a WebSocket handshake with {endpoint}"));
-        let ws = match crate::connect::websocket(&endpoint, &self.target.extra_roots, timeout).await
-        {
+        let ws = match connect(&endpoint, &self.target.extra_roots, timeout).await {
             Ok((ws, _)) => ws,
             Err(ConnectError::Tls(error)) => return Err(Stop::Harness(error)),
-            Err(ConnectError::Handshake(error)) => {
-                return Err(Stop::Harness(format!(
-                    "cannot connect to {endpoint}: {error}"
-                )))
-            }
-            Err(ConnectError::Timeout) => {
+            Err(ConnectError::TimedOut) => {
                 return Err(Stop::Harness(format!(
                     "cannot connect to {endpoint}: no WebSocket handshake within {timeout:?}"
+                )))
+            }
+            Err(error) => {
+                return Err(Stop::Harness(format!(
+                    "cannot connect to {endpoint}: {error}"
                 )))
             }
         };

@@ -76,15 +76,28 @@ impl Backoff {
 /// Why a connection could not be made.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum ConnectError {
-    /// The endpoint is not usable, or TLS could not be set up.
+    /// The endpoint is not a URL of the expected kind.
     #[error("{0}")]
-    Config(String),
+    Endpoint(String),
+    /// TLS could not be set up (an unreadable CA certificate, a bad server
+    /// name).
+    #[error("{0}")]
+    Tls(String),
     /// No connection (and handshake) within the time limit.
     #[error("connection timed out")]
     TimedOut,
     /// The connection or its handshake failed.
     #[error("{0}")]
     Failed(String),
+}
+
+impl ConnectError {
+    /// Whether the handshake failed because the server's certificate was
+    /// not trusted (untrusted, expired or misnamed): rustls reports those as
+    /// "invalid peer certificate: ...".
+    pub fn is_untrusted_certificate(&self) -> bool {
+        matches!(self, ConnectError::Failed(text) if text.contains("invalid peer certificate"))
+    }
 }
 
 /// Connects to one WebSocket endpoint, again and again: the TLS
@@ -110,7 +123,7 @@ impl Connector {
         } else if endpoint.starts_with("ws://") {
             None
         } else {
-            return Err(ConnectError::Config(format!(
+            return Err(ConnectError::Endpoint(format!(
                 "endpoint `{endpoint}` is not a ws:// or wss:// URL"
             )));
         };
@@ -170,7 +183,7 @@ pub async fn connect_tcp(
     } else if let Some(address) = endpoint.strip_prefix("tcp://") {
         (false, address)
     } else {
-        return Err(ConnectError::Config(format!(
+        return Err(ConnectError::Endpoint(format!(
             "endpoint `{endpoint}` is not a tcp:// or tls:// URL"
         )));
     };
@@ -189,7 +202,7 @@ pub async fn connect_tcp(
             .trim_start_matches('[')
             .trim_end_matches(']');
         let name = ServerName::try_from(host.to_owned())
-            .map_err(|error| ConnectError::Config(format!("server name `{host}`: {error}")))?;
+            .map_err(|error| ConnectError::Tls(format!("server name `{host}`: {error}")))?;
         let stream = tokio_rustls::TlsConnector::from(config)
             .connect(name, stream)
             .await
@@ -202,7 +215,7 @@ pub async fn connect_tcp(
 }
 
 fn tls_config(extra_roots: &[PathBuf]) -> Result<Arc<rustls::ClientConfig>, ConnectError> {
-    crate::tls::client_config(extra_roots).map_err(|error| ConnectError::Config(error.to_string()))
+    crate::tls::client_config(extra_roots).map_err(|error| ConnectError::Tls(error.to_string()))
 }
 
 /// How one attempt of [`retry`] ended, when it failed.
@@ -344,15 +357,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn bad_endpoints_are_configuration_errors() {
+    async fn bad_endpoints_are_endpoint_errors() {
         let timeout = Duration::from_secs(1);
         assert!(matches!(
             connect("http://x", &[], timeout).await,
-            Err(ConnectError::Config(_))
+            Err(ConnectError::Endpoint(_))
         ));
         assert!(matches!(
             connect_tcp("ws://x:1", &[], timeout).await,
-            Err(ConnectError::Config(_))
+            Err(ConnectError::Endpoint(_))
         ));
     }
 }
