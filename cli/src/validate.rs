@@ -1,5 +1,6 @@
 //! `specwire validate`: check messages from a file or stdin.
 
+use specwire_protocol::device::LineProtocol;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;

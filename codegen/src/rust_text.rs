@@ -137,6 +137,76 @@ fn write_pieces(
 }
 
 /// Generates the device family module.
+/// The code of one line kind, for the module's tables and `match`es.
+struct LineKind {
+    spec: TokenStream,
+    definition: Option<TokenStream>,
+    variant: TokenStream,
+    parse_arm: TokenStream,
+    write_arm: TokenStream,
+    index_arm: TokenStream,
+}
+
+fn line_kind(index: usize, message: &MessageEntry) -> Result<LineKind> {
+    let ident = format_ident!("{}", message.name);
+    let index_lit = Literal::usize_unsuffixed(index);
+    let message_name = &message.name;
+    let pattern = message.pattern.as_deref().unwrap_or_default();
+    let direction = match message.direction.as_str() {
+        "client-to-server" => quote!(Direction::ClientToServer),
+        "server-to-client" => quote!(Direction::ServerToClient),
+        _ => quote!(Direction::Broadcast),
+    };
+    let spec = quote!(LineSpec { name: #message_name, direction: #direction, pattern: #pattern });
+    let doc = format!(
+        " `{}` ({}): {} Pattern: `{}`.",
+        message.name, message.direction, message.summary, pattern
+    );
+    if message.fields.is_empty() {
+        let push = push_literal(message.format.as_deref().unwrap_or_default());
+        return Ok(LineKind {
+            spec,
+            definition: None,
+            variant: quote!(#[doc = #doc] #ident),
+            parse_arm: quote!(#index_lit => Some(Line::#ident)),
+            write_arm: quote!(Line::#ident => { #push }),
+            index_arm: quote!(Line::#ident => #index_lit),
+        });
+    }
+    let mut fields = Vec::new();
+    let mut extract = Vec::new();
+    for field in &message.fields {
+        let field_name = &field.name;
+        let fident = field_ident(&field.name);
+        let fdoc = format!(" The `{}` group.", field.name);
+        if field.optional {
+            fields.push(quote!(#[doc = #fdoc] pub #fident: Option<String>));
+            extract.push(
+                quote!(#fident: found.named_group(#field_name).map(|range| text[range].to_owned())),
+            );
+        } else {
+            fields.push(quote!(#[doc = #fdoc] pub #fident: String));
+            extract.push(quote!(#fident: found.named_group(#field_name).map(|range| text[range].to_owned()).unwrap_or_default()));
+        }
+    }
+    let pieces = parse_format(message.format.as_deref().unwrap_or_default())?;
+    let body = write_pieces(&pieces, message, false)?;
+    Ok(LineKind {
+        spec,
+        definition: Some(quote! {
+            #[doc = #doc]
+            #[derive(Clone, Debug, PartialEq, Eq)]
+            pub struct #ident { #(#fields,)* }
+        }),
+        variant: quote!(#[doc = #doc] #ident(#ident)),
+        parse_arm: quote!(#index_lit => Some(Line::#ident(#ident { #(#extract,)* }))),
+        write_arm: quote!(Line::#ident(line) => { #body }),
+        index_arm: quote!(Line::#ident(_) => #index_lit),
+    })
+}
+
+/// The module of a text-lines family: data (the line kinds, the registry
+/// schema) and the `Line` enum over `specwire_wire::text`.
 pub fn generate(family: &Family) -> Result<TextFamilyCode> {
     let manifest = &family.manifest;
     let name = &manifest.family;
@@ -154,64 +224,19 @@ pub fn generate(family: &Family) -> Result<TextFamilyCode> {
     let registry_ident = format_ident!("{}", registry.name);
     let registry_name = &registry.name;
 
-    let mut structs = Vec::new();
-    let mut variants = Vec::new();
-    let mut parse_arms = Vec::new();
-    let mut write_arms = Vec::new();
-    let mut name_arms = Vec::new();
-    let mut specs = Vec::new();
-    for (index, message) in manifest.messages.iter().enumerate() {
-        let ident = format_ident!("{}", message.name);
-        let index_lit = Literal::usize_unsuffixed(index);
-        let message_name = &message.name;
-        let pattern = message.pattern.as_deref().unwrap_or_default();
-        let direction = match message.direction.as_str() {
-            "client-to-server" => quote!(Direction::ClientToServer),
-            "server-to-client" => quote!(Direction::ServerToClient),
-            _ => quote!(Direction::Broadcast),
-        };
-        specs.push(
-            quote!(LineSpec { name: #message_name, direction: #direction, pattern: #pattern }),
-        );
-        let doc = format!(
-            " `{}` ({}): {} Pattern: `{}`.",
-            message.name, message.direction, message.summary, pattern
-        );
-        let pieces = parse_format(message.format.as_deref().unwrap_or_default())?;
-        if message.fields.is_empty() {
-            variants.push(quote!(#[doc = #doc] #ident));
-            parse_arms.push(quote!(#index_lit => Line::#ident));
-            let text = message.format.clone().unwrap_or_default();
-            let push = push_literal(&text);
-            write_arms.push(quote!(Line::#ident => { #push }));
-            name_arms.push(quote!(Line::#ident => #index_lit));
-            continue;
-        }
-        let mut fields = Vec::new();
-        let mut extract = Vec::new();
-        for field in &message.fields {
-            let field_name = &field.name;
-            let fident = field_ident(&field.name);
-            let fdoc = format!(" The `{}` group.", field.name);
-            if field.optional {
-                fields.push(quote!(#[doc = #fdoc] pub #fident: Option<String>));
-                extract.push(quote!(#fident: found.named_group(#field_name).map(|range| text[range].to_owned())));
-            } else {
-                fields.push(quote!(#[doc = #fdoc] pub #fident: String));
-                extract.push(quote!(#fident: found.named_group(#field_name).map(|range| text[range].to_owned()).unwrap_or_default()));
-            }
-        }
-        structs.push(quote! {
-            #[doc = #doc]
-            #[derive(Clone, Debug, PartialEq, Eq)]
-            pub struct #ident { #(#fields,)* }
-        });
-        variants.push(quote!(#[doc = #doc] #ident(#ident)));
-        parse_arms.push(quote!(#index_lit => Line::#ident(#ident { #(#extract,)* })));
-        let body = write_pieces(&pieces, message, false)?;
-        write_arms.push(quote!(Line::#ident(line) => { #body }));
-        name_arms.push(quote!(Line::#ident(_) => #index_lit));
-    }
+    let kinds = manifest
+        .messages
+        .iter()
+        .enumerate()
+        .map(|(index, message)| line_kind(index, message))
+        .collect::<Result<Vec<_>>>()?;
+    let specs = kinds.iter().map(|kind| &kind.spec);
+    let structs = kinds.iter().filter_map(|kind| kind.definition.as_ref());
+    let variants = kinds.iter().map(|kind| &kind.variant);
+    let parse_arms = kinds.iter().map(|kind| &kind.parse_arm);
+    let write_arms = kinds.iter().map(|kind| &kind.write_arm);
+    let index_arms = kinds.iter().map(|kind| &kind.index_arm);
+
     let port = Literal::u16_unsuffixed(manifest.transport.default_port);
     let host = &manifest.transport.default_host;
     let max_bytes =
@@ -229,12 +254,12 @@ pub fn generate(family: &Family) -> Result<TextFamilyCode> {
 
         pub mod registry;
 
-        use std::sync::LazyLock;
-
         use serde_json::Value;
         use specwire_wire::json::{DecodeError, Direction, LazyValidator, Violation};
+        use specwire_wire::text::LineFamily;
 
         pub use registry::#registry_ident;
+        pub use specwire_wire::text::{LineError, LineProtocol, LineSpec};
 
         /// The family name.
         pub const FAMILY: &str = #name;
@@ -247,126 +272,42 @@ pub fn generate(family: &Family) -> Result<TextFamilyCode> {
         /// The registry's bundled JSON Schema.
         pub const REGISTRY_SCHEMA: &str = #registry_schema_literal;
 
-        /// A line kind of the family.
-        #[derive(Clone, Copy, Debug)]
-        pub struct LineSpec {
-            /// The message name.
-            pub name: &'static str,
-            /// Who sends it.
-            pub direction: Direction,
-            /// The anchored ECMAScript pattern whose named groups are its fields.
-            pub pattern: &'static str,
-        }
-
         /// Every line kind, in the order the parser tries them.
         pub static MESSAGES: &[LineSpec] = &[#(#specs),*];
 
-        fn pattern(index: usize) -> Result<&'static regress::Regex, LineError> {
-            static COMPILED: LazyLock<Vec<Result<regress::Regex, String>>> = LazyLock::new(|| {
-                MESSAGES.iter().map(|spec| regress::Regex::new(spec.pattern).map_err(|e| e.to_string())).collect()
-            });
-            match COMPILED.get(index) {
-                Some(Ok(regex)) => Ok(regex),
-                Some(Err(error)) => Err(LineError::BadPattern(error.clone())),
-                None => Err(LineError::BadPattern(format!("no pattern #{index}"))),
-            }
-        }
-
-        /// Why a text frame is not a message of the family.
-        #[derive(Debug, thiserror::Error)]
-        pub enum LineError {
-            /// Nothing to parse.
-            #[error("empty frame")]
-            Empty,
-            /// No line kind matches.
-            #[error("no {direction} {family} message matches {text:?}")]
-            NoMatch { family: &'static str, direction: String, text: String },
-            /// The family has no message of that name.
-            #[error("no {FAMILY} message is called {0:?}")]
-            UnknownMessage(String),
-            /// A shipped pattern failed to compile (a codegen bug).
-            #[error("pattern does not compile: {0}")]
-            BadPattern(String),
-        }
+        static TABLE: LineFamily = LineFamily::new(FAMILY, MESSAGES);
 
         #(#structs)*
 
-        /// Any line of the family.
+        /// Any line of the family. Parse with [`LineProtocol::parse`],
+        /// [`LineProtocol::parse_from`] or [`LineProtocol::parse_as`].
         #[derive(Clone, Debug, PartialEq, Eq)]
         pub enum Line {
             #(#variants,)*
         }
 
-        impl Line {
-            /// Parses one frame, trying every line kind in order.
-            pub fn parse(text: &str) -> Result<Line, LineError> {
-                Line::parse_from(text, None)
+        impl LineProtocol for Line {
+            fn family() -> &'static LineFamily {
+                &TABLE
             }
 
-            /// Parses one frame sent in `direction` (when given). Patterns are
-            /// tried in manifest order; the first that matches the whole
-            /// frame wins.
-            pub fn parse_from(text: &str, direction: Option<Direction>) -> Result<Line, LineError> {
-                if text.is_empty() {
-                    return Err(LineError::Empty);
-                }
-                for (index, spec) in MESSAGES.iter().enumerate() {
-                    if direction.is_some_and(|d| d != spec.direction) {
-                        continue;
-                    }
-                    let regex = pattern(index)?;
-                    let Some(found) = regex.find(text) else { continue };
-                    if found.range() != (0..text.len()) {
-                        continue;
-                    }
-                    return Ok(match index {
-                        #(#parse_arms,)*
-                        _ => continue,
-                    });
-                }
-                Err(LineError::NoMatch {
-                    family: FAMILY,
-                    direction: direction.map_or_else(|| "any".to_owned(), |d| d.to_string()),
-                    text: text.to_owned(),
-                })
+            fn index(&self) -> usize {
+                match self { #(#index_arms,)* }
             }
 
-            /// Parses one frame as the message called `name`: for a receiver
-            /// that knows what it gets (a device gets `DeviceCommand`, a
-            /// subscriber `DataBroadcast`; both come from the hub).
-            pub fn parse_as(name: &str, text: &str) -> Result<Line, LineError> {
-                let Some(index) = MESSAGES.iter().position(|spec| spec.name == name) else {
-                    return Err(LineError::UnknownMessage(name.to_owned()));
-                };
-                let regex = pattern(index)?;
-                let found = regex.find(text).filter(|found| found.range() == (0..text.len()));
-                let Some(found) = found else {
-                    return Err(LineError::NoMatch { family: FAMILY, direction: name.to_owned(), text: text.to_owned() });
-                };
-                Ok(match index {
+            fn from_match(index: usize, found: &regress::Match, text: &str) -> Option<Line> {
+                match index {
                     #(#parse_arms,)*
-                    _ => return Err(LineError::UnknownMessage(name.to_owned())),
-                })
+                    _ => None,
+                }
             }
 
-            /// The line as sent on the wire.
-            pub fn to_text(&self) -> String {
+            fn to_text(&self) -> String {
                 let mut out = String::new();
                 match self {
                     #(#write_arms,)*
                 }
                 out
-            }
-
-            /// The message's entry in [`MESSAGES`].
-            pub fn spec(&self) -> &'static LineSpec {
-                let index = match self { #(#name_arms,)* };
-                &MESSAGES[index]
-            }
-
-            /// The message name.
-            pub fn name(&self) -> &'static str {
-                self.spec().name
             }
         }
 

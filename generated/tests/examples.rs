@@ -4,6 +4,7 @@
 mod support;
 
 use serde_json::Value;
+use specwire_protocol::device::LineProtocol;
 use specwire_protocol::JsonProtocol;
 use specwire_protocol::{chat, device, discovery, subscription, task, Direction, JsonFamily};
 use support::*;

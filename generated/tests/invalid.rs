@@ -9,6 +9,7 @@
 mod support;
 
 use serde_json::{json, Value};
+use specwire_protocol::device::LineProtocol;
 use specwire_protocol::{Direction, JsonFamily};
 use support::*;
 

@@ -11,6 +11,7 @@ mod support;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::Value;
+use specwire_protocol::device::LineProtocol;
 use specwire_protocol::JsonProtocol;
 use specwire_protocol::{chat, discovery, subscription, task, DecodeError, Direction, JsonFamily};
 use support::*;

@@ -12,7 +12,10 @@
 //! - [`hex`]: parsing and printing hex text for CLIs and fixtures.
 //! - [`binary`]: the bounds-checked [`binary::Reader`] and the decode/encode
 //!   errors of the generated uart codecs.
-//! - [`json`]: recognising and validating the JSON families' messages.
+//! - [`json`]: recognising and validating the JSON families' messages
+//!   ([`json::JsonProtocol`], implemented by every generated `Message`).
+//! - [`text`]: recognising the text-line families' frames
+//!   ([`text::LineProtocol`], implemented by the generated device `Line`).
 //! - [`catalog`]: the kinds (`CaseSpec`, `Level`, ...) the generated
 //!   conformance case catalog is made of.
 //!
@@ -46,6 +49,7 @@ pub mod catalog;
 pub mod frame;
 pub mod hex;
 pub mod json;
+pub mod text;
 
 pub use frame::{
     decode_frame, encode_frame, encoded_frame, escape_into, unescape, DecoderStats, FrameDecoder,

@@ -12,7 +12,9 @@ pub use registry::CommandRegistry;
 
 use serde_json::Value;
 use specwire_wire::json::{DecodeError, Direction, LazyValidator, Violation};
-use std::sync::LazyLock;
+use specwire_wire::text::LineFamily;
+
+pub use specwire_wire::text::{LineError, LineProtocol, LineSpec};
 
 /// The family name.
 pub const FAMILY: &str = "device";
@@ -113,17 +115,6 @@ pub const REGISTRY_SCHEMA: &str = r##"{
   }
 }"##;
 
-/// A line kind of the family.
-#[derive(Clone, Copy, Debug)]
-pub struct LineSpec {
-    /// The message name.
-    pub name: &'static str,
-    /// Who sends it.
-    pub direction: Direction,
-    /// The anchored ECMAScript pattern whose named groups are its fields.
-    pub pattern: &'static str,
-}
-
 /// Every line kind, in the order the parser tries them.
 pub static MESSAGES: &[LineSpec] = &[
     LineSpec {
@@ -178,40 +169,7 @@ pub static MESSAGES: &[LineSpec] = &[
     },
 ];
 
-fn pattern(index: usize) -> Result<&'static regress::Regex, LineError> {
-    static COMPILED: LazyLock<Vec<Result<regress::Regex, String>>> = LazyLock::new(|| {
-        MESSAGES
-            .iter()
-            .map(|spec| regress::Regex::new(spec.pattern).map_err(|e| e.to_string()))
-            .collect()
-    });
-    match COMPILED.get(index) {
-        Some(Ok(regex)) => Ok(regex),
-        Some(Err(error)) => Err(LineError::BadPattern(error.clone())),
-        None => Err(LineError::BadPattern(format!("no pattern #{index}"))),
-    }
-}
-
-/// Why a text frame is not a message of the family.
-#[derive(Debug, thiserror::Error)]
-pub enum LineError {
-    /// Nothing to parse.
-    #[error("empty frame")]
-    Empty,
-    /// No line kind matches.
-    #[error("no {direction} {family} message matches {text:?}")]
-    NoMatch {
-        family: &'static str,
-        direction: String,
-        text: String,
-    },
-    /// The family has no message of that name.
-    #[error("no {FAMILY} message is called {0:?}")]
-    UnknownMessage(String),
-    /// A shipped pattern failed to compile (a codegen bug).
-    #[error("pattern does not compile: {0}")]
-    BadPattern(String),
-}
+static TABLE: LineFamily = LineFamily::new(FAMILY, MESSAGES);
 
 /// `Register` (client-to-server): Register this connection as a device. No reply. Pattern: `^id:(?<deviceId>[^:\s]+)$`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -263,7 +221,8 @@ pub struct DeviceCommand {
     pub parameters: Option<String>,
 }
 
-/// Any line of the family.
+/// Any line of the family. Parse with [`LineProtocol::parse`],
+/// [`LineProtocol::parse_from`] or [`LineProtocol::parse_as`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Line {
     /// `Register` (client-to-server): Register this connection as a device. No reply. Pattern: `^id:(?<deviceId>[^:\s]+)$`.
@@ -288,122 +247,36 @@ pub enum Line {
     DeviceCommand(DeviceCommand),
 }
 
-impl Line {
-    /// Parses one frame, trying every line kind in order.
-    pub fn parse(text: &str) -> Result<Line, LineError> {
-        Line::parse_from(text, None)
+impl LineProtocol for Line {
+    fn family() -> &'static LineFamily {
+        &TABLE
     }
 
-    /// Parses one frame sent in `direction` (when given). Patterns are
-    /// tried in manifest order; the first that matches the whole
-    /// frame wins.
-    pub fn parse_from(text: &str, direction: Option<Direction>) -> Result<Line, LineError> {
-        if text.is_empty() {
-            return Err(LineError::Empty);
+    fn index(&self) -> usize {
+        match self {
+            Line::Register(_) => 0,
+            Line::Subscribe => 1,
+            Line::Command(_) => 2,
+            Line::Ping => 3,
+            Line::DeviceData(_) => 4,
+            Line::Pong => 5,
+            Line::HubPing => 6,
+            Line::Error(_) => 7,
+            Line::DataBroadcast(_) => 8,
+            Line::DeviceCommand(_) => 9,
         }
-        for (index, spec) in MESSAGES.iter().enumerate() {
-            if direction.is_some_and(|d| d != spec.direction) {
-                continue;
-            }
-            let regex = pattern(index)?;
-            let Some(found) = regex.find(text) else {
-                continue;
-            };
-            if found.range() != (0..text.len()) {
-                continue;
-            }
-            return Ok(match index {
-                0 => Line::Register(Register {
-                    device_id: found
-                        .named_group("deviceId")
-                        .map(|range| text[range].to_owned())
-                        .unwrap_or_default(),
-                }),
-                1 => Line::Subscribe,
-                2 => Line::Command(Command {
-                    target: found
-                        .named_group("target")
-                        .map(|range| text[range].to_owned())
-                        .unwrap_or_default(),
-                    command: found
-                        .named_group("command")
-                        .map(|range| text[range].to_owned())
-                        .unwrap_or_default(),
-                    parameters: found
-                        .named_group("parameters")
-                        .map(|range| text[range].to_owned()),
-                }),
-                3 => Line::Ping,
-                4 => Line::DeviceData(DeviceData {
-                    data: found
-                        .named_group("data")
-                        .map(|range| text[range].to_owned())
-                        .unwrap_or_default(),
-                }),
-                5 => Line::Pong,
-                6 => Line::HubPing,
-                7 => Line::Error(Error {
-                    reason: found
-                        .named_group("reason")
-                        .map(|range| text[range].to_owned())
-                        .unwrap_or_default(),
-                }),
-                8 => Line::DataBroadcast(DataBroadcast {
-                    device_id: found
-                        .named_group("deviceId")
-                        .map(|range| text[range].to_owned())
-                        .unwrap_or_default(),
-                    data: found
-                        .named_group("data")
-                        .map(|range| text[range].to_owned())
-                        .unwrap_or_default(),
-                }),
-                9 => Line::DeviceCommand(DeviceCommand {
-                    command: found
-                        .named_group("command")
-                        .map(|range| text[range].to_owned())
-                        .unwrap_or_default(),
-                    parameters: found
-                        .named_group("parameters")
-                        .map(|range| text[range].to_owned()),
-                }),
-                _ => continue,
-            });
-        }
-        Err(LineError::NoMatch {
-            family: FAMILY,
-            direction: direction.map_or_else(|| "any".to_owned(), |d| d.to_string()),
-            text: text.to_owned(),
-        })
     }
 
-    /// Parses one frame as the message called `name`: for a receiver
-    /// that knows what it gets (a device gets `DeviceCommand`, a
-    /// subscriber `DataBroadcast`; both come from the hub).
-    pub fn parse_as(name: &str, text: &str) -> Result<Line, LineError> {
-        let Some(index) = MESSAGES.iter().position(|spec| spec.name == name) else {
-            return Err(LineError::UnknownMessage(name.to_owned()));
-        };
-        let regex = pattern(index)?;
-        let found = regex
-            .find(text)
-            .filter(|found| found.range() == (0..text.len()));
-        let Some(found) = found else {
-            return Err(LineError::NoMatch {
-                family: FAMILY,
-                direction: name.to_owned(),
-                text: text.to_owned(),
-            });
-        };
-        Ok(match index {
-            0 => Line::Register(Register {
+    fn from_match(index: usize, found: &regress::Match, text: &str) -> Option<Line> {
+        match index {
+            0 => Some(Line::Register(Register {
                 device_id: found
                     .named_group("deviceId")
                     .map(|range| text[range].to_owned())
                     .unwrap_or_default(),
-            }),
-            1 => Line::Subscribe,
-            2 => Line::Command(Command {
+            })),
+            1 => Some(Line::Subscribe),
+            2 => Some(Line::Command(Command {
                 target: found
                     .named_group("target")
                     .map(|range| text[range].to_owned())
@@ -415,23 +288,23 @@ impl Line {
                 parameters: found
                     .named_group("parameters")
                     .map(|range| text[range].to_owned()),
-            }),
-            3 => Line::Ping,
-            4 => Line::DeviceData(DeviceData {
+            })),
+            3 => Some(Line::Ping),
+            4 => Some(Line::DeviceData(DeviceData {
                 data: found
                     .named_group("data")
                     .map(|range| text[range].to_owned())
                     .unwrap_or_default(),
-            }),
-            5 => Line::Pong,
-            6 => Line::HubPing,
-            7 => Line::Error(Error {
+            })),
+            5 => Some(Line::Pong),
+            6 => Some(Line::HubPing),
+            7 => Some(Line::Error(Error {
                 reason: found
                     .named_group("reason")
                     .map(|range| text[range].to_owned())
                     .unwrap_or_default(),
-            }),
-            8 => Line::DataBroadcast(DataBroadcast {
+            })),
+            8 => Some(Line::DataBroadcast(DataBroadcast {
                 device_id: found
                     .named_group("deviceId")
                     .map(|range| text[range].to_owned())
@@ -440,8 +313,8 @@ impl Line {
                     .named_group("data")
                     .map(|range| text[range].to_owned())
                     .unwrap_or_default(),
-            }),
-            9 => Line::DeviceCommand(DeviceCommand {
+            })),
+            9 => Some(Line::DeviceCommand(DeviceCommand {
                 command: found
                     .named_group("command")
                     .map(|range| text[range].to_owned())
@@ -449,13 +322,12 @@ impl Line {
                 parameters: found
                     .named_group("parameters")
                     .map(|range| text[range].to_owned()),
-            }),
-            _ => return Err(LineError::UnknownMessage(name.to_owned())),
-        })
+            })),
+            _ => None,
+        }
     }
 
-    /// The line as sent on the wire.
-    pub fn to_text(&self) -> String {
+    fn to_text(&self) -> String {
         let mut out = String::new();
         match self {
             Line::Register(line) => {
@@ -505,28 +377,6 @@ impl Line {
             }
         }
         out
-    }
-
-    /// The message's entry in [`MESSAGES`].
-    pub fn spec(&self) -> &'static LineSpec {
-        let index = match self {
-            Line::Register(_) => 0,
-            Line::Subscribe => 1,
-            Line::Command(_) => 2,
-            Line::Ping => 3,
-            Line::DeviceData(_) => 4,
-            Line::Pong => 5,
-            Line::HubPing => 6,
-            Line::Error(_) => 7,
-            Line::DataBroadcast(_) => 8,
-            Line::DeviceCommand(_) => 9,
-        };
-        &MESSAGES[index]
-    }
-
-    /// The message name.
-    pub fn name(&self) -> &'static str {
-        self.spec().name
     }
 }
 
