@@ -11,7 +11,7 @@ use std::ops::Range;
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-use crate::model::{Level, SchemaTree};
+use crate::model::{Case, Level, SchemaTree};
 
 /// A family's entries in the tables: one contiguous run in each.
 struct Runs<'a> {
@@ -21,65 +21,124 @@ struct Runs<'a> {
     cases: Range<usize>,
 }
 
-/// Generates the `conformance` module.
-pub fn generate(tree: &SchemaTree) -> TokenStream {
-    let catalogs = &tree.conformance;
+/// The catalogs' entries as table rows, with each family's runs.
+struct Tables<'a> {
+    sections: Vec<TokenStream>,
+    needs: Vec<TokenStream>,
+    cases: Vec<TokenStream>,
+    case_ids: Vec<&'a str>,
+    runs: Vec<Runs<'a>>,
+}
 
-    let mut sections = Vec::new();
-    let mut needs = Vec::new();
-    let mut cases = Vec::new();
-    let mut case_ids = Vec::new();
-    let mut runs: Vec<Runs<'_>> = Vec::new();
-    for catalog in catalogs {
+fn tables(tree: &SchemaTree) -> Tables<'_> {
+    let mut tables = Tables {
+        sections: Vec::new(),
+        needs: Vec::new(),
+        cases: Vec::new(),
+        case_ids: Vec::new(),
+        runs: Vec::new(),
+    };
+    for catalog in &tree.conformance {
         let family = catalog.family.as_str();
-        let section_start = sections.len();
+        let section_start = tables.sections.len();
         for section in &catalog.sections {
             let (id, title) = (&section.id, &section.title);
-            sections.push(quote! { Section { family: #family, id: #id, title: #title } });
+            tables
+                .sections
+                .push(quote! { Section { family: #family, id: #id, title: #title } });
         }
-        let need_start = needs.len();
+        let need_start = tables.needs.len();
         for need in &catalog.needs {
             let (name, description) = (&need.name, &need.description);
-            needs.push(quote! { Need { family: #family, name: #name, description: #description } });
+            tables
+                .needs
+                .push(quote! { Need { family: #family, name: #name, description: #description } });
         }
-        let case_start = cases.len();
+        let case_start = tables.cases.len();
         for case in &catalog.cases {
-            let (id, section, title, spec, source, accepts) = (
-                &case.id,
-                &case.section,
-                &case.title,
-                &case.spec,
-                &case.source,
-                &case.accepts,
-            );
-            let level = match case.level {
-                Level::Must => quote!(Level::Must),
-                Level::Should => quote!(Level::Should),
-            };
-            let case_needs = &case.needs;
-            cases.push(quote! {
-                CaseSpec {
-                    id: #id,
-                    family: #family,
-                    section: #section,
-                    level: #level,
-                    title: #title,
-                    spec: #spec,
-                    source: #source,
-                    accepts: #accepts,
-                    needs: &[#(#case_needs),*],
-                }
-            });
-            case_ids.push(id.as_str());
+            tables.cases.push(case_tokens(family, case));
+            tables.case_ids.push(case.id.as_str());
         }
-        runs.push(Runs {
+        tables.runs.push(Runs {
             family,
-            sections: section_start..sections.len(),
-            needs: need_start..needs.len(),
-            cases: case_start..cases.len(),
+            sections: section_start..tables.sections.len(),
+            needs: need_start..tables.needs.len(),
+            cases: case_start..tables.cases.len(),
         });
     }
+    tables
+}
 
+fn case_tokens(family: &str, case: &Case) -> TokenStream {
+    let (id, section, title, spec, source, accepts) = (
+        &case.id,
+        &case.section,
+        &case.title,
+        &case.spec,
+        &case.source,
+        &case.accepts,
+    );
+    let level = match case.level {
+        Level::Must => quote!(Level::Must),
+        Level::Should => quote!(Level::Should),
+    };
+    let case_needs = &case.needs;
+    quote! {
+        CaseSpec {
+            id: #id,
+            family: #family,
+            section: #section,
+            level: #level,
+            title: #title,
+            spec: #spec,
+            source: #source,
+            accepts: #accepts,
+            needs: &[#(#case_needs),*],
+        }
+    }
+}
+
+/// The doc line counting the catalog's cases.
+fn count_doc(tree: &SchemaTree, cases: usize) -> String {
+    let with_cases: Vec<&str> = tree
+        .conformance
+        .iter()
+        .filter(|catalog| !catalog.cases.is_empty())
+        .map(|catalog| catalog.family.as_str())
+        .collect();
+    if with_cases.is_empty() {
+        " No cases yet.".to_string()
+    } else {
+        format!(
+            " {} case{} ({} MUST, {} SHOULD) in {} {}: {}.",
+            cases,
+            if cases == 1 { "" } else { "s" },
+            count(tree, Level::Must),
+            count(tree, Level::Should),
+            with_cases.len(),
+            if with_cases.len() == 1 {
+                "family"
+            } else {
+                "families"
+            },
+            with_cases
+                .iter()
+                .map(|family| format!("`{family}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+/// Generates the `conformance` module.
+pub fn generate(tree: &SchemaTree) -> TokenStream {
+    let Tables {
+        sections,
+        needs,
+        cases,
+        case_ids,
+        runs,
+    } = tables(tree);
     let indices: Vec<Literal> = (0..case_ids.len()).map(Literal::usize_unsuffixed).collect();
     let range = |range: &Range<usize>| {
         let (start, end) = (
@@ -115,33 +174,7 @@ pub fn generate(tree: &SchemaTree) -> TokenStream {
         quote!(None),
     );
 
-    let with_cases: Vec<&str> = catalogs
-        .iter()
-        .filter(|catalog| !catalog.cases.is_empty())
-        .map(|catalog| catalog.family.as_str())
-        .collect();
-    let count_doc = if with_cases.is_empty() {
-        " No cases yet.".to_string()
-    } else {
-        format!(
-            " {} case{} ({} MUST, {} SHOULD) in {} {}: {}.",
-            case_ids.len(),
-            if case_ids.len() == 1 { "" } else { "s" },
-            count(tree, Level::Must),
-            count(tree, Level::Should),
-            with_cases.len(),
-            if with_cases.len() == 1 {
-                "family"
-            } else {
-                "families"
-            },
-            with_cases
-                .iter()
-                .map(|family| format!("`{family}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
+    let count_doc = count_doc(tree, case_ids.len());
 
     quote! {
         //! The conformance case catalog: every case of the conformance
