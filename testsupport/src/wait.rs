@@ -40,7 +40,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     #[should_panic(expected = "timed out after 1s waiting for nothing")]
     async fn a_wait_that_never_ends_fails_with_its_reason() {
-        within_for(Duration::from_secs(1), "nothing", std::future::pending::<()>()).await;
+        within_for(
+            Duration::from_secs(1),
+            "nothing",
+            std::future::pending::<()>(),
+        )
+        .await;
     }
 
     #[tokio::test(start_paused = true)]
