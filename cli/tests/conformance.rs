@@ -3,24 +3,17 @@
 //! write (the Python baseline, which fails some MUST points), reports, known
 //! failures, replay bundles and usage errors.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use specwire_testsupport::{free_udp_port, interop_python, scratch, workspace, Running};
-
-/// The reference provider and its endpoint.
-fn reference_provider() -> (Running, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_specwire"));
-    command.args(["serve", "task", "--bind", "127.0.0.1:0", "--no-discovery"]);
-    let mut provider = Running::start(&mut command);
-    let endpoint = provider.endpoint();
-    (provider, endpoint)
-}
+use support::{serve_task, serve_task_alone};
 
 fn specwire(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_specwire"))
+    support::specwire()
         .args(args)
-        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .output()
         .expect("run specwire")
@@ -53,7 +46,7 @@ fn the_list_names_every_task_case() {
 #[test]
 fn the_reference_provider_conforms_and_reports_are_written() {
     let dir = scratch("reference");
-    let (_provider, endpoint) = reference_provider();
+    let (_provider, endpoint) = serve_task_alone(&[]);
     let tasks = std::fs::write(
         dir.join("tasks.json"),
         r#"{"succeeds": {"serviceName": "DiagnosticsService", "operation": "sleep", "taskParameters": {"durationMs": 100, "steps": 2}},
@@ -111,23 +104,11 @@ fn the_reference_provider_conforms_and_reports_are_written() {
 #[test]
 fn the_discovery_suite_passes_the_reference_provider_busy_and_idle() {
     let dir = scratch("discovery");
-    let port = free_udp_port().to_string();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_specwire"));
-    command.args([
-        "serve",
-        "task",
-        "--bind",
-        "127.0.0.1:0",
-        "--discovery-port",
-        &port,
-        "--heartbeat",
-        "500ms",
-        "--capacity",
-        "2",
-    ]);
+    let port = free_udp_port();
+    let mut provider = serve_task(port, &["--heartbeat", "500ms", "--capacity", "2"]);
     // Started once it says where it listens.
-    let mut provider = Running::start(&mut command);
     provider.endpoint();
+    let port = port.to_string();
     let tasks = tasks_file(
         &dir,
         serde_json::json!({"serviceName": "DiagnosticsService", "operation": "sleep",

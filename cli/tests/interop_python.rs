@@ -7,21 +7,13 @@
 //! time). Set `SPECWIRE_SKIP_PYTHON_INTEROP=1` to skip where Python or
 //! PyPI is unavailable; CI does not set it.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use specwire_testsupport::{interop_python, scratch, workspace, Running};
-
-/// `specwire serve task` on loopback with `extra` options, and its endpoint.
-fn serve(extra: &[&str]) -> (Running, String) {
-    let mut provider = Running::start(
-        Command::new(env!("CARGO_BIN_EXE_specwire"))
-            .args(["serve", "task", "--bind", "127.0.0.1:0", "--no-discovery"])
-            .args(extra),
-    );
-    let endpoint = provider.endpoint();
-    (provider, endpoint)
-}
+use specwire_testsupport::{interop_python, scratch, workspace};
+use support::serve_task_alone;
 
 /// Runs the Python client; returns its JSON-line report.
 fn python_client(python: &Path, endpoint: &str, args: &[&str]) -> (bool, String) {
@@ -60,7 +52,7 @@ fn a_python_websockets_client_gets_spec_conformant_replies() {
         .save(&input)
         .unwrap();
 
-    let (_provider, endpoint) = serve(&[]);
+    let (_provider, endpoint) = serve_task_alone(&[]);
     let resize = serde_json::json!({
         "inputPath": input, "outputPath": dir.join("out.png"), "width": 60, "height": 45
     })
@@ -121,7 +113,7 @@ fn a_python_websockets_client_gets_spec_conformant_replies() {
     assert!(dir.join("out.png").exists());
 
     // With an API key the session authenticates first; a wrong key fails.
-    let (_guarded, guarded) = serve(&["--api-key", "k1"]);
+    let (_guarded, guarded) = serve_task_alone(&["--api-key", "k1"]);
     let echo = [
         "--service",
         "DiagnosticsService",

@@ -2,31 +2,12 @@
 //! user runs them: separate processes on loopback, a private discovery
 //! port per test, every wait bounded.
 
+mod support;
+
 use std::path::Path;
-use std::process::Command;
 
 use specwire_testsupport::{free_udp_port, scratch, Pipe, Running, SelfSigned};
-
-fn specwire() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_specwire"));
-    command.env("NO_COLOR", "1");
-    command
-}
-
-fn serve(discovery_port: u16, extra: &[&str]) -> Running {
-    let port = discovery_port.to_string();
-    let mut command = specwire();
-    command.args([
-        "serve",
-        "task",
-        "--bind",
-        "127.0.0.1:0",
-        "--discovery-port",
-        &port,
-    ]);
-    command.args(extra);
-    Running::start(&mut command)
-}
+use support::{serve_task, serve_task_alone, specwire};
 
 fn png_size(path: &Path) -> (u32, u32) {
     let bytes = std::fs::read(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
@@ -50,7 +31,7 @@ fn serve_discover_and_resize_a_real_image() {
     let input = dir.join("in.png");
     let output = dir.join("out.png");
     write_png(&input, 200, 150);
-    let mut provider = serve(port, &[]);
+    let mut provider = serve_task(port, &[]);
     let endpoint = provider.endpoint();
 
     let discovered = Running::start(specwire().args([
@@ -141,9 +122,9 @@ fn serve_discover_and_resize_a_real_image() {
 #[test]
 fn a_provider_killed_mid_task_never_leaves_the_client_hanging() {
     let port = free_udp_port();
-    let mut first = serve(port, &[]);
+    let mut first = serve_task(port, &[]);
     let first_endpoint = first.endpoint();
-    let mut second = serve(port, &[]);
+    let mut second = serve_task(port, &[]);
     let second_endpoint = second.endpoint();
 
     let mut client = Running::start(specwire().args([
@@ -190,7 +171,7 @@ fn a_provider_killed_mid_task_never_leaves_the_client_hanging() {
 #[test]
 fn without_failover_a_killed_provider_is_reported() {
     let port = free_udp_port();
-    let mut provider = serve(port, &["--no-discovery"]);
+    let mut provider = serve_task(port, &["--no-discovery"]);
     let endpoint = provider.endpoint();
     let mut client = Running::start(specwire().args([
         "task",
@@ -228,7 +209,7 @@ fn discover_watch_sees_offline_and_expiry() {
         "200ms",
     ]));
     // A provider that stops gracefully says Offline.
-    let mut graceful = serve(port, &["--heartbeat", "200ms"]);
+    let mut graceful = serve_task(port, &["--heartbeat", "200ms"]);
     let graceful_endpoint = graceful.endpoint();
     watch.wait_for(Pipe::Stdout, |line| {
         line.contains("\"added\"") && line.contains(&graceful_endpoint)
@@ -239,7 +220,7 @@ fn discover_watch_sees_offline_and_expiry() {
     });
     // A provider that is killed goes silent and expires after 3 missed
     // heartbeats.
-    let mut killed = serve(port, &["--heartbeat", "200ms"]);
+    let mut killed = serve_task(port, &["--heartbeat", "200ms"]);
     let killed_endpoint = killed.endpoint();
     watch.wait_for(Pipe::Stdout, |line| {
         line.contains("\"added\"") && line.contains(&killed_endpoint)
@@ -257,20 +238,14 @@ fn discover_watch_sees_offline_and_expiry() {
 fn api_keys_and_tls_from_the_command_line() {
     let certificate = SelfSigned::new();
     let (cert, key) = (&certificate.cert, &certificate.key);
-    let mut provider = Running::start(specwire().args([
-        "serve",
-        "task",
-        "--bind",
-        "127.0.0.1:0",
-        "--no-discovery",
+    let (provider, endpoint) = serve_task_alone(&[
         "--api-key",
         "s3cret",
         "--tls-cert",
         cert.to_str().unwrap(),
         "--tls-key",
         key.to_str().unwrap(),
-    ]));
-    let endpoint = provider.endpoint();
+    ]);
     assert!(endpoint.starts_with("wss://127.0.0.1:"), "{endpoint}");
     let assign = |extra: &[&str]| {
         let mut command = specwire();

@@ -1,15 +1,16 @@
 //! `specwire validate` as a user runs it: exit codes, messages, bad input.
 
+mod support;
+
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use specwire_testsupport::workspace;
 
 fn specwire(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_specwire"))
+    let mut child = support::specwire()
         .args(args)
-        .env("NO_COLOR", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -249,10 +249,8 @@ impl ConnState {
         {
             return Some(vec![Action::Drop]);
         }
-        if self.fault == Fault::CancelFinishedTerminates && self.finished(id).is_some() {
-            let progress = self.tasks[id].progress;
-            let cancelled = report(id, &TaskState::Cancelled, progress);
-            return Some(vec![Action::ToClient(cancelled)]);
+        if self.fault == Fault::CancelFinishedTerminates {
+            return self.finished_as(id, &TaskState::Cancelled);
         }
         None
     }
@@ -260,12 +258,19 @@ impl ConnState {
     /// A valid `GetStatus` of task `id`.
     fn on_get_status(&mut self, id: &str, message_id: &str) -> Option<Vec<Action>> {
         self.asked.insert(message_id.to_owned(), Asked::Status);
-        if self.fault == Fault::StatusFinishedProcessing && self.finished(id).is_some() {
-            let progress = self.tasks[id].progress;
-            let processing = report(id, &TaskState::Processing, progress);
-            return Some(vec![Action::ToClient(processing)]);
+        if self.fault == Fault::StatusFinishedProcessing {
+            return self.finished_as(id, &TaskState::Processing);
         }
         None
+    }
+
+    /// When task `id` has finished: a report that it is in `state`, at
+    /// its last progress, for the client (instead of the provider's
+    /// answer).
+    fn finished_as(&self, id: &str, state: &TaskState) -> Option<Vec<Action>> {
+        self.finished(id)?;
+        let progress = self.tasks[id].progress;
+        Some(vec![Action::ToClient(report(id, state, progress))])
     }
 
     /// A valid `GetResult` of task `id`.
