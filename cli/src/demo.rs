@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use specwire_runtime::discovery::{
     AdvertisedService, Advertiser, AdvertiserConfig, RepositoryConfig, RepositoryEvent,
-    ServiceRepository,
+    ServiceEntry, ServiceRepository,
 };
 use specwire_runtime::task::{
     ClientConfig, Provider, ProviderConfig, TaskClient, TaskEvent, TaskOutcome,
 };
+use tokio::sync::broadcast;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -87,6 +88,38 @@ fn step(number: u32, text: &str) {
 }
 
 async fn demo(args: TaskArgs) -> Result<(), String> {
+    let (dir, input, port) = prepare(args)?;
+
+    step(
+        1,
+        "start a task provider on loopback and advertise it over UDP",
+    );
+    let (provider, advertiser) = start_provider(port).await?;
+
+    step(
+        2,
+        "discover it: a client's service repository asks who is there",
+    );
+    let repository = ServiceRepository::start(RepositoryConfig::new(port))
+        .map_err(|error| format!("discovery on UDP {port}: {error}"))?;
+    let mut events = repository.subscribe();
+    let entry = discover(&repository).await?;
+
+    step(3, "assign tasks, with acks, progress and results");
+    assign_tasks(&entry, &dir, &input).await?;
+
+    step(4, "shut the provider down: it advertises Offline");
+    provider.shutdown(Duration::from_secs(2)).await;
+    advertiser.shutdown().await;
+    report_offline(&mut events).await;
+    repository.shutdown().await;
+    println!("\noutput images in {}", dir.display());
+    Ok(())
+}
+
+/// The demo's directory (made), its input image (written) and its
+/// discovery port.
+fn prepare(args: TaskArgs) -> Result<(PathBuf, PathBuf, u16), String> {
     let dir = match args.dir {
         Some(dir) => dir,
         None => std::env::temp_dir().join(format!("specwire-demo-{}", std::process::id())),
@@ -98,11 +131,11 @@ async fn demo(args: TaskArgs) -> Result<(), String> {
         Some(port) => port,
         None => free_udp_port()?,
     };
+    Ok((dir, input, port))
+}
 
-    step(
-        1,
-        "start a task provider on loopback and advertise it over UDP",
-    );
+/// Step 1: the reference provider on loopback, advertised on `port`.
+async fn start_provider(port: u16) -> Result<(Provider, Advertiser), String> {
     let provider = Provider::start(
         ProviderConfig {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -124,14 +157,12 @@ async fn demo(args: TaskArgs) -> Result<(), String> {
         "    provider at {}, advertising to 127.255.255.255:{port}",
         provider.endpoint()
     );
+    Ok((provider, advertiser))
+}
 
-    step(
-        2,
-        "discover it: a client's service repository asks who is there",
-    );
-    let repository = ServiceRepository::start(RepositoryConfig::new(port))
-        .map_err(|error| format!("discovery on UDP {port}: {error}"))?;
-    let mut events = repository.subscribe();
+/// Step 2: waits for an `ImageProcessingService` that can resize, shows
+/// what was discovered and returns the one selected.
+async fn discover(repository: &ServiceRepository) -> Result<ServiceEntry, String> {
     let entry = repository
         .wait_for(
             "ImageProcessingService",
@@ -153,8 +184,12 @@ async fn demo(args: TaskArgs) -> Result<(), String> {
         entry.service_id(),
         entry.endpoint()
     );
+    Ok(entry)
+}
 
-    step(3, "assign tasks, with acks, progress and results");
+/// Step 3: resizes then blurs `input` in `dir` at `entry`, following each
+/// task's progress, and shows that a missing input fails.
+async fn assign_tasks(entry: &ServiceEntry, dir: &Path, input: &Path) -> Result<(), String> {
     let client = TaskClient::connect(ClientConfig::new(entry.endpoint()))
         .await
         .map_err(|error| error.to_string())?;
@@ -171,33 +206,7 @@ async fn demo(args: TaskArgs) -> Result<(), String> {
         ),
     ];
     for (operation, parameters) in tasks {
-        let started = Instant::now();
-        let mut task = client
-            .assign("ImageProcessingService", operation, parameters.clone())
-            .await
-            .map_err(|error| error.to_string())?;
-        println!("    {operation} {parameters}");
-        println!("      task {} acknowledged", task.task_id());
-        let outcome = loop {
-            match task.next().await {
-                Some(TaskEvent::Progress(update)) => println!(
-                    "      {:>3}% {} {}",
-                    update.progress,
-                    update.status,
-                    update.message.unwrap_or_default()
-                ),
-                Some(TaskEvent::Finished(outcome)) => break outcome,
-                None => return Err("the task ended without an outcome".into()),
-            }
-        };
-        match outcome.map_err(|error| error.to_string())? {
-            TaskOutcome::Completed(data) => println!(
-                "      Completed in {:.0} ms: {}",
-                started.elapsed().as_secs_f64() * 1000.0,
-                Value::Object(data)
-            ),
-            other => return Err(format!("{operation} did not complete: {other:?}")),
-        }
+        follow_task(&client, operation, parameters).await?;
     }
     let missing = client
         .assign(
@@ -214,15 +223,53 @@ async fn demo(args: TaskArgs) -> Result<(), String> {
         other => return Err(format!("expected FILE_NOT_FOUND, got {other:?}")),
     }
     client.close().await;
+    Ok(())
+}
 
-    step(4, "shut the provider down: it advertises Offline");
-    provider.shutdown(Duration::from_secs(2)).await;
-    advertiser.shutdown().await;
+/// Assigns one `ImageProcessingService` task and prints its ack, progress
+/// and result; it must complete.
+async fn follow_task(
+    client: &TaskClient,
+    operation: &str,
+    parameters: Value,
+) -> Result<(), String> {
+    let started = Instant::now();
+    let mut task = client
+        .assign("ImageProcessingService", operation, parameters.clone())
+        .await
+        .map_err(|error| error.to_string())?;
+    println!("    {operation} {parameters}");
+    println!("      task {} acknowledged", task.task_id());
+    let outcome = loop {
+        match task.next().await {
+            Some(TaskEvent::Progress(update)) => println!(
+                "      {:>3}% {} {}",
+                update.progress,
+                update.status,
+                update.message.unwrap_or_default()
+            ),
+            Some(TaskEvent::Finished(outcome)) => break outcome,
+            None => return Err("the task ended without an outcome".into()),
+        }
+    };
+    match outcome.map_err(|error| error.to_string())? {
+        TaskOutcome::Completed(data) => println!(
+            "      Completed in {:.0} ms: {}",
+            started.elapsed().as_secs_f64() * 1000.0,
+            Value::Object(data)
+        ),
+        other => return Err(format!("{operation} did not complete: {other:?}")),
+    }
+    Ok(())
+}
+
+/// Step 4: prints the `Offline` announcement, if one comes within 5 s.
+async fn report_offline(events: &mut broadcast::Receiver<RepositoryEvent>) {
     let offline = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match events.recv().await {
                 Ok(RepositoryEvent::Offline(entry)) => return Some(entry),
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(_) => return None,
             }
         }
@@ -238,9 +285,6 @@ async fn demo(args: TaskArgs) -> Result<(), String> {
         ),
         None => println!("    (no Offline announcement seen within 5 s)"),
     }
-    repository.shutdown().await;
-    println!("\noutput images in {}", dir.display());
-    Ok(())
 }
 
 fn indent(text: &str) -> String {

@@ -3,77 +3,17 @@
 //! write (the Python baseline, which fails some MUST points), reports, known
 //! failures, replay bundles and usage errors.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Output, Stdio};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "specwire-conformance-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A server process killed on drop, with the endpoint from its
-/// `listening on` line.
-struct Server {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(mut command: Command) -> Server {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the server");
-    let stdout = child.stdout.take().unwrap();
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = sender.send(line);
-        }
-    });
-    let line = receiver
-        .recv_timeout(Duration::from_secs(30))
-        .expect("`listening on` within 30 s");
-    let endpoint = line
-        .strip_prefix("listening on ")
-        .expect("listening line")
-        .to_owned();
-    Server { child, endpoint }
-}
-
-fn reference_provider() -> Server {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_specwire"));
-    command.args(["serve", "task", "--bind", "127.0.0.1:0", "--no-discovery"]);
-    start(command)
-}
+use specwire_testsupport::{free_udp_port, interop_python, scratch, workspace, Running};
+use support::{serve_task, serve_task_alone};
 
 fn specwire(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_specwire"))
+    support::specwire()
         .args(args)
-        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .output()
         .expect("run specwire")
@@ -106,7 +46,7 @@ fn the_list_names_every_task_case() {
 #[test]
 fn the_reference_provider_conforms_and_reports_are_written() {
     let dir = scratch("reference");
-    let provider = reference_provider();
+    let (_provider, endpoint) = serve_task_alone(&[]);
     let tasks = std::fs::write(
         dir.join("tasks.json"),
         r#"{"succeeds": {"serviceName": "DiagnosticsService", "operation": "sleep", "taskParameters": {"durationMs": 100, "steps": 2}},
@@ -120,7 +60,7 @@ fn the_reference_provider_conforms_and_reports_are_written() {
         "conformance",
         "task",
         "--target",
-        &provider.endpoint,
+        &endpoint,
         "--tasks",
         dir.join("tasks.json").to_str().unwrap(),
         "--service",
@@ -161,33 +101,14 @@ fn the_reference_provider_conforms_and_reports_are_written() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// A free UDP port on loopback (for a private discovery port).
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn the_discovery_suite_passes_the_reference_provider_busy_and_idle() {
     let dir = scratch("discovery");
-    let port = free_udp_port().to_string();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_specwire"));
-    command.args([
-        "serve",
-        "task",
-        "--bind",
-        "127.0.0.1:0",
-        "--discovery-port",
-        &port,
-        "--heartbeat",
-        "500ms",
-        "--capacity",
-        "2",
-    ]);
-    let _provider = start(command);
+    let port = free_udp_port();
+    let mut provider = serve_task(port, &["--heartbeat", "500ms", "--capacity", "2"]);
+    // Started once it says where it listens.
+    provider.endpoint();
+    let port = port.to_string();
     let tasks = tasks_file(
         &dir,
         serde_json::json!({"serviceName": "DiagnosticsService", "operation": "sleep",
@@ -245,39 +166,17 @@ fn the_discovery_suite_passes_the_reference_provider_busy_and_idle() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-fn python() -> Option<PathBuf> {
-    if std::env::var_os("SPECWIRE_SKIP_PYTHON_INTEROP").is_some() {
-        return None;
-    }
-    let output = Command::new(workspace().join("interop/setup-python-env"))
-        .env(
-            "SPECWIRE_PYTHON_ENV",
-            workspace().join("target/interop-venv"),
-        )
-        .output()
-        .expect("run interop/setup-python-env");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Some(PathBuf::from(
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .last()
-            .unwrap()
-            .trim(),
-    ))
-}
-
 #[test]
 fn a_third_party_provider_fails_by_case_id_and_the_bundle_replays() {
-    let Some(python) = python() else { return };
+    let Some(python) = interop_python() else {
+        return;
+    };
     let mut command = Command::new(python);
     command
         .arg(workspace().join("interop/minimal_provider.py"))
         .args(["--port", "0"]);
-    let provider = start(command);
+    let mut provider = Running::start(&mut command);
+    let endpoint = provider.endpoint();
     let dir = scratch("python");
     let tasks = tasks_file(
         &dir,
@@ -289,7 +188,7 @@ fn a_third_party_provider_fails_by_case_id_and_the_bundle_replays() {
             "conformance",
             "task",
             "--target",
-            &provider.endpoint,
+            &endpoint,
             "--tasks",
             tasks.to_str().unwrap(),
             "--replay-dir",

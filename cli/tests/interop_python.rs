@@ -7,85 +7,13 @@
 //! time). Set `SPECWIRE_SKIP_PYTHON_INTEROP=1` to skip where Python or
 //! PyPI is unavailable; CI does not set it.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod support;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use std::path::Path;
+use std::process::{Command, Stdio};
 
-/// The venv's python, or `None` when skipping was asked for.
-fn python() -> Option<PathBuf> {
-    if std::env::var_os("SPECWIRE_SKIP_PYTHON_INTEROP").is_some() {
-        eprintln!("SPECWIRE_SKIP_PYTHON_INTEROP is set: skipping the Python interop test");
-        return None;
-    }
-    let output = Command::new(workspace().join("interop/setup-python-env"))
-        .env(
-            "SPECWIRE_PYTHON_ENV",
-            workspace().join("target/interop-venv"),
-        )
-        .stdin(Stdio::null())
-        .output()
-        .expect("run interop/setup-python-env");
-    assert!(
-        output.status.success(),
-        "interop/setup-python-env failed (set SPECWIRE_SKIP_PYTHON_INTEROP=1 to skip):\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let path = stdout
-        .lines()
-        .last()
-        .expect("python path")
-        .trim()
-        .to_owned();
-    Some(PathBuf::from(path))
-}
-
-struct Provider {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(extra: &[&str]) -> Provider {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_specwire"))
-        .args(["serve", "task", "--bind", "127.0.0.1:0", "--no-discovery"])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn specwire serve task");
-    let stdout = child.stdout.take().unwrap();
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = sender.send(line);
-        }
-    });
-    let line = receiver
-        .recv_timeout(Duration::from_secs(20))
-        .expect("`listening on` within 20 s");
-    let endpoint = line
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-        .to_owned();
-    Provider { child, endpoint }
-}
+use specwire_testsupport::{interop_python, scratch, workspace};
+use support::serve_task_alone;
 
 /// Runs the Python client; returns its JSON-line report.
 fn python_client(python: &Path, endpoint: &str, args: &[&str]) -> (bool, String) {
@@ -115,15 +43,16 @@ fn failed_checks(report: &str) -> Vec<String> {
 
 #[test]
 fn a_python_websockets_client_gets_spec_conformant_replies() {
-    let Some(python) = python() else { return };
-    let dir = std::env::temp_dir().join(format!("specwire-interop-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let Some(python) = interop_python() else {
+        return;
+    };
+    let dir = scratch("interop");
     let input = dir.join("in.png");
     image::RgbImage::from_fn(120, 90, |x, y| image::Rgb([x as u8, y as u8, 9]))
         .save(&input)
         .unwrap();
 
-    let provider = serve(&[]);
+    let (_provider, endpoint) = serve_task_alone(&[]);
     let resize = serde_json::json!({
         "inputPath": input, "outputPath": dir.join("out.png"), "width": 60, "height": 45
     })
@@ -173,7 +102,7 @@ fn a_python_websockets_client_gets_spec_conformant_replies() {
         ],
     ];
     for session in sessions {
-        let (ok, report) = python_client(&python, &provider.endpoint, session);
+        let (ok, report) = python_client(&python, &endpoint, session);
         assert!(
             ok,
             "{session:?}: failed checks {:#?}\nfull report:\n{report}",
@@ -184,7 +113,7 @@ fn a_python_websockets_client_gets_spec_conformant_replies() {
     assert!(dir.join("out.png").exists());
 
     // With an API key the session authenticates first; a wrong key fails.
-    let guarded = serve(&["--api-key", "k1"]);
+    let (_guarded, guarded) = serve_task_alone(&["--api-key", "k1"]);
     let echo = [
         "--service",
         "DiagnosticsService",
@@ -195,13 +124,13 @@ fn a_python_websockets_client_gets_spec_conformant_replies() {
     ];
     let (ok, report) = python_client(
         &python,
-        &guarded.endpoint,
+        &guarded,
         &[&echo[..], &["--api-key", "k1"]].concat(),
     );
     assert!(ok, "failed checks {:#?}\n{report}", failed_checks(&report));
     let (ok, report) = python_client(
         &python,
-        &guarded.endpoint,
+        &guarded,
         &[&echo[..], &["--api-key", "wrong"]].concat(),
     );
     assert!(!ok, "{report}");

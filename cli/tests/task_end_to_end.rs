@@ -2,155 +2,12 @@
 //! user runs them: separate processes on loopback, a private discovery
 //! port per test, every wait bounded.
 
-use std::io::{BufRead, BufReader};
-use std::net::{Ipv4Addr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
+mod support;
 
-const WAIT: Duration = Duration::from_secs(20);
+use std::path::Path;
 
-fn specwire() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_specwire"));
-    command.env("NO_COLOR", "1");
-    command
-}
-
-/// A UDP port nobody uses now: each test gets its own discovery domain.
-fn free_udp_port() -> u16 {
-    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    socket.local_addr().unwrap().port()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("specwire-e2e-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A child process whose output lines arrive on channels; killed on drop.
-struct Running {
-    child: Child,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
-    /// Every line seen so far, for failure messages.
-    seen: Vec<String>,
-}
-
-fn lines(pipe: impl std::io::Read + Send + 'static) -> Receiver<String> {
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    receiver
-}
-
-impl Running {
-    fn start(command: &mut Command) -> Running {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn specwire");
-        let stdout = lines(child.stdout.take().unwrap());
-        let stderr = lines(child.stderr.take().unwrap());
-        Running {
-            child,
-            stdout,
-            stderr,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a line on `stdout` or `stderr` matching `predicate`.
-    fn wait_for(&mut self, from_stdout: bool, predicate: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let receiver = if from_stdout {
-                &self.stdout
-            } else {
-                &self.stderr
-            };
-            match receiver.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if predicate(&line) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no matching line within {WAIT:?}; saw:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// The provider's endpoint from its `listening on` line.
-    fn endpoint(&mut self) -> String {
-        let line = self.wait_for(true, |line| line.starts_with("listening on "));
-        line.trim_start_matches("listening on ").to_owned()
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for exit; returns the status and the rest of stdout/stderr.
-    fn finish(mut self) -> (ExitStatus, String, String) {
-        let deadline = Instant::now() + WAIT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "process did not exit within {WAIT:?}; saw:\n{}",
-                self.seen.join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        // The pipes close at exit, so these end.
-        let stdout: Vec<String> = self.stdout.iter().collect();
-        let stderr: Vec<String> = self.stderr.iter().collect();
-        (status, stdout.join("\n"), stderr.join("\n"))
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(discovery_port: u16, extra: &[&str]) -> Running {
-    let port = discovery_port.to_string();
-    let mut command = specwire();
-    command.args([
-        "serve",
-        "task",
-        "--bind",
-        "127.0.0.1:0",
-        "--discovery-port",
-        &port,
-    ]);
-    command.args(extra);
-    Running::start(&mut command)
-}
+use specwire_testsupport::{free_udp_port, scratch, Pipe, Running, SelfSigned};
+use support::{serve_task, serve_task_alone, specwire};
 
 fn png_size(path: &Path) -> (u32, u32) {
     let bytes = std::fs::read(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
@@ -174,7 +31,7 @@ fn serve_discover_and_resize_a_real_image() {
     let input = dir.join("in.png");
     let output = dir.join("out.png");
     write_png(&input, 200, 150);
-    let mut provider = serve(port, &[]);
+    let mut provider = serve_task(port, &[]);
     let endpoint = provider.endpoint();
 
     let discovered = Running::start(specwire().args([
@@ -265,9 +122,9 @@ fn serve_discover_and_resize_a_real_image() {
 #[test]
 fn a_provider_killed_mid_task_never_leaves_the_client_hanging() {
     let port = free_udp_port();
-    let mut first = serve(port, &[]);
+    let mut first = serve_task(port, &[]);
     let first_endpoint = first.endpoint();
-    let mut second = serve(port, &[]);
+    let mut second = serve_task(port, &[]);
     let second_endpoint = second.endpoint();
 
     let mut client = Running::start(specwire().args([
@@ -287,9 +144,9 @@ fn a_provider_killed_mid_task_never_leaves_the_client_hanging() {
         "2",
     ]));
     // Which provider was chosen?
-    let chosen = client.wait_for(false, |line| line.contains(" at ws://"));
+    let chosen = client.wait_for(Pipe::Stderr, |line| line.contains(" at ws://"));
     // Kill it once the task is running there.
-    client.wait_for(false, |line| line.contains("Processing"));
+    client.wait_for(Pipe::Stderr, |line| line.contains("Processing"));
     let (victim, survivor, survivor_endpoint) = if chosen.contains(&first_endpoint) {
         (first, second, second_endpoint)
     } else {
@@ -314,7 +171,7 @@ fn a_provider_killed_mid_task_never_leaves_the_client_hanging() {
 #[test]
 fn without_failover_a_killed_provider_is_reported() {
     let port = free_udp_port();
-    let mut provider = serve(port, &["--no-discovery"]);
+    let mut provider = serve_task(port, &["--no-discovery"]);
     let endpoint = provider.endpoint();
     let mut client = Running::start(specwire().args([
         "task",
@@ -330,7 +187,7 @@ fn without_failover_a_killed_provider_is_reported() {
         "--retries",
         "2",
     ]));
-    client.wait_for(false, |line| line.contains("Processing"));
+    client.wait_for(Pipe::Stderr, |line| line.contains("Processing"));
     drop(provider);
     let (status, _, stderr) = client.finish();
     assert_eq!(status.code(), Some(1), "{stderr}");
@@ -352,24 +209,24 @@ fn discover_watch_sees_offline_and_expiry() {
         "200ms",
     ]));
     // A provider that stops gracefully says Offline.
-    let mut graceful = serve(port, &["--heartbeat", "200ms"]);
+    let mut graceful = serve_task(port, &["--heartbeat", "200ms"]);
     let graceful_endpoint = graceful.endpoint();
-    watch.wait_for(true, |line| {
+    watch.wait_for(Pipe::Stdout, |line| {
         line.contains("\"added\"") && line.contains(&graceful_endpoint)
     });
     graceful.signal("TERM");
-    watch.wait_for(true, |line| {
+    watch.wait_for(Pipe::Stdout, |line| {
         line.contains("\"offline\"") && line.contains(&graceful_endpoint)
     });
     // A provider that is killed goes silent and expires after 3 missed
     // heartbeats.
-    let mut killed = serve(port, &["--heartbeat", "200ms"]);
+    let mut killed = serve_task(port, &["--heartbeat", "200ms"]);
     let killed_endpoint = killed.endpoint();
-    watch.wait_for(true, |line| {
+    watch.wait_for(Pipe::Stdout, |line| {
         line.contains("\"added\"") && line.contains(&killed_endpoint)
     });
     drop(killed);
-    let expired = watch.wait_for(true, |line| {
+    let expired = watch.wait_for(Pipe::Stdout, |line| {
         line.contains("\"expired\"") && line.contains(&killed_endpoint)
     });
     let event: serde_json::Value = serde_json::from_str(&expired).unwrap();
@@ -379,27 +236,16 @@ fn discover_watch_sees_offline_and_expiry() {
 
 #[test]
 fn api_keys_and_tls_from_the_command_line() {
-    let dir = scratch("tls");
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-    let mut provider = Running::start(specwire().args([
-        "serve",
-        "task",
-        "--bind",
-        "127.0.0.1:0",
-        "--no-discovery",
+    let certificate = SelfSigned::new();
+    let (cert, key) = (&certificate.cert, &certificate.key);
+    let (provider, endpoint) = serve_task_alone(&[
         "--api-key",
         "s3cret",
         "--tls-cert",
         cert.to_str().unwrap(),
         "--tls-key",
         key.to_str().unwrap(),
-    ]));
-    let endpoint = provider.endpoint();
+    ]);
     assert!(endpoint.starts_with("wss://127.0.0.1:"), "{endpoint}");
     let assign = |extra: &[&str]| {
         let mut command = specwire();
@@ -437,7 +283,6 @@ fn api_keys_and_tls_from_the_command_line() {
     provider.signal("INT");
     let (status, _, _) = provider.finish();
     assert!(status.success());
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

@@ -8,13 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use specwire_codegen::{check, Stale};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("root")
-        .to_path_buf()
-}
+use specwire_testsupport::workspace;
 
 #[test]
 fn generated_matches_schema() {

@@ -21,13 +21,11 @@ use chrono::{DateTime, FixedOffset};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use specwire_protocol::Direction;
+use specwire_testsupport::{free_udp_port, within, PATIENCE};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-/// Longest any single wait for a frame or datagram may take.
-const WAIT: Duration = Duration::from_secs(5);
 
 fn new_id() -> String {
     format!("{:016x}", fastrand::u64(..))
@@ -103,9 +101,7 @@ struct Client {
 impl Client {
     async fn connect(endpoint: &str) -> Client {
         let connecting = tokio_tungstenite::connect_async_with_config(endpoint, None, true);
-        let connected = tokio::time::timeout(WAIT, connecting)
-            .await
-            .expect("in time");
+        let connected = within("the connection", connecting).await;
         Client {
             socket: connected.expect("connected").0,
         }
@@ -116,15 +112,13 @@ impl Client {
     }
 
     async fn send_frame(&mut self, frame: Frame) {
-        let sent = tokio::time::timeout(WAIT, self.socket.send(frame)).await;
-        sent.expect("sent in time").expect("sent");
+        let sent = within("a frame sent", self.socket.send(frame)).await;
+        sent.expect("sent");
     }
 
     async fn frame(&mut self) -> Frame {
-        let next = tokio::time::timeout(WAIT, self.socket.next()).await;
-        next.expect("a frame in time")
-            .expect("open")
-            .expect("a frame")
+        let next = within("a frame", self.socket.next()).await;
+        next.expect("open").expect("a frame")
     }
 
     /// The next message, as text and JSON; it must be a valid provider message.
@@ -207,9 +201,7 @@ impl Client {
 async fn stop(provider: AltProvider, clients: Vec<Client>) {
     let closing = clients.into_iter().map(|mut client| async move {
         let drain = async { while let Some(Ok(_)) = client.socket.next().await {} };
-        tokio::time::timeout(WAIT, drain)
-            .await
-            .expect("closed in time");
+        within("the close", drain).await;
     });
     tokio::join!(provider.shutdown(), futures_util::future::join_all(closing));
 }
@@ -768,12 +760,6 @@ async fn every_switch_serves_a_task() {
 
 // Discovery.
 
-/// A UDP port nobody uses now.
-fn free_port() -> u16 {
-    let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    probe.local_addr().unwrap().port()
-}
-
 /// A socket sharing the discovery port, as every participant binds it.
 fn listener(port: u16) -> UdpSocket {
     use socket2::{Domain, Protocol, Socket, Type};
@@ -812,8 +798,8 @@ async fn advertisement(
     let mut skipped = Vec::new();
     let mut buffer = vec![0u8; 65536];
     loop {
-        let received = tokio::time::timeout(WAIT, socket.recv_from(&mut buffer)).await;
-        let (length, _) = received.expect("a datagram in time").unwrap();
+        let received = within("a datagram", socket.recv_from(&mut buffer)).await;
+        let (length, _) = received.unwrap();
         let value: Value = serde_json::from_slice(&buffer[..length]).expect("JSON");
         if value["discoveryType"] != "ServiceAdvertisement" || &value["serviceId"] != service_id {
             continue;
@@ -839,7 +825,7 @@ async fn ask(port: u16, service_id: &Value, client_id: &str) -> Value {
 
 /// A provider with discovery on a free port; the port and its service id.
 async fn discovering(config: AltConfig) -> (AltProvider, u16, Value) {
-    let port = free_port();
+    let port = free_udp_port();
     let config = AltConfig {
         discovery_port: Some(port),
         capacity: 2,
@@ -881,7 +867,7 @@ async fn discovery_answers_a_request_on_both_sockets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_announces_itself_then_heartbeats_at_the_configured_period() {
-    let port = free_port();
+    let port = free_udp_port();
     // Bound before the provider starts, so its start-up announcement is heard.
     let shared = listener(port);
     let config = AltConfig {
@@ -937,7 +923,7 @@ async fn busy_when_loaded_while_a_task_runs() {
         "Cancelled"
     );
     // The slot is freed when the runner wakes: ask until it shows.
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + PATIENCE;
     while ask(port, &service_id, "after").await["status"] != "Online" {
         assert!(Instant::now() < deadline, "still Busy after the task ended");
     }
@@ -975,14 +961,9 @@ async fn shutdown_says_offline_closes_with_1001_and_frees_the_ports() {
         other => panic!("expected a close frame, got {other:?}"),
     }
     // Reading on completes the close handshake.
-    let end = tokio::time::timeout(WAIT, client.socket.next())
-        .await
-        .unwrap();
+    let end = within("the end of the close handshake", client.socket.next()).await;
     assert!(!matches!(end, Some(Ok(Frame::Text(_)))));
-    tokio::time::timeout(WAIT, stopping)
-        .await
-        .expect("shutdown is bounded")
-        .unwrap();
+    within("the bounded shutdown", stopping).await.unwrap();
     assert!(tokio_tungstenite::connect_async(endpoint.as_str())
         .await
         .is_err());

@@ -13,7 +13,6 @@
 mod alternatives;
 mod task_support;
 
-use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use alternatives::{AltConfig, AltProvider, Switch, SERVICE};
@@ -22,6 +21,7 @@ use specwire_conformance::discovery::{self, DiscoveryTarget, LoadPlan};
 use specwire_conformance::runner::Selection;
 use specwire_conformance::task::{self, Recipes, TaskTarget};
 use specwire_conformance::verdict::CaseResult;
+use specwire_testsupport::free_udp_port;
 use task_support::{explain, with_verdict, API_KEY, FORBIDDEN_CLIENT, SUITE_CLIENT};
 
 /// How long the `succeeds` task sleeps: the profile's "0.3 s" provider.
@@ -170,11 +170,6 @@ async fn plain_without_authentication() {
 }
 
 // ---- discovery -------------------------------------------------------------
-
-fn free_udp_port() -> u16 {
-    let probe = UdpSocket::bind("127.0.0.1:0").expect("bind a probe");
-    probe.local_addr().expect("its address").port()
-}
 
 async fn discovery_run(switch: Switch, heartbeat: Duration) {
     let port = free_udp_port();

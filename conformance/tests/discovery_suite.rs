@@ -18,14 +18,9 @@ use specwire_runtime::discovery::{
     Presence,
 };
 use specwire_runtime::task::{Provider, ProviderConfig};
+use specwire_testsupport::{free_udp_port, within_for};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
-
-/// A UDP port nobody uses now.
-fn free_port() -> u16 {
-    let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    probe.local_addr().unwrap().port()
-}
 
 /// Tasks the reference provider runs at once: the suite's load plan
 /// (`LOAD_TASKS` of them) keeps it fully busy.
@@ -74,9 +69,7 @@ async fn run(target: &DiscoveryTarget, label: &str) -> Vec<CaseResult> {
     let selection = Selection::default();
     let mut observer = ();
     let running = discovery::run(target, &selection, &mut observer);
-    let results = tokio::time::timeout(Duration::from_secs(120), running)
-        .await
-        .expect("the suite finishes");
+    let results = within_for(Duration::from_secs(120), "the suite's end", running).await;
     for result in &results {
         eprintln!(
             "[{label}] {:<45} {:<6} {}",
@@ -142,7 +135,7 @@ fn assert_verdicts(results: &[CaseResult], failing: &[&str], skipping: &[&str]) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runtime_advertiser_passes_every_case() {
-    let port = free_port();
+    let port = free_udp_port();
     let provider = provider().await;
     let services = provider
         .services()
@@ -334,7 +327,7 @@ async fn answer(
 /// Runs the suite against a hand-made advertiser with `fault` and checks
 /// the failing and skipped cases.
 async fn faulty(fault: Fault, failing: &[&str], skipping: &[&str]) {
-    let port = free_port();
+    let port = free_udp_port();
     let provider = provider().await;
     let _advertiser = Faulty::start(
         port,
@@ -403,7 +396,7 @@ async fn a_load_in_percent_fails_load_range_once_the_provider_is_busy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_tasks_a_percent_load_cannot_be_told_and_load_range_skips() {
-    let port = free_port();
+    let port = free_udp_port();
     let provider = provider().await;
     let _advertiser = Faulty::start(
         port,
@@ -499,7 +492,7 @@ async fn an_out_of_range_load_fails_only_load_range() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_endpoint_fails_endpoint_reachable() {
-    let port = free_port();
+    let port = free_udp_port();
     // A TCP port nobody listens on.
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -520,7 +513,7 @@ async fn an_unreachable_endpoint_fails_endpoint_reachable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_limits_judgement_to_that_service() {
-    let port = free_port();
+    let port = free_udp_port();
     let provider = provider().await;
     let endpoint = provider.endpoint();
     let _good = Faulty::start(port, Fault::None, "ImageProcessingService", &endpoint, None);
@@ -552,7 +545,7 @@ async fn service_limits_judgement_to_that_service() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zero_heartbeat_wait_skips_the_heartbeat_cases() {
-    let port = free_port();
+    let port = free_udp_port();
     let selection = Selection {
         only: vec!["discovery.heartbeat".into()],
         skip: vec![],
@@ -560,12 +553,12 @@ async fn a_zero_heartbeat_wait_skips_the_heartbeat_cases() {
     let mut target = target(port);
     target.heartbeat_wait = Duration::ZERO;
     let mut observer = ();
-    let results = tokio::time::timeout(
+    let results = within_for(
         Duration::from_secs(10),
+        "the run's end",
         discovery::run(&target, &selection, &mut observer),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(results.len(), 2);
     for result in &results {
         assert!(
@@ -578,7 +571,7 @@ async fn a_zero_heartbeat_wait_skips_the_heartbeat_cases() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nobody_on_the_port_fails_only_what_needs_a_provider() {
-    let port = free_port();
+    let port = free_udp_port();
     let mut target = target(port);
     target.listen = Duration::from_millis(1200);
     target.heartbeat_wait = Duration::from_millis(500);

@@ -9,7 +9,6 @@
 
 mod task_support;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -17,8 +16,8 @@ use serde_json::{json, Value};
 use specwire_conformance::runner::Selection;
 use specwire_conformance::task::{self, TaskTarget};
 use specwire_conformance::verdict::CaseResult;
+use specwire_testsupport::{within_for, Acceptor};
 use task_support::*;
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 /// How a hand-made hostile target behaves.
@@ -34,34 +33,8 @@ enum Hostility {
 }
 
 /// Serves `hostility` on 127.0.0.1:0 until dropped.
-struct Hostile {
-    addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Hostile {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Hostile {
-    async fn start(hostility: Hostility) -> Hostile {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let mut connections = tokio::task::JoinSet::new();
-            while let Ok((stream, _)) = listener.accept().await {
-                while connections.try_join_next().is_some() {}
-                connections.spawn(serve(stream, hostility));
-            }
-        });
-        Hostile { addr, task }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("ws://{}", self.addr)
-    }
+async fn start_hostile(hostility: Hostility) -> Acceptor {
+    Acceptor::start(move |stream| serve(stream, hostility)).await
 }
 
 async fn serve(stream: tokio::net::TcpStream, hostility: Hostility) {
@@ -116,12 +89,12 @@ async fn bounded_run(label: &str, target: &TaskTarget) -> (Vec<CaseResult>, Dura
     let plan = task::plan(&selection);
     let bound = task::run_bound(target, &plan);
     let started = Instant::now();
-    let results = tokio::time::timeout(
+    let results = within_for(
         bound + Duration::from_secs(10),
+        &format!("{label}: the run's end (its bound is {bound:?})"),
         task::run(target, &selection, &mut ()),
     )
-    .await
-    .unwrap_or_else(|_| panic!("{label}: the run did not end within its bound of {bound:?}"));
+    .await;
     let elapsed = started.elapsed();
     eprintln!("{label}: {} cases in {elapsed:?}", results.len());
     assert_eq!(results.len(), plan.len());
@@ -145,7 +118,7 @@ async fn bounded_run(label: &str, target: &TaskTarget) -> (Vec<CaseResult>, Dura
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_target_is_a_harness_error_for_every_case_at_once() {
-    let hostile = Hostile::start(Hostility::Silent).await;
+    let hostile = start_hostile(Hostility::Silent).await;
     let target = short(target(&hostile.endpoint(), Access::Open));
     let (results, _) = bounded_run("silent", &target).await;
     for result in &results {
@@ -164,7 +137,7 @@ async fn a_silent_target_is_a_harness_error_for_every_case_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_that_never_handshakes_is_a_harness_error_for_every_case() {
-    let hostile = Hostile::start(Hostility::NoHandshake).await;
+    let hostile = start_hostile(Hostility::NoHandshake).await;
     let target = short(target(&hostile.endpoint(), Access::Open));
     let (results, _) = bounded_run("no handshake", &target).await;
     for result in &results {
@@ -179,7 +152,7 @@ async fn a_target_that_never_handshakes_is_a_harness_error_for_every_case() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_answering_only_assign_task_fails_without_hanging() {
-    let hostile = Hostile::start(Hostility::OnlyAssign).await;
+    let hostile = start_hostile(Hostility::OnlyAssign).await;
     let target = short(target(&hostile.endpoint(), Access::Open));
     let (results, _) = bounded_run("only AssignTask", &target).await;
     let verdicts = verdicts(&results);

@@ -2,7 +2,6 @@
 //! synthetic results over real catalog cases.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use quick_xml::events::Event;
@@ -268,8 +267,8 @@ fn text_summary_groups_by_section_in_catalog_order() {
 // JSON and its schema
 
 fn schema() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../schema/reports/conformance-report.schema.json");
+    let path =
+        specwire_testsupport::workspace().join("schema/reports/conformance-report.schema.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
     serde_json::from_str(&text).expect("the schema is JSON")

@@ -294,7 +294,7 @@ async fn fault_auth_accepted() {
 async fn a_session_failing_after_the_budget_is_reported_unshrunk_with_its_bundle() {
     let provider = start_reference(Access::Keyed, None).await;
     let proxy = FaultProxy::start(&provider, Some(API_KEY), Fault::CloseOnReassignThenCancel).await;
-    let replays = tempfile::tempdir().expect("a temporary directory");
+    let replays = specwire_testsupport::temp_dir();
     let mut target = target(&proxy.endpoint(), Access::Keyed);
     target.seed = seed_whose_first_session_reassigns_then_cancels();
     target.session_budget = Duration::ZERO;

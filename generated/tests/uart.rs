@@ -9,7 +9,7 @@ use specwire_wire::{parse_hex, to_hex};
 use uuid::Uuid;
 
 fn protocol() -> serde_json::Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/uart/protocol.json");
+    let path = specwire_testsupport::workspace().join("schema/uart/protocol.json");
     let text = std::fs::read_to_string(path).expect("read schema/uart/protocol.json");
     serde_json::from_str(&text).expect("parse schema/uart/protocol.json")
 }
@@ -777,106 +777,105 @@ fn unknown_opcodes_are_kept_verbatim() {
 // Errors.
 // ---------------------------------------------------------------------------
 
+/// Bodies that break one rule each, with the error each must give.
+const BAD_BODIES: &[(&str, DecodeError)] = &[
+    (
+        "53 45 4e 44 2d 01",
+        DecodeError::Truncated {
+            what: "Send.dst",
+            needed: 2,
+            available: 1,
+        },
+    ),
+    (
+        "52 53 54 2d 52 00",
+        DecodeError::TrailingBytes {
+            what: "RestartRoot arguments",
+            count: 1,
+        },
+    ),
+    (
+        "42 43 41 53 54 00 05 ff",
+        DecodeError::BadConst {
+            what: "Broadcast.dst",
+            expected: 0,
+            actual: 5,
+        },
+    ),
+    (
+        "4e 53 54 41 54 58",
+        DecodeError::UnknownEnumValue {
+            what: "NodeStatus.state",
+            enum_name: "NodeState",
+            value: b'X',
+        },
+    ),
+    ("4d 00 07 02 01 09 00 00", DecodeError::UnknownDataType(9)),
+    (
+        "4d 00 07 02 02 01 08 66",
+        DecodeError::Truncated {
+            what: "DataEntry.data_id",
+            needed: 1,
+            available: 0,
+        },
+    ),
+    (
+        "46 02 c3 28",
+        DecodeError::InvalidUtf8 {
+            what: "Failure.message",
+        },
+    ),
+    (
+        "46 05 61",
+        DecodeError::Truncated {
+            what: "Failure.message",
+            needed: 5,
+            available: 1,
+        },
+    ),
+    (
+        "46 01 61 62",
+        DecodeError::TrailingBytes {
+            what: "Failure reply",
+            count: 1,
+        },
+    ),
+    (
+        "4d 00 01 04 00 07 00",
+        DecodeError::Truncated {
+            what: "NodeConnected.uuid",
+            needed: 16,
+            available: 1,
+        },
+    ),
+    (
+        "4d 00 07 01 00",
+        DecodeError::TrailingBytes {
+            what: "RootReset",
+            count: 1,
+        },
+    ),
+    (
+        "4d 00",
+        DecodeError::Truncated {
+            what: "UnsolicitedMessage.src",
+            needed: 2,
+            available: 1,
+        },
+    ),
+    ("00 01", DecodeError::Unrecognized { first: 0, len: 2 }),
+];
+
 #[test]
 fn decode_errors_are_precise() {
-    let cases: Vec<(Result<Body, DecodeError>, DecodeError)> = vec![
-        (decode_any(&[]), DecodeError::Empty),
-        (
-            decode_any(&hex("53 45 4e 44 2d 01")),
-            DecodeError::Truncated {
-                what: "Send.dst",
-                needed: 2,
-                available: 1,
-            },
-        ),
-        (
-            decode_any(&hex("52 53 54 2d 52 00")),
-            DecodeError::TrailingBytes {
-                what: "RestartRoot arguments",
-                count: 1,
-            },
-        ),
-        (
-            decode_any(&hex("42 43 41 53 54 00 05 ff")),
-            DecodeError::BadConst {
-                what: "Broadcast.dst",
-                expected: 0,
-                actual: 5,
-            },
-        ),
-        (
-            decode_any(&hex("4e 53 54 41 54 58")),
-            DecodeError::UnknownEnumValue {
-                what: "NodeStatus.state",
-                enum_name: "NodeState",
-                value: b'X',
-            },
-        ),
-        (
-            decode_any(&hex("4d 00 07 02 01 09 00 00")),
-            DecodeError::UnknownDataType(9),
-        ),
-        (
-            decode_any(&hex("4d 00 07 02 02 01 08 66")),
-            DecodeError::Truncated {
-                what: "DataEntry.data_id",
-                needed: 1,
-                available: 0,
-            },
-        ),
-        (
-            decode_any(&hex("46 02 c3 28")),
-            DecodeError::InvalidUtf8 {
-                what: "Failure.message",
-            },
-        ),
-        (
-            decode_any(&hex("46 05 61")),
-            DecodeError::Truncated {
-                what: "Failure.message",
-                needed: 5,
-                available: 1,
-            },
-        ),
-        (
-            decode_any(&hex("46 01 61 62")),
-            DecodeError::TrailingBytes {
-                what: "Failure reply",
-                count: 1,
-            },
-        ),
-        (
-            decode_any(&hex("4d 00 01 04 00 07 00")),
-            DecodeError::Truncated {
-                what: "NodeConnected.uuid",
-                needed: 16,
-                available: 1,
-            },
-        ),
-        (
-            decode_any(&hex("4d 00 07 01 00")),
-            DecodeError::TrailingBytes {
-                what: "RootReset",
-                count: 1,
-            },
-        ),
-        (
-            decode_any(&hex("4d 00")),
-            DecodeError::Truncated {
-                what: "UnsolicitedMessage.src",
-                needed: 2,
-                available: 1,
-            },
-        ),
-        (
-            decode_any(&hex("00 01")),
-            DecodeError::Unrecognized { first: 0, len: 2 },
-        ),
-    ];
-    for (got, want) in cases {
-        assert_eq!(got, Err(want));
+    assert_eq!(decode_any(&[]), Err(DecodeError::Empty));
+    for (body, want) in BAD_BODIES {
+        assert_eq!(decode_any(&hex(body)), Err(want.clone()), "{body}");
     }
-    // The two entry points report what they can't parse in their own terms.
+}
+
+#[test]
+fn the_entry_points_report_errors_in_their_own_terms() {
     assert_eq!(
         Command::decode(b"HELLO"),
         Err(DecodeError::UnknownCommand(*b"HELLO"))
@@ -895,6 +894,10 @@ fn decode_errors_are_precise() {
         Err(DecodeError::UnknownReplyKind(b'X'))
     );
     assert_eq!(Reply::decode(b""), Err(DecodeError::Empty));
+}
+
+#[test]
+fn value_decode_errors_are_precise() {
     assert_eq!(
         DataValue::decode(DataType::Pressure, &[1, 2]),
         Err(DecodeError::Truncated {

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use specwire_runtime::task::{codes as standard, TaskError, TaskHandler};
 use specwire_services::codes;
 use specwire_services::ImageProcessingService;
+use specwire_testsupport::within_for;
 use tokio_util::sync::CancellationToken;
 
 /// The format and size of the image at `path`, recognised from its content.
@@ -25,8 +26,8 @@ fn probe(path: &Path) -> (ImageFormat, u32, u32) {
 }
 
 /// A temp dir with a 200×100 gradient PNG called `in.png`.
-fn fixture() -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
+fn fixture() -> (specwire_testsupport::TempDir, String) {
+    let dir = specwire_testsupport::temp_dir();
     let input = dir.path().join("in.png");
     write_png(&input, 200, 100);
     let input = path_str(&input).to_owned();
@@ -242,7 +243,7 @@ async fn an_existing_output_is_replaced() {
 
 #[tokio::test]
 async fn a_missing_input_fails_like_the_seed_example() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = specwire_testsupport::temp_dir();
     let missing = dir.path().join("image.png");
     let service = ImageProcessingService::new();
     for operation in ["resizeImage", "applyFilter", "convertFormat"] {
@@ -388,7 +389,7 @@ async fn bad_parameter_values_are_invalid_parameters() {
 
 #[tokio::test]
 async fn a_resize_needing_too_much_memory_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = specwire_testsupport::temp_dir();
     let input = dir.path().join("wide.png");
     write_png(&input, 16_384, 1);
     // 1×8192 is a small output, but resampling 16384 columns to 8192 rows
@@ -473,7 +474,7 @@ fn png_claiming(width: u32, height: u32) -> Vec<u8> {
 
 #[tokio::test]
 async fn corrupt_or_oversized_inputs_are_invalid_images() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = specwire_testsupport::temp_dir();
     let mut valid = Vec::new();
     common::gradient(64, 64)
         .write_to(&mut std::io::Cursor::new(&mut valid), ImageFormat::Png)
@@ -569,7 +570,7 @@ async fn a_task_cancelled_before_it_runs_does_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_cancelled_while_running_leaves_no_output() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = specwire_testsupport::temp_dir();
     let input = dir.path().join("big.png");
     // Big enough that decoding and a Lanczos resize take far longer than
     // the test needs to see the first report and cancel.
@@ -590,9 +591,9 @@ async fn a_task_cancelled_while_running_leaves_no_output() {
     let first = rx.recv().await.expect("a first progress report");
     assert_eq!(first.percent, 10);
     cancel.cancel();
-    let result = tokio::time::timeout(std::time::Duration::from_secs(60), running)
+    let limit = std::time::Duration::from_secs(60);
+    let result = within_for(limit, "the task's end", running)
         .await
-        .expect("the task ends")
         .expect("no panic");
     assert_eq!(result.unwrap_err(), TaskError::cancelled());
     assert!(!output.exists());
@@ -683,8 +684,8 @@ mod robustness {
 
 #[tokio::test]
 async fn paths_are_confined_to_the_files_root() {
-    let outside = tempfile::tempdir().unwrap();
-    let root = tempfile::tempdir().unwrap();
+    let outside = specwire_testsupport::temp_dir();
+    let root = specwire_testsupport::temp_dir();
     write_png(&root.path().join("in.png"), 20, 10);
     write_png(&outside.path().join("secret.png"), 20, 10);
     let service = ImageProcessingService::new().with_files_root(root.path());

@@ -4,12 +4,17 @@
 //! - [`wait`]: bounded waits ([`within`], [`eventually`]); nothing here
 //!   sleeps to synchronise, every wait is for an event or a condition and
 //!   fails the test after a limit.
-//! - [`paths`]: the workspace root and files in it.
+//! - [`paths`]: the workspace root and files in it; scratch directories.
+//! - [`net`]: a free UDP port (a private discovery port per test).
 //! - [`python`]: the interop virtualenv (`interop/setup-python-env`), or a
 //!   skip when `SPECWIRE_SKIP_PYTHON_INTEROP` is set.
 //! - [`tls`]: a self-signed certificate for `localhost` and `127.0.0.1`.
+//! - [`accept`]: a loopback TCP server running a handler per connection
+//!   (hostile targets, fault proxies).
 //! - [`proxy`]: a loopback TCP proxy that can cut, freeze or refuse
 //!   connections and change its target.
+//! - [`process`]: a program under test as a child process, its output
+//!   lines on channels, killed on drop.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -24,14 +29,21 @@
 //! Dev-only: no crate depends on it outside `[dev-dependencies]`, so the
 //! `expect`s below are test failures with a reason, not production panics.
 
+pub mod accept;
+pub mod net;
 pub mod paths;
+pub mod process;
 pub mod proxy;
 pub mod python;
 pub mod tls;
 pub mod wait;
 
-pub use paths::workspace;
+pub use accept::Acceptor;
+pub use net::free_udp_port;
+pub use paths::{scratch, temp_dir, workspace};
+pub use process::{Pipe, Running};
 pub use proxy::Proxy;
 pub use python::interop_python;
+pub use tempfile::TempDir;
 pub use tls::SelfSigned;
 pub use wait::{eventually, within, within_for, PATIENCE};

@@ -17,19 +17,17 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::task::{AbortHandle, JoinHandle};
 
-struct Pipe {
-    abort: AbortHandle,
-    frozen: Arc<AtomicBool>,
-}
+use crate::accept::{connect, Acceptor};
 
 struct ProxyShared {
     target: Mutex<SocketAddr>,
     refuse: AtomicBool,
-    pipes: Mutex<Vec<Pipe>>,
+    /// The frozen flag of every current connection.
+    pipes: Mutex<Vec<Arc<AtomicBool>>>,
     accepted: watch::Sender<usize>,
     from_clients: watch::Sender<usize>,
 }
@@ -39,16 +37,15 @@ struct ProxyShared {
 /// the connection looks alive but nothing gets through), refuse new ones,
 /// and change its target.
 pub struct Proxy {
-    addr: SocketAddr,
     shared: Arc<ProxyShared>,
-    accept: JoinHandle<()>,
+    acceptor: Acceptor,
 }
 
 /// Copies `from` to `to` until either ends; while `frozen`, drops what it
 /// reads. Counts the bytes read in `counter` (when given).
 async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
     frozen: Arc<AtomicBool>,
     counter: Option<Arc<ProxyShared>>,
 ) {
@@ -72,11 +69,32 @@ async fn pump(
     let _ = to.shutdown().await;
 }
 
+/// Forwards one client connection to `target` both ways.
+async fn forward(
+    inbound: TcpStream,
+    target: SocketAddr,
+    frozen: Arc<AtomicBool>,
+    shared: Arc<ProxyShared>,
+) {
+    let Some(outbound) = connect(target).await else {
+        return;
+    };
+    let (client_read, client_write) = inbound.into_split();
+    let (provider_read, provider_write) = outbound.into_split();
+    tokio::join!(
+        pump(
+            client_read,
+            provider_write,
+            Arc::clone(&frozen),
+            Some(shared)
+        ),
+        pump(provider_read, client_write, frozen, None),
+    );
+}
+
 impl Proxy {
     /// Listens on an ephemeral loopback port, forwarding to `target`.
     pub async fn start(target: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("proxy address");
         let shared = Arc::new(ProxyShared {
             target: Mutex::new(target),
             refuse: AtomicBool::new(false),
@@ -84,78 +102,49 @@ impl Proxy {
             accepted: watch::channel(0).0,
             from_clients: watch::channel(0).0,
         });
-        let accept = tokio::spawn({
+        let acceptor = Acceptor::start({
             let shared = Arc::clone(&shared);
-            async move {
-                loop {
-                    let Ok((inbound, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    shared.accepted.send_modify(|count| *count += 1);
-                    if shared.refuse.load(Ordering::SeqCst) {
-                        drop(inbound);
-                        continue;
+            move |inbound| {
+                shared.accepted.send_modify(|count| *count += 1);
+                let refused = shared.refuse.load(Ordering::SeqCst);
+                let target = *shared.target.lock().unwrap();
+                let frozen = Arc::new(AtomicBool::new(false));
+                if !refused {
+                    shared.pipes.lock().unwrap().push(Arc::clone(&frozen));
+                }
+                let shared = Arc::clone(&shared);
+                async move {
+                    if !refused {
+                        forward(inbound, target, frozen, shared).await;
                     }
-                    let target = *shared.target.lock().unwrap();
-                    let frozen = Arc::new(AtomicBool::new(false));
-                    let pipe = tokio::spawn({
-                        let frozen = Arc::clone(&frozen);
-                        let shared = Arc::clone(&shared);
-                        async move {
-                            let Ok(outbound) = TcpStream::connect(target).await else {
-                                return;
-                            };
-                            let _ = outbound.set_nodelay(true);
-                            let _ = inbound.set_nodelay(true);
-                            let (client_read, client_write) = inbound.into_split();
-                            let (provider_read, provider_write) = outbound.into_split();
-                            tokio::join!(
-                                pump(
-                                    client_read,
-                                    provider_write,
-                                    Arc::clone(&frozen),
-                                    Some(shared)
-                                ),
-                                pump(provider_read, client_write, frozen, None),
-                            );
-                        }
-                    });
-                    shared.pipes.lock().unwrap().push(Pipe {
-                        abort: pipe.abort_handle(),
-                        frozen,
-                    });
                 }
             }
-        });
-        Proxy {
-            addr,
-            shared,
-            accept,
-        }
+        })
+        .await;
+        Proxy { shared, acceptor }
     }
 
     /// `ws://` and the proxy's address.
     pub fn endpoint(&self) -> String {
-        format!("ws://{}", self.addr)
+        self.acceptor.endpoint()
     }
 
     /// The proxy's address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.acceptor.addr()
     }
 
     /// Drops every current connection (both sides see the TCP close).
     pub fn cut(&self) {
-        for pipe in self.shared.pipes.lock().unwrap().drain(..) {
-            pipe.abort.abort();
-        }
+        self.shared.pipes.lock().unwrap().clear();
+        self.acceptor.abort_connections();
     }
 
     /// Makes every current connection a black hole in both directions
     /// (connections made later are not affected).
     pub fn freeze(&self) {
-        for pipe in self.shared.pipes.lock().unwrap().iter() {
-            pipe.frozen.store(true, Ordering::SeqCst);
+        for frozen in self.shared.pipes.lock().unwrap().iter() {
+            frozen.store(true, Ordering::SeqCst);
         }
     }
 
@@ -180,9 +169,49 @@ impl Proxy {
     }
 }
 
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-        self.cut();
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{within, Acceptor};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn echo() -> Acceptor {
+        Acceptor::start(|mut stream| async move {
+            let mut byte = [0u8; 1];
+            while stream.read_exact(&mut byte).await.is_ok() {
+                let _ = stream.write_all(&byte).await;
+            }
+        })
+        .await
+    }
+
+    async fn round_trip(client: &mut TcpStream) {
+        client.write_all(b"x").await.unwrap();
+        let mut byte = [0u8; 1];
+        within("the echo", client.read_exact(&mut byte))
+            .await
+            .unwrap();
+        assert_eq!(&byte, b"x");
+    }
+
+    #[tokio::test]
+    async fn forwards_freezes_and_cuts() {
+        let server = echo().await;
+        let proxy = Proxy::start(server.addr()).await;
+        let mut client = connect(proxy.addr()).await.expect("connect");
+        round_trip(&mut client).await;
+        assert_eq!(*proxy.accepted().borrow(), 1);
+        proxy.freeze();
+        client.write_all(b"y").await.unwrap();
+        let mut bytes = proxy.client_bytes();
+        within("the frozen byte", bytes.wait_for(|count| *count == 2))
+            .await
+            .unwrap();
+        proxy.cut();
+        let mut byte = [0u8; 1];
+        let read = within("the cut", client.read(&mut byte)).await;
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        let mut again = connect(proxy.addr()).await.expect("reconnect");
+        round_trip(&mut again).await;
     }
 }

@@ -93,7 +93,7 @@ mod tests {
 
     #[test]
     fn generates_parseable_deterministic_code() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/uart/protocol.json");
+        let path = specwire_testsupport::workspace().join("schema/uart/protocol.json");
         let doc: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(path).expect("read protocol.json"))
                 .expect("parse protocol.json");

@@ -12,8 +12,7 @@
 use specwire_protocol::JsonProtocol;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -28,9 +27,10 @@ use specwire_runtime::clock::new_id;
 use specwire_runtime::discovery::{AdvertisedService, Presence};
 use specwire_runtime::task::messages::{self, TaskReport, TaskState};
 use specwire_runtime::task::{AccessPolicy, Provider, ProviderConfig, TaskHandler, TaskOutput};
+pub use specwire_testsupport::SelfSigned;
+use specwire_testsupport::{within, Acceptor, PATIENCE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 mod proxy;
@@ -56,9 +56,6 @@ pub const SLEEP_MS: u64 = 200;
 /// [`seed_with_reassign_then_cancel`]).
 pub const DEFAULT_SEED: u64 = 1;
 
-/// Longest any single harness wait (connecting, a handshake) may take.
-const PATIENCE: Duration = Duration::from_secs(5);
-
 /// How the reference provider is set up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -67,37 +64,6 @@ pub enum Access {
     /// `Authenticate` with [`API_KEY`]; [`SUITE_CLIENT`] may do anything,
     /// [`FORBIDDEN_CLIENT`] only `DiagnosticsService/echo`.
     Keyed,
-}
-
-/// A self-signed certificate for `localhost` and `127.0.0.1`, as PEM files
-/// in a temporary directory removed on drop.
-pub struct SelfSigned {
-    _dir: tempfile::TempDir,
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-impl SelfSigned {
-    pub fn new() -> SelfSigned {
-        let certified = rcgen::generate_simple_self_signed(vec![
-            "localhost".to_owned(),
-            "127.0.0.1".to_owned(),
-        ])
-        .expect("generate a certificate");
-        let dir = tempfile::Builder::new()
-            .prefix("specwire-suite-tls-")
-            .tempdir()
-            .expect("make a temporary directory");
-        let cert = dir.path().join("cert.pem");
-        let key = dir.path().join("key.pem");
-        std::fs::write(&cert, certified.cert.pem()).expect("write cert.pem");
-        std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key.pem");
-        SelfSigned {
-            _dir: dir,
-            cert,
-            key,
-        }
-    }
 }
 
 /// The reference provider (`reference_services()`) on `127.0.0.1:0`.
@@ -121,13 +87,10 @@ pub async fn start_reference(access: Access, tls: Option<&SelfSigned>) -> Provid
         cancel_grace: Duration::from_secs(2),
         ..ProviderConfig::default()
     };
-    tokio::time::timeout(
-        PATIENCE,
-        Provider::start(config, specwire_services::reference_services()),
-    )
-    .await
-    .expect("the provider starts in time")
-    .expect("start the reference provider")
+    let starting = Provider::start(config, specwire_services::reference_services());
+    within("the reference provider's start", starting)
+        .await
+        .expect("start the reference provider")
 }
 
 /// The advertisement of the reference `DiagnosticsService` at `endpoint`.

@@ -112,9 +112,7 @@ impl Fault {
 
 /// A WebSocket proxy in front of a provider, applying one [`Fault`].
 pub struct FaultProxy {
-    addr: SocketAddr,
-    accept: tokio::task::JoinHandle<()>,
-    connections: Arc<Mutex<JoinSet<()>>>,
+    acceptor: Acceptor,
 }
 
 /// What the proxy knows about the provider behind it.
@@ -134,10 +132,6 @@ impl FaultProxy {
     /// Starts a proxy on `127.0.0.1:0` in front of `provider` (plain
     /// `ws://`), which requires `api_key` (if any).
     pub async fn start(provider: &Provider, api_key: Option<&str>, fault: Fault) -> FaultProxy {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the proxy");
-        let addr = listener.local_addr().expect("the proxy's address");
         let upstream = Arc::new(Upstream {
             endpoint: provider.endpoint(),
             addr: provider.local_addr(),
@@ -149,45 +143,23 @@ impl FaultProxy {
             api_key: api_key.map(str::to_owned),
             client_id: SUITE_CLIENT.to_owned(),
         });
-        let connections = Arc::new(Mutex::new(JoinSet::new()));
-        let accept = tokio::spawn({
-            let connections = Arc::clone(&connections);
+        let acceptor = Acceptor::start(move |stream| {
+            let upstream = Arc::clone(&upstream);
             async move {
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let upstream = Arc::clone(&upstream);
-                    let mut set = connections.lock().unwrap();
-                    while set.try_join_next().is_some() {}
-                    if fault.is_raw() {
-                        set.spawn(serve_raw(stream, upstream.addr, fault));
-                    } else {
-                        set.spawn(serve_messages(stream, upstream, fault));
-                    }
+                if fault.is_raw() {
+                    serve_raw(stream, upstream.addr, fault).await;
+                } else {
+                    serve_messages(stream, upstream, fault).await;
                 }
             }
-        });
-        FaultProxy {
-            addr,
-            accept,
-            connections,
-        }
+        })
+        .await;
+        FaultProxy { acceptor }
     }
 
     /// `ws://ADDR` of the proxy.
     pub fn endpoint(&self) -> String {
-        format!("ws://{}", self.addr)
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-        if let Ok(mut set) = self.connections.lock() {
-            set.abort_all();
-        }
+        self.acceptor.endpoint()
     }
 }
 
@@ -198,11 +170,9 @@ impl Drop for FaultProxy {
 /// ([`Fault::NoPong`]) or drops the connection on a close frame
 /// ([`Fault::NoCloseReply`]).
 async fn serve_raw(client: TcpStream, upstream: SocketAddr, fault: Fault) {
-    let Ok(Ok(provider)) = tokio::time::timeout(PATIENCE, TcpStream::connect(upstream)).await
-    else {
+    let Some(provider) = specwire_testsupport::accept::connect(upstream).await else {
         return;
     };
-    let _ = provider.set_nodelay(true);
     let (mut client_read, mut client_write) = client.into_split();
     let (mut provider_read, mut provider_write) = provider.into_split();
     let down = async {

@@ -52,6 +52,33 @@ enum Asked {
     BrokenOther,
 }
 
+/// A provider message, as the fault rules read it.
+struct Seen {
+    kind: String,
+    task_id: Option<String>,
+    /// `task_id`, or empty.
+    id: String,
+    /// `errorCode`, or empty.
+    code: String,
+    related: Option<String>,
+    /// What the client message it answers (by `relatedMessageId`) was.
+    asked: Option<Asked>,
+    /// How the task ended, when this is its first terminal message.
+    live_end: Option<Ending>,
+    /// The task it is about, when assigned on this connection.
+    task: Option<TaskInfo>,
+}
+
+/// What the fault does to one provider message.
+enum Rewrite {
+    /// Forward it (edited in place, perhaps) after `before`.
+    Forward { before: Vec<Action> },
+    /// Send these instead.
+    Replace(Vec<Action>),
+    /// Hold it back until the next message ([`Fault::LateAck`]).
+    Hold,
+}
+
 /// One connection's state.
 struct ConnState {
     fault: Fault,
@@ -119,182 +146,236 @@ impl ConnState {
 
     fn on_client(&mut self, text: String) -> Vec<Action> {
         let Ok(mut value) = serde_json::from_str::<Value>(&text) else {
-            self.garbage_pending += 1;
-            if matches!(
-                self.fault,
-                Fault::LoseResultOnGarbage | Fault::LoseEndOnGarbage
-            ) {
-                for task in self.tasks.values_mut() {
-                    if task.ended.is_none() {
-                        task.doomed = true;
-                    }
-                }
-            }
-            return vec![Action::ToProvider(text)];
+            return self.on_garbage(text);
         };
         let kind = str_at(&value, "/type").unwrap_or_default().to_owned();
         let message_id = str_at(&value, "/messageId").unwrap_or_default().to_owned();
         let task_id = str_at(&value, "/payload/taskId").map(str::to_owned);
         let valid = Message::decode_from(value.clone(), Some(Direction::ClientToServer)).is_ok();
-        let client_kind = matches!(
-            kind.as_str(),
-            "Authenticate" | "AssignTask" | "CancelTask" | "GetStatus" | "GetResult"
-        );
-        if client_kind && !valid {
-            let asked = if kind == "AssignTask" {
-                Asked::BrokenAssign
-            } else {
-                Asked::BrokenOther
-            };
-            self.asked.insert(message_id.clone(), asked);
-            return vec![Action::ToProvider(text)];
-        }
         if !valid {
+            let client_kind = matches!(
+                kind.as_str(),
+                "Authenticate" | "AssignTask" | "CancelTask" | "GetStatus" | "GetResult"
+            );
+            if client_kind {
+                let asked = if kind == "AssignTask" {
+                    Asked::BrokenAssign
+                } else {
+                    Asked::BrokenOther
+                };
+                self.asked.insert(message_id.clone(), asked);
+            }
             return vec![Action::ToProvider(text)];
         }
-        match kind.as_str() {
-            "Authenticate" => {
-                if let Some(ack) = str_at(&value, "/acknowledgmentId") {
-                    self.auth_acks.insert(ack.to_owned());
+        let id = task_id.clone().unwrap_or_default();
+        let answered = match kind.as_str() {
+            "Authenticate" => self.on_authenticate(&mut value, &message_id),
+            "AssignTask" => self.on_assign(&mut value, &id),
+            "CancelTask" => self.on_cancel(&id, &message_id),
+            "GetStatus" => self.on_get_status(&id, &message_id),
+            "GetResult" => self.on_get_result(&id, &message_id),
+            _ => None,
+        };
+        answered
+            .or_else(|| self.refuse(&text, &value, &message_id, task_id.as_deref()))
+            .unwrap_or_else(|| vec![Action::ToProvider(text)])
+    }
+
+    /// Text that is not JSON: forwarded; under the garbage faults, every
+    /// running task is doomed.
+    fn on_garbage(&mut self, text: String) -> Vec<Action> {
+        self.garbage_pending += 1;
+        if matches!(
+            self.fault,
+            Fault::LoseResultOnGarbage | Fault::LoseEndOnGarbage
+        ) {
+            for task in self.tasks.values_mut() {
+                if task.ended.is_none() {
+                    task.doomed = true;
                 }
-                let key = self.upstream.api_key.clone().unwrap_or_default();
-                match self.fault {
-                    Fault::AcceptWrongKey if str_at(&value, "/payload/apiKey") != Some(&key) => {
-                        value["payload"]["apiKey"] = json!(key);
-                        return vec![Action::ToProvider(value.to_string())];
-                    }
-                    Fault::RefuseRightKey => {
-                        let error = messages::error(
-                            "UNAUTHORIZED",
-                            "invalid API key",
-                            Some(&message_id),
-                            None,
-                        );
-                        return vec![Action::ToClient(error)];
-                    }
-                    _ => {}
-                }
-            }
-            "AssignTask" => {
-                let id = task_id.clone().unwrap_or_default();
-                let task = self.tasks.entry(id.clone()).or_default();
-                task.assigned += 1;
-                if task.assigned == 1 {
-                    task.service = str_at(&value, "/payload/serviceName")
-                        .unwrap_or_default()
-                        .into();
-                    task.operation = str_at(&value, "/payload/operation")
-                        .unwrap_or_default()
-                        .into();
-                }
-                if self.fault == Fault::ReassignRunsAgain && task.ended.is_some() {
-                    let alias = format!("{id}-again-{}", new_id());
-                    self.aliases.insert(alias.clone(), id);
-                    value["payload"]["taskId"] = json!(alias);
-                    return vec![Action::ToProvider(value.to_string())];
-                }
-            }
-            "CancelTask" => {
-                let id = task_id.clone().unwrap_or_default();
-                self.asked.insert(message_id.clone(), Asked::Cancel);
-                if self.fault == Fault::CloseOnReassignThenCancel
-                    && self.tasks.get(&id).is_some_and(|task| task.assigned > 1)
-                {
-                    return vec![Action::Drop];
-                }
-                if self.fault == Fault::CancelFinishedTerminates && self.finished(&id).is_some() {
-                    let progress = self.tasks[&id].progress;
-                    return vec![Action::ToClient(report(
-                        &id,
-                        &TaskState::Cancelled,
-                        progress,
-                    ))];
-                }
-            }
-            "GetStatus" => {
-                let id = task_id.clone().unwrap_or_default();
-                self.asked.insert(message_id.clone(), Asked::Status);
-                if self.fault == Fault::StatusFinishedProcessing && self.finished(&id).is_some() {
-                    let progress = self.tasks[&id].progress;
-                    return vec![Action::ToClient(report(
-                        &id,
-                        &TaskState::Processing,
-                        progress,
-                    ))];
-                }
-            }
-            "GetResult" => {
-                let id = task_id.clone().unwrap_or_default();
-                self.asked.insert(message_id.clone(), Asked::Result);
-                let not_ready = matches!(
-                    (self.fault, self.finished(&id)),
-                    (Fault::ResultFinishedNotReady, Some(Ending::Completed))
-                        | (Fault::ResultFailedNotReady, Some(Ending::Failed))
-                );
-                if not_ready {
-                    let error = messages::error(
-                        "RESULT_NOT_READY",
-                        "the result is not ready",
-                        Some(&message_id),
-                        Some(&id),
-                    );
-                    return vec![Action::ToClient(error)];
-                }
-            }
-            _ => {}
-        }
-        if self.fault == Fault::DropOnLargeMessage && text.len() > 1024 * 1024 {
-            return vec![Action::Drop];
-        }
-        if self.fault == Fault::RefuseUnknownFields {
-            let envelope = [
-                "type",
-                "messageId",
-                "timestamp",
-                "payload",
-                "acknowledgmentId",
-            ];
-            let extra = value
-                .as_object()
-                .is_some_and(|object| object.keys().any(|key| !envelope.contains(&key.as_str())));
-            if extra {
-                let error = messages::error(
-                    "INVALID_MESSAGE",
-                    "unknown members",
-                    Some(&message_id),
-                    task_id.as_deref(),
-                );
-                return vec![Action::ToClient(error)];
             }
         }
         vec![Action::ToProvider(text)]
+    }
+
+    /// A valid `Authenticate`: what the key faults do instead of
+    /// forwarding it, if anything.
+    fn on_authenticate(&mut self, value: &mut Value, message_id: &str) -> Option<Vec<Action>> {
+        if let Some(ack) = str_at(value, "/acknowledgmentId") {
+            self.auth_acks.insert(ack.to_owned());
+        }
+        let key = self.upstream.api_key.clone().unwrap_or_default();
+        match self.fault {
+            Fault::AcceptWrongKey if str_at(value, "/payload/apiKey") != Some(&key) => {
+                value["payload"]["apiKey"] = json!(key);
+                Some(vec![Action::ToProvider(value.to_string())])
+            }
+            Fault::RefuseRightKey => {
+                let error =
+                    messages::error("UNAUTHORIZED", "invalid API key", Some(message_id), None);
+                Some(vec![Action::ToClient(error)])
+            }
+            _ => None,
+        }
+    }
+
+    /// A valid `AssignTask` of task `id`: recorded; run again under an
+    /// alias by [`Fault::ReassignRunsAgain`].
+    fn on_assign(&mut self, value: &mut Value, id: &str) -> Option<Vec<Action>> {
+        let task = self.tasks.entry(id.to_owned()).or_default();
+        task.assigned += 1;
+        if task.assigned == 1 {
+            task.service = str_at(value, "/payload/serviceName")
+                .unwrap_or_default()
+                .into();
+            task.operation = str_at(value, "/payload/operation")
+                .unwrap_or_default()
+                .into();
+        }
+        if self.fault == Fault::ReassignRunsAgain && task.ended.is_some() {
+            let alias = format!("{id}-again-{}", new_id());
+            self.aliases.insert(alias.clone(), id.to_owned());
+            value["payload"]["taskId"] = json!(alias);
+            return Some(vec![Action::ToProvider(value.to_string())]);
+        }
+        None
+    }
+
+    /// A valid `CancelTask` of task `id`.
+    fn on_cancel(&mut self, id: &str, message_id: &str) -> Option<Vec<Action>> {
+        self.asked.insert(message_id.to_owned(), Asked::Cancel);
+        if self.fault == Fault::CloseOnReassignThenCancel
+            && self.tasks.get(id).is_some_and(|task| task.assigned > 1)
+        {
+            return Some(vec![Action::Drop]);
+        }
+        if self.fault == Fault::CancelFinishedTerminates {
+            return self.finished_as(id, &TaskState::Cancelled);
+        }
+        None
+    }
+
+    /// A valid `GetStatus` of task `id`.
+    fn on_get_status(&mut self, id: &str, message_id: &str) -> Option<Vec<Action>> {
+        self.asked.insert(message_id.to_owned(), Asked::Status);
+        if self.fault == Fault::StatusFinishedProcessing {
+            return self.finished_as(id, &TaskState::Processing);
+        }
+        None
+    }
+
+    /// When task `id` has finished: a report that it is in `state`, at
+    /// its last progress, for the client (instead of the provider's
+    /// answer).
+    fn finished_as(&self, id: &str, state: &TaskState) -> Option<Vec<Action>> {
+        self.finished(id)?;
+        let progress = self.tasks[id].progress;
+        Some(vec![Action::ToClient(report(id, state, progress))])
+    }
+
+    /// A valid `GetResult` of task `id`.
+    fn on_get_result(&mut self, id: &str, message_id: &str) -> Option<Vec<Action>> {
+        self.asked.insert(message_id.to_owned(), Asked::Result);
+        let not_ready = matches!(
+            (self.fault, self.finished(id)),
+            (Fault::ResultFinishedNotReady, Some(Ending::Completed))
+                | (Fault::ResultFailedNotReady, Some(Ending::Failed))
+        );
+        not_ready.then(|| {
+            let error = messages::error(
+                "RESULT_NOT_READY",
+                "the result is not ready",
+                Some(message_id),
+                Some(id),
+            );
+            vec![Action::ToClient(error)]
+        })
+    }
+
+    /// Any valid client message the proxy itself refuses: too large
+    /// ([`Fault::DropOnLargeMessage`]) or with unknown members
+    /// ([`Fault::RefuseUnknownFields`]).
+    fn refuse(
+        &self,
+        text: &str,
+        value: &Value,
+        message_id: &str,
+        task_id: Option<&str>,
+    ) -> Option<Vec<Action>> {
+        if self.fault == Fault::DropOnLargeMessage && text.len() > 1024 * 1024 {
+            return Some(vec![Action::Drop]);
+        }
+        if self.fault != Fault::RefuseUnknownFields {
+            return None;
+        }
+        let envelope = [
+            "type",
+            "messageId",
+            "timestamp",
+            "payload",
+            "acknowledgmentId",
+        ];
+        let extra = value
+            .as_object()
+            .is_some_and(|object| object.keys().any(|key| !envelope.contains(&key.as_str())));
+        extra.then(|| {
+            let error = messages::error(
+                "INVALID_MESSAGE",
+                "unknown members",
+                Some(message_id),
+                task_id,
+            );
+            vec![Action::ToClient(error)]
+        })
     }
 
     fn on_provider(&mut self, text: String) -> Vec<Action> {
         let Ok(mut value) = serde_json::from_str::<Value>(&text) else {
             return vec![Action::ToClient(text)];
         };
+        let seen = self.observe(&mut value);
+        let rewrite = match self.recode(&seen) {
+            Some(code) => Rewrite::Replace(vec![Action::ToClient(set_code(&mut value, code))]),
+            None => self.rewrite(&seen, &mut value),
+        };
+        let mut out = match rewrite {
+            Rewrite::Hold => {
+                self.held.push(value.to_string());
+                return Vec::new();
+            }
+            Rewrite::Replace(instead) => instead,
+            Rewrite::Forward { mut before } => {
+                before.push(Action::ToClient(value.to_string()));
+                before
+            }
+        };
+        // Held Acks go out after the message that followed them.
+        out.extend(self.held.drain(..).map(Action::ToClient));
+        out
+    }
+
+    /// Reads a provider message (speaking of the client's task id where
+    /// a task was run again under an alias) and records what it says about
+    /// a task assigned on this connection.
+    fn observe(&mut self, value: &mut Value) -> Seen {
         // Replies about a task run again under another id speak of the
         // client's task.
-        if let Some(original) =
-            str_at(&value, "/payload/taskId").and_then(|id| self.aliases.get(id))
+        if let Some(original) = str_at(value, "/payload/taskId").and_then(|id| self.aliases.get(id))
         {
             value["payload"]["taskId"] = json!(original.clone());
         }
-        let kind = str_at(&value, "/type").unwrap_or_default().to_owned();
-        let task_id = str_at(&value, "/payload/taskId").map(str::to_owned);
-        let status = str_at(&value, "/payload/status")
+        let kind = str_at(value, "/type").unwrap_or_default().to_owned();
+        let task_id = str_at(value, "/payload/taskId").map(str::to_owned);
+        let status = str_at(value, "/payload/status").unwrap_or_default();
+        let code = str_at(value, "/payload/errorCode")
             .unwrap_or_default()
             .to_owned();
-        let code = str_at(&value, "/payload/errorCode")
-            .unwrap_or_default()
-            .to_owned();
-        let related = str_at(&value, "/payload/relatedMessageId").map(str::to_owned);
+        let related = str_at(value, "/payload/relatedMessageId").map(str::to_owned);
         let asked = related
             .as_deref()
             .and_then(|id| self.asked.get(id))
             .copied();
-        let ending = match (kind.as_str(), status.as_str()) {
+        let ending = match (kind.as_str(), status) {
             ("TaskResult", _) => Some(Ending::Completed),
             ("TaskFailed", _) => Some(Ending::Failed),
             ("TaskStatusUpdate", "Cancelled") => Some(Ending::Cancelled),
@@ -304,32 +385,111 @@ impl ConnState {
         // the live one, not a reply to a query or a re-assign.
         let mut live_end = None;
         let mut task = None;
-        if let Some(id) = &task_id {
-            if let Some(info) = self.tasks.get_mut(id) {
-                if let Some(progress) = value
-                    .pointer("/payload/progressPercentage")
-                    .and_then(Value::as_u64)
-                {
-                    info.progress = info.progress.max(progress.min(100) as u8);
-                }
-                if info.ended.is_none() {
-                    if let Some(ending) = ending {
-                        info.ended = Some(ending);
-                        live_end = Some(ending);
-                    }
-                }
-                task = Some(info.clone());
+        if let Some(info) = task_id.as_ref().and_then(|id| self.tasks.get_mut(id)) {
+            if let Some(progress) = value
+                .pointer("/payload/progressPercentage")
+                .and_then(Value::as_u64)
+            {
+                info.progress = info.progress.max(progress.min(100) as u8);
             }
+            if info.ended.is_none() {
+                if let Some(ending) = ending {
+                    info.ended = Some(ending);
+                    live_end = Some(ending);
+                }
+            }
+            task = Some(info.clone());
         }
-        let id = task_id.clone().unwrap_or_default();
-        let mut out = Vec::new();
-        let mut forward = true;
+        Seen {
+            id: task_id.clone().unwrap_or_default(),
+            kind,
+            task_id,
+            code,
+            related,
+            asked,
+            live_end,
+            task,
+        }
+    }
+
+    /// The error code the fault puts in place of the provider's, if it
+    /// changes this message's.
+    fn recode(&mut self, seen: &Seen) -> Option<&'static str> {
+        let Seen {
+            kind, code, asked, ..
+        } = seen;
+        let error = kind == "Error";
+        let failed = kind == "TaskFailed";
+        match self.fault {
+            Fault::UnknownOperationCode | Fault::UnknownServiceCode
+                if failed && code == "UNKNOWN_OPERATION" =>
+            {
+                let known = seen
+                    .task
+                    .as_ref()
+                    .is_some_and(|task| self.upstream.services.contains(&task.service));
+                (known == (self.fault == Fault::UnknownOperationCode)).then_some("INTERNAL")
+            }
+            Fault::InvalidParametersCode if failed && code == "INVALID_PARAMETERS" => {
+                Some("INTERNAL")
+            }
+            Fault::BrokenEnvelopeCode
+                if error && code == "INVALID_MESSAGE" && *asked == Some(Asked::BrokenAssign) =>
+            {
+                Some("INTERNAL")
+            }
+            Fault::WrongTypesCode
+                if error && code == "INVALID_MESSAGE" && *asked == Some(Asked::BrokenOther) =>
+            {
+                Some("INTERNAL")
+            }
+            Fault::CancelUnknownCode | Fault::StatusUnknownCode | Fault::ResultUnknownCode
+                if error && code == "TASK_NOT_FOUND" =>
+            {
+                let wanted = match self.fault {
+                    Fault::CancelUnknownCode => Asked::Cancel,
+                    Fault::StatusUnknownCode => Asked::Status,
+                    _ => Asked::Result,
+                };
+                (*asked == Some(wanted)).then_some("INTERNAL")
+            }
+            Fault::MalformedJsonCode
+                if error
+                    && code == "INVALID_MESSAGE"
+                    && seen.related.is_none()
+                    && self.garbage_pending > 0 =>
+            {
+                self.garbage_pending -= 1;
+                Some("UNKNOWN_TYPE")
+            }
+            Fault::UnknownTypeCode if error && code == "UNKNOWN_TYPE" => Some("INVALID_MESSAGE"),
+            Fault::ForbiddenCode if failed && code == "FORBIDDEN" => Some("UNKNOWN_OPERATION"),
+            _ => None,
+        }
+    }
+
+    /// What the fault does to this provider message, other than changing
+    /// its error code: edit it, hold it, add to it or replace it.
+    fn rewrite(&mut self, seen: &Seen, value: &mut Value) -> Rewrite {
+        let Seen {
+            kind,
+            task_id,
+            id,
+            related,
+            live_end,
+            task,
+            ..
+        } = seen;
+        let progress = task.as_ref().map_or(0, |task| task.progress);
+        let forward = Rewrite::Forward { before: Vec::new() };
         match self.fault {
             Fault::InvalidErrorTimestamp if kind == "Error" => {
                 value["timestamp"] = json!("not a timestamp");
+                forward
             }
             Fault::AckWrongTaskId if kind == "Ack" && task_id.is_some() => {
                 value["payload"]["taskId"] = json!(format!("not-{id}"));
+                forward
             }
             Fault::MisspelledAck if kind == "Ack" => {
                 if let Some(payload) = value["payload"].as_object_mut() {
@@ -337,144 +497,61 @@ impl ConnState {
                         payload.insert("acknowledgementId".into(), id);
                     }
                 }
+                forward
             }
             Fault::ErrorWrongRelated if kind == "Error" && related.is_some() => {
                 value["payload"]["relatedMessageId"] = json!(new_id());
+                forward
             }
             Fault::LateAck if kind == "Ack" => {
-                let ack = str_at(&value, "/payload/acknowledgmentId").unwrap_or_default();
-                if !self.auth_acks.contains(ack) {
-                    self.held.push(value.to_string());
-                    return Vec::new();
+                let ack = str_at(value, "/payload/acknowledgmentId").unwrap_or_default();
+                if self.auth_acks.contains(ack) {
+                    forward
+                } else {
+                    Rewrite::Hold
                 }
             }
-            Fault::DuplicateResult if live_end == Some(Ending::Completed) => {
+            Fault::DuplicateResult if *live_end == Some(Ending::Completed) => {
                 let mut again = value.clone();
                 again["messageId"] = json!(new_id());
-                out.push(Action::ToClient(value.to_string()));
-                out.push(Action::ToClient(again.to_string()));
-                forward = false;
+                Rewrite::Replace(vec![
+                    Action::ToClient(value.to_string()),
+                    Action::ToClient(again.to_string()),
+                ])
             }
-            Fault::ProgressGoesBack if live_end == Some(Ending::Completed) => {
-                let progress = task.as_ref().map_or(0, |task| task.progress);
-                if progress > 0 {
-                    out.push(Action::ToClient(report(
-                        &id,
-                        &TaskState::Processing,
-                        progress / 2,
-                    )));
+            Fault::ProgressGoesBack if *live_end == Some(Ending::Completed) && progress > 0 => {
+                let back = report(id, &TaskState::Processing, progress / 2);
+                Rewrite::Forward {
+                    before: vec![Action::ToClient(back)],
                 }
             }
-            Fault::UpdateAfterTerminal if live_end.is_some() => {
-                let progress = task.as_ref().map_or(0, |task| task.progress);
-                out.push(Action::ToClient(value.to_string()));
-                out.push(Action::ToClient(report(
-                    &id,
-                    &TaskState::Processing,
-                    progress,
-                )));
-                forward = false;
-            }
+            Fault::UpdateAfterTerminal if live_end.is_some() => Rewrite::Replace(vec![
+                Action::ToClient(value.to_string()),
+                Action::ToClient(report(id, &TaskState::Processing, progress)),
+            ]),
             Fault::FailedAsCancelled
-                if live_end == Some(Ending::Failed)
+                if *live_end == Some(Ending::Failed)
                     && task.as_ref().is_some_and(|task| task.operation == "fail") =>
             {
-                let progress = task.as_ref().map_or(0, |task| task.progress);
-                out.push(Action::ToClient(report(
-                    &id,
-                    &TaskState::Cancelled,
-                    progress,
-                )));
-                forward = false;
+                let cancelled = report(id, &TaskState::Cancelled, progress);
+                Rewrite::Replace(vec![Action::ToClient(cancelled)])
             }
-            Fault::UnknownOperationCode | Fault::UnknownServiceCode
-                if kind == "TaskFailed" && code == "UNKNOWN_OPERATION" =>
-            {
-                let known = task
-                    .as_ref()
-                    .is_some_and(|task| self.upstream.services.contains(&task.service));
-                if known == (self.fault == Fault::UnknownOperationCode) {
-                    out.push(Action::ToClient(set_code(&mut value, "INTERNAL")));
-                    forward = false;
-                }
-            }
-            Fault::InvalidParametersCode
-                if kind == "TaskFailed" && code == "INVALID_PARAMETERS" =>
-            {
-                out.push(Action::ToClient(set_code(&mut value, "INTERNAL")));
-                forward = false;
-            }
-            Fault::BrokenEnvelopeCode
-                if kind == "Error"
-                    && code == "INVALID_MESSAGE"
-                    && asked == Some(Asked::BrokenAssign) =>
-            {
-                out.push(Action::ToClient(set_code(&mut value, "INTERNAL")));
-                forward = false;
-            }
-            Fault::WrongTypesCode
-                if kind == "Error"
-                    && code == "INVALID_MESSAGE"
-                    && asked == Some(Asked::BrokenOther) =>
-            {
-                out.push(Action::ToClient(set_code(&mut value, "INTERNAL")));
-                forward = false;
-            }
-            Fault::CancelUnknownCode | Fault::StatusUnknownCode | Fault::ResultUnknownCode
-                if kind == "Error" && code == "TASK_NOT_FOUND" =>
-            {
-                let wanted = match self.fault {
-                    Fault::CancelUnknownCode => Asked::Cancel,
-                    Fault::StatusUnknownCode => Asked::Status,
-                    _ => Asked::Result,
-                };
-                if asked == Some(wanted) {
-                    out.push(Action::ToClient(set_code(&mut value, "INTERNAL")));
-                    forward = false;
-                }
-            }
-            Fault::ResultAfterCancel if live_end == Some(Ending::Cancelled) => {
-                out.push(Action::ToClient(value.to_string()));
-                out.push(Action::ToClient(report(
-                    &id,
-                    &TaskState::Completed(TaskOutput::new()),
-                    100,
-                )));
-                forward = false;
-            }
-            Fault::MalformedJsonCode
-                if kind == "Error"
-                    && code == "INVALID_MESSAGE"
-                    && related.is_none()
-                    && self.garbage_pending > 0 =>
-            {
-                self.garbage_pending -= 1;
-                out.push(Action::ToClient(set_code(&mut value, "UNKNOWN_TYPE")));
-                forward = false;
-            }
-            Fault::UnknownTypeCode if kind == "Error" && code == "UNKNOWN_TYPE" => {
-                out.push(Action::ToClient(set_code(&mut value, "INVALID_MESSAGE")));
-                forward = false;
+            Fault::ResultAfterCancel if *live_end == Some(Ending::Cancelled) => {
+                let completed = TaskState::Completed(TaskOutput::new());
+                Rewrite::Replace(vec![
+                    Action::ToClient(value.to_string()),
+                    Action::ToClient(report(id, &completed, 100)),
+                ])
             }
             Fault::LoseResultOnGarbage | Fault::LoseEndOnGarbage
                 if task.as_ref().is_some_and(|task| task.doomed)
-                    && (live_end == Some(Ending::Completed)
+                    && (*live_end == Some(Ending::Completed)
                         || (live_end.is_some() && self.fault == Fault::LoseEndOnGarbage)) =>
             {
-                forward = false;
+                Rewrite::Replace(Vec::new())
             }
-            Fault::ForbiddenCode if kind == "TaskFailed" && code == "FORBIDDEN" => {
-                out.push(Action::ToClient(set_code(&mut value, "UNKNOWN_OPERATION")));
-                forward = false;
-            }
-            _ => {}
+            _ => forward,
         }
-        if forward {
-            out.push(Action::ToClient(value.to_string()));
-        }
-        // Held Acks go out after the message that followed them.
-        out.extend(self.held.drain(..).map(Action::ToClient));
-        out
     }
 
     /// Held `Ack`s, when nothing followed them in time.

@@ -6,12 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("generated/ has a parent")
-        .to_path_buf()
-}
+pub use specwire_testsupport::workspace;
 
 pub fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -898,7 +898,7 @@ mod tests {
             PROGRESS_ENCODING,
             PROGRESS_SAVING,
         ] {
-            let dir = tempfile::tempdir().unwrap();
+            let dir = specwire_testsupport::temp_dir();
             let input = dir.path().join("in.png");
             write_png(&input, 32, 16);
             let output = dir.path().join("out.jpg");

@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn commit_replaces_the_target_and_drop_leaves_nothing() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = specwire_testsupport::temp_dir();
         let target = dir.path().join("out.bin");
         fs::write(&target, b"old").unwrap();
 
@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn missing_directories_and_directory_targets_are_not_writable() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = specwire_testsupport::temp_dir();
         let error = AtomicOutput::create(&dir.path().join("nope/out.png")).unwrap_err();
         assert_eq!(error.code, codes::OUTPUT_NOT_WRITABLE);
         let error = AtomicOutput::create(dir.path()).unwrap_err();

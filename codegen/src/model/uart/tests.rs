@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::types::Protocol;
 
 fn protocol() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/uart/protocol.json");
+    let path = specwire_testsupport::workspace().join("schema/uart/protocol.json");
     serde_json::from_str(&std::fs::read_to_string(path).expect("read protocol.json"))
         .expect("parse protocol.json")
 }

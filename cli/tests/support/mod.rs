@@ -1,0 +1,46 @@
+//! What the cli tests share: the `specwire` binary under test and the
+//! reference provider started with it (`specwire serve task`). Process
+//! handling (output lines, bounded waits, kill on drop) is
+//! `specwire_testsupport::Running`.
+
+// Each test file uses a different part of this module.
+#![allow(dead_code)]
+
+use std::process::Command;
+
+use specwire_testsupport::Running;
+
+/// The `specwire` binary under test, with `NO_COLOR` set.
+pub fn specwire() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_specwire"));
+    command.env("NO_COLOR", "1");
+    command
+}
+
+/// `specwire serve task` on `127.0.0.1:0`, advertising on the private
+/// discovery port `discovery_port`, with `extra` options.
+pub fn serve_task(discovery_port: u16, extra: &[&str]) -> Running {
+    let port = discovery_port.to_string();
+    let mut command = specwire();
+    command.args([
+        "serve",
+        "task",
+        "--bind",
+        "127.0.0.1:0",
+        "--discovery-port",
+        &port,
+    ]);
+    command.args(extra);
+    Running::start(&mut command)
+}
+
+/// `specwire serve task` on `127.0.0.1:0` without discovery, with `extra`
+/// options, once it listens, and its endpoint.
+pub fn serve_task_alone(extra: &[&str]) -> (Running, String) {
+    let mut command = specwire();
+    command.args(["serve", "task", "--bind", "127.0.0.1:0", "--no-discovery"]);
+    command.args(extra);
+    let mut provider = Running::start(&mut command);
+    let endpoint = provider.endpoint();
+    (provider, endpoint)
+}
