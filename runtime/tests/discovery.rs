@@ -7,7 +7,6 @@
 //! machine and in parallel with each other.
 
 use specwire_protocol::JsonProtocol;
-use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -21,39 +20,14 @@ use specwire_runtime::discovery::{
     Presence, RepositoryConfig, RepositoryEvent, ServiceRepository,
 };
 use specwire_runtime::task::{Operation, ParamType, Parameter, ServiceDescription};
+use specwire_testsupport::{eventually, free_udp_port as free_port, within, PATIENCE};
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, watch};
-
-/// The longest any single wait may take before the test fails.
-const PATIENCE: Duration = Duration::from_secs(5);
 
 /// A heartbeat no test waits for.
 const LONG_HEARTBEAT: Duration = Duration::from_secs(60);
 
 const WILDCARD: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
-
-/// A port nobody uses right now: bind an ephemeral one and let it go.
-fn free_port() -> u16 {
-    let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a probe socket");
-    probe.local_addr().expect("probe address").port()
-}
-
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(PATIENCE, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-/// Waits until `condition` holds (re-checked every 10 ms): for counters,
-/// which have no event to wait on.
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    within(what, async {
-        while !condition() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-}
 
 /// A listener on the shared discovery port, like any other participant.
 fn listener(port: u16) -> UdpSocket {

@@ -1,8 +1,8 @@
 //! Shared helpers for the task integration tests: a test service, a
 //! provider on an ephemeral loopback port, a raw WebSocket client that
 //! checks every provider message against the schema, a TCP proxy that can
-//! drop connections, a scriptable fake provider, and a self-signed
-//! certificate.
+//! drop connections (`specwire_testsupport::Proxy`), a scriptable fake
+//! provider, and a self-signed certificate (`specwire_testsupport`).
 //!
 //! Nothing here sleeps to synchronise: every wait is for a message, an
 //! event or a condition, bounded by [`PATIENCE`].
@@ -12,10 +12,7 @@
 
 use specwire_protocol::JsonProtocol;
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,38 +28,16 @@ use specwire_runtime::task::{
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::{self, Message as Frame};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// The longest any single wait may take before the test fails.
-pub const PATIENCE: Duration = Duration::from_secs(5);
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use specwire_testsupport::{eventually, within, within_for, Proxy, SelfSigned, PATIENCE};
 
 /// The test service's name.
 pub const SERVICE: &str = "TestService";
-
-/// Awaits `future`, failing the test after [`PATIENCE`].
-pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    within_for(PATIENCE, what, future).await
-}
-
-/// Awaits `future`, failing the test after `limit`.
-pub async fn within_for<T>(limit: Duration, what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(limit, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out after {limit:?} waiting for {what}"))
-}
-
-/// Waits until `condition` holds, re-checking every 10 ms: for counters,
-/// which have no event to wait on.
-pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    within(what, async {
-        while !condition() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-}
 
 /// A fresh task id.
 pub fn task_id() -> String {
@@ -552,173 +527,6 @@ impl WsClient {
 }
 
 // ---------------------------------------------------------------------------
-// A TCP proxy that can drop connections
-// ---------------------------------------------------------------------------
-
-struct Pipe {
-    abort: AbortHandle,
-    frozen: Arc<AtomicBool>,
-}
-
-struct ProxyShared {
-    target: Mutex<SocketAddr>,
-    refuse: AtomicBool,
-    pipes: Mutex<Vec<Pipe>>,
-    accepted: watch::Sender<usize>,
-    from_clients: watch::Sender<usize>,
-}
-
-/// Forwards TCP connections from `127.0.0.1:PORT` to a target. It can cut
-/// every current connection, freeze them (bytes are read and dropped, so
-/// the connection looks alive but nothing gets through), refuse new ones,
-/// and change its target.
-pub struct Proxy {
-    addr: SocketAddr,
-    shared: Arc<ProxyShared>,
-    accept: JoinHandle<()>,
-}
-
-/// Copies `from` to `to` until either ends; while `frozen`, drops what it
-/// reads. Counts the bytes read in `counter` (when given).
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    frozen: Arc<AtomicBool>,
-    counter: Option<Arc<ProxyShared>>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buffer = vec![0u8; 16 * 1024];
-    loop {
-        let read = match from.read(&mut buffer).await {
-            Ok(0) | Err(_) => break,
-            Ok(read) => read,
-        };
-        if let Some(shared) = &counter {
-            shared.from_clients.send_modify(|count| *count += read);
-        }
-        if frozen.load(Ordering::SeqCst) {
-            continue;
-        }
-        if to.write_all(&buffer[..read]).await.is_err() {
-            break;
-        }
-    }
-    let _ = to.shutdown().await;
-}
-
-impl Proxy {
-    pub async fn start(target: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("proxy address");
-        let shared = Arc::new(ProxyShared {
-            target: Mutex::new(target),
-            refuse: AtomicBool::new(false),
-            pipes: Mutex::new(Vec::new()),
-            accepted: watch::channel(0).0,
-            from_clients: watch::channel(0).0,
-        });
-        let accept = tokio::spawn({
-            let shared = Arc::clone(&shared);
-            async move {
-                loop {
-                    let Ok((inbound, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    shared.accepted.send_modify(|count| *count += 1);
-                    if shared.refuse.load(Ordering::SeqCst) {
-                        drop(inbound);
-                        continue;
-                    }
-                    let target = *shared.target.lock().unwrap();
-                    let frozen = Arc::new(AtomicBool::new(false));
-                    let pipe = tokio::spawn({
-                        let frozen = Arc::clone(&frozen);
-                        let shared = Arc::clone(&shared);
-                        async move {
-                            let Ok(outbound) = TcpStream::connect(target).await else {
-                                return;
-                            };
-                            let _ = outbound.set_nodelay(true);
-                            let _ = inbound.set_nodelay(true);
-                            let (client_read, client_write) = inbound.into_split();
-                            let (provider_read, provider_write) = outbound.into_split();
-                            tokio::join!(
-                                pump(
-                                    client_read,
-                                    provider_write,
-                                    Arc::clone(&frozen),
-                                    Some(shared)
-                                ),
-                                pump(provider_read, client_write, frozen, None),
-                            );
-                        }
-                    });
-                    shared.pipes.lock().unwrap().push(Pipe {
-                        abort: pipe.abort_handle(),
-                        frozen,
-                    });
-                }
-            }
-        });
-        Proxy {
-            addr,
-            shared,
-            accept,
-        }
-    }
-
-    pub fn endpoint(&self) -> String {
-        format!("ws://{}", self.addr)
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Drops every current connection (both sides see the TCP close).
-    pub fn cut(&self) {
-        for pipe in self.shared.pipes.lock().unwrap().drain(..) {
-            pipe.abort.abort();
-        }
-    }
-
-    /// Makes every current connection a black hole in both directions
-    /// (connections made later are not affected).
-    pub fn freeze(&self) {
-        for pipe in self.shared.pipes.lock().unwrap().iter() {
-            pipe.frozen.store(true, Ordering::SeqCst);
-        }
-    }
-
-    /// Whether new connections are accepted and dropped at once.
-    pub fn refuse(&self, refuse: bool) {
-        self.shared.refuse.store(refuse, Ordering::SeqCst);
-    }
-
-    /// Forwards new connections to `target`.
-    pub fn retarget(&self, target: SocketAddr) {
-        *self.shared.target.lock().unwrap() = target;
-    }
-
-    /// Connections accepted so far.
-    pub fn accepted(&self) -> watch::Receiver<usize> {
-        self.shared.accepted.subscribe()
-    }
-
-    /// Bytes received from clients so far (forwarded or dropped).
-    pub fn client_bytes(&self) -> watch::Receiver<usize> {
-        self.shared.from_clients.subscribe()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-        self.cut();
-    }
-}
-
-// ---------------------------------------------------------------------------
 // A fake provider the test scripts message by message
 // ---------------------------------------------------------------------------
 
@@ -808,40 +616,5 @@ impl FakeProvider {
 impl Drop for FakeProvider {
     fn drop(&mut self) {
         self.server.abort();
-    }
-}
-
-// ---------------------------------------------------------------------------
-// TLS
-// ---------------------------------------------------------------------------
-
-/// A self-signed certificate for `localhost` and `127.0.0.1`, as PEM files
-/// in a temporary directory removed on drop.
-pub struct SelfSigned {
-    _dir: tempfile::TempDir,
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-impl SelfSigned {
-    pub fn new() -> SelfSigned {
-        let certified = rcgen::generate_simple_self_signed(vec![
-            "localhost".to_owned(),
-            "127.0.0.1".to_owned(),
-        ])
-        .expect("generate a certificate");
-        let dir = tempfile::Builder::new()
-            .prefix("specwire-task-tls-")
-            .tempdir()
-            .expect("make a temporary directory");
-        let cert = dir.path().join("cert.pem");
-        let key = dir.path().join("key.pem");
-        std::fs::write(&cert, certified.cert.pem()).expect("write cert.pem");
-        std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key.pem");
-        SelfSigned {
-            _dir: dir,
-            cert,
-            key,
-        }
     }
 }
