@@ -125,10 +125,38 @@ struct Handler<S> {
 impl<S: WsService> Serve for Handler<S> {
     async fn serve<T: Stream>(
         self: Arc<Self>,
-        mut stream: T,
+        stream: T,
         peer: Peer,
         closing: CancellationToken,
     ) -> Result<(), String> {
+        // Boxed: the handshake's state (timers, the request, the buffers) is
+        // freed when it ends, so an idle connection's task holds only what
+        // the connection loop needs (BENCHMARKS.md: bytes per idle connection).
+        let Some((ws, session, outbox)) = Box::pin(self.handshake(stream, peer)).await? else {
+            return Ok(());
+        };
+        let mut connection = Connection {
+            session,
+            outbox,
+            keepalive: self.limits.keepalive,
+        };
+        let result = connection.run::<_, S>(ws, closing).await;
+        connection.session.on_close();
+        result
+    }
+}
+
+/// A connection the service accepted: its WebSocket, session and outbox.
+type Accepted<T, X> = (WebSocketStream<T>, X, Outbox);
+
+impl<S: WsService> Handler<S> {
+    /// Reads the request and upgrades, refuses, or answers it as plain
+    /// HTTP (`None`: answered, nothing more to do).
+    async fn handshake<T: Stream>(
+        &self,
+        mut stream: T,
+        peer: Peer,
+    ) -> Result<Option<Accepted<T, S::Session>>, String> {
         let (request, tail) = tokio::time::timeout(
             self.limits.handshake_timeout,
             http::read_request(&mut stream),
@@ -139,7 +167,7 @@ impl<S: WsService> Serve for Handler<S> {
             Ok(upgrade) => upgrade,
             Err(error) => {
                 return match self.service.http(&request, peer) {
-                    Some(response) => self.answer(&mut stream, &response).await,
+                    Some(response) => self.answer(&mut stream, &response).await.map(|()| None),
                     None => Err(format!("WebSocket handshake: {error}")),
                 }
             }
@@ -147,7 +175,7 @@ impl<S: WsService> Serve for Handler<S> {
         let outbox = Outbox::with_capacity(self.limits.max_queued);
         let session = match self.service.accept(&request, peer, outbox.clone()) {
             Ok(session) => session,
-            Err(refusal) => return self.answer(&mut stream, &refusal).await,
+            Err(refusal) => return self.answer(&mut stream, &refusal).await.map(|()| None),
         };
         drop(request);
         let mut head = Vec::new();
@@ -160,17 +188,9 @@ impl<S: WsService> Serve for Handler<S> {
             .await
             .map_err(|_| "WebSocket handshake timed out".to_owned())?
             .map_err(|error| format!("WebSocket handshake: {error}"))?;
-        drop(head);
         let config = Some(websocket_config(&self.limits));
         let ws = WebSocketStream::from_partially_read(stream, tail, Role::Server, config).await;
-        let mut connection = Connection {
-            session,
-            outbox,
-            keepalive: self.limits.keepalive,
-        };
-        let result = connection.run::<_, S>(ws, closing).await;
-        connection.session.on_close();
-        result
+        Ok(Some((ws, session, outbox)))
     }
 }
 
