@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+pub mod uart_samples;
+
 pub use specwire_testsupport::workspace;
 
 pub fn read_json(path: &Path) -> Value {

@@ -392,6 +392,41 @@ pub fn check_provider_message(text: &str) -> Value {
     value
 }
 
+/// Receives the updates of `task` until one with `progress` arrives;
+/// returns them all (each checked to be a non-terminal update of `task`).
+pub async fn updates_until(client: &mut WsClient, task: &str, wanted: i64) -> Vec<Value> {
+    let mut seen = Vec::new();
+    within(&format!("{task} to reach {wanted}%"), async {
+        loop {
+            let value = client.recv().await;
+            assert_eq!(kind(&value), "TaskStatusUpdate", "{value}");
+            assert_eq!(task_of(&value), task, "{value}");
+            assert!(
+                matches!(status(&value), "Accepted" | "Queued" | "Processing"),
+                "{value}"
+            );
+            let reached = progress(&value) >= wanted;
+            seen.push(value);
+            if reached {
+                return seen;
+            }
+        }
+    })
+    .await
+}
+
+/// Assigns a gated task with an ack and waits until it reports 10%.
+pub async fn start_gated(client: &mut WsClient) -> String {
+    let id = task_id();
+    let ack = new_id();
+    client
+        .send(&assign(&id, "gated", json!({}), Some(&ack)))
+        .await;
+    assert_ack(&client.recv().await, &ack, Some(&id));
+    updates_until(client, &id, 10).await;
+    id
+}
+
 // ---------------------------------------------------------------------------
 // A raw WebSocket client
 // ---------------------------------------------------------------------------
