@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_util::codec::LinesCodec;
 
-use support::{eventually, within, PATIENCE};
+use support::{eventually, within, SelfSigned, PATIENCE};
 
 // WebSocket ---------------------------------------------------------------------------------
 
@@ -378,4 +378,38 @@ async fn silent_tcp_peers_are_closed() {
     let server = line_server(|limits| limits.keepalive = Duration::from_millis(50)).await;
     let mut client = tcp_client(&server).await;
     assert_eq!(line(&mut client).await, "", "closed for silence");
+}
+
+#[tokio::test]
+async fn the_tcp_loop_serves_tls_and_clients_check_the_certificate() {
+    let certificate = SelfSigned::new();
+    let mut config = ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+    config.tls = Some(
+        specwire_runtime::tls::server_config(&certificate.cert, &certificate.key)
+            .expect("the test certificate loads"),
+    );
+    let server = tcp::serve(config, Arc::new(Lines)).await.expect("bind");
+    assert!(
+        server.endpoint().starts_with("tls://"),
+        "{}",
+        server.endpoint()
+    );
+
+    let trusted = within(
+        "a TLS connection",
+        net::connect_tcp(&server.endpoint(), &[certificate.cert.clone()], PATIENCE),
+    )
+    .await
+    .expect("the server's certificate is trusted");
+    let mut client = BufReader::new(trusted);
+    client.get_mut().write_all(b"secret\n").await.unwrap();
+    assert_eq!(line(&mut client).await, "SECRET\n");
+
+    let refused = within(
+        "a TLS handshake without the root",
+        net::connect_tcp(&server.endpoint(), &[], PATIENCE),
+    )
+    .await
+    .expect_err("a self-signed certificate is not trusted by default");
+    assert!(refused.is_untrusted_certificate(), "{refused}");
 }
