@@ -397,7 +397,11 @@ async fn the_tcp_loop_serves_tls_and_clients_check_the_certificate() {
 
     let trusted = within(
         "a TLS connection",
-        net::connect_tcp(&server.endpoint(), &[certificate.cert.clone()], PATIENCE),
+        net::connect_tcp(
+            &server.endpoint(),
+            std::slice::from_ref(&certificate.cert),
+            PATIENCE,
+        ),
     )
     .await
     .expect("the server's certificate is trusted");
