@@ -98,6 +98,17 @@ impl ConnectError {
     pub fn is_untrusted_certificate(&self) -> bool {
         matches!(self, ConnectError::Failed(text) if text.contains("invalid peer certificate"))
     }
+
+    /// The HTTP status of a refused handshake (`404` for a path the server
+    /// does not serve), when the server answered with one instead of
+    /// upgrading: tungstenite reports those as "HTTP error: 404 Not Found".
+    pub fn http_status(&self) -> Option<u16> {
+        let ConnectError::Failed(text) = self else {
+            return None;
+        };
+        let status = text.strip_prefix("HTTP error: ")?;
+        status.get(..3)?.parse().ok()
+    }
 }
 
 /// Connects to one WebSocket endpoint, again and again: the TLS
@@ -142,16 +153,36 @@ impl Connector {
     /// One attempt: TCP, TLS and the WebSocket handshake, within the time
     /// limit.
     pub async fn connect(&self) -> Result<(WsStream, HandshakeResponse), ConnectError> {
+        self.connect_with_headers(&[]).await
+    }
+
+    /// One attempt like [`connect`](Connector::connect), the handshake
+    /// request carrying `headers` besides its own (`Authorization: Bearer
+    /// ...`, say).
+    pub async fn connect_with_headers(
+        &self,
+        headers: &[(&str, &str)],
+    ) -> Result<(WsStream, HandshakeResponse), ConnectError> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = self
+            .endpoint
+            .as_str()
+            .into_client_request()
+            .map_err(|error| ConnectError::Endpoint(error.to_string()))?;
+        for (name, value) in headers {
+            let header = |error: String| ConnectError::Endpoint(format!("header {name}: {error}"));
+            let name = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|error| header(error.to_string()))?;
+            let value =
+                http::HeaderValue::from_str(value).map_err(|error| header(error.to_string()))?;
+            request.headers_mut().append(name, value);
+        }
         let connector = self
             .tls
             .as_ref()
             .map(|config| tokio_tungstenite::Connector::Rustls(Arc::clone(config)));
-        let connecting = tokio_tungstenite::connect_async_tls_with_config(
-            self.endpoint.as_str(),
-            None,
-            true,
-            connector,
-        );
+        let connecting =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector);
         tokio::time::timeout(self.timeout, connecting)
             .await
             .map_err(|_| ConnectError::TimedOut)?
@@ -354,6 +385,17 @@ mod tests {
                 last: "down"
             })
         );
+    }
+
+    #[test]
+    fn a_refused_handshake_tells_its_status() {
+        let refused = ConnectError::Failed("HTTP error: 404 Not Found".into());
+        assert_eq!(refused.http_status(), Some(404));
+        assert_eq!(
+            ConnectError::Failed("connection refused".into()).http_status(),
+            None
+        );
+        assert_eq!(ConnectError::TimedOut.http_status(), None);
     }
 
     #[tokio::test]
