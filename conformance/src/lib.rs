@@ -17,6 +17,7 @@
 //!   (WebSocket or TCP) that records and validates every message.
 //! - [`task`]: a task provider at `ws://` or `wss://`.
 //! - [`discovery`]: the UDP discovery side of a provider.
+//! - [`subscription`]: an event hub at `ws://` or `wss://`, given its JWT secret.
 //! - [`runner`]: selection (`--only`, `--skip`), observers, expected failures.
 //! - [`report`]: the JSON, JUnit and HTML reports, the terminal summary, the
 //!   exit status.
@@ -27,6 +28,7 @@ pub mod replay;
 pub mod report;
 pub mod runner;
 pub mod session;
+pub mod subscription;
 pub mod suite;
 pub mod task;
 pub mod transcript;
