@@ -13,8 +13,8 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use specwire_runtime::net::http::{response, Request, Response, StatusCode};
 use specwire_runtime::net::{
-    self, tcp, ws, Limits, Outbox, Peer, Server, ServerConfig, TcpService, TcpSession, WsService,
-    WsSession,
+    self, tcp, ws, Limits, Outbox, Peer, Server, ServerConfig, TcpService, TcpSession, Text,
+    WsService, WsSession,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
@@ -31,14 +31,19 @@ use support::{eventually, within, SelfSigned, PATIENCE};
 struct Echo;
 
 struct EchoSession {
-    outbox: Outbox,
+    outbox: Outbox<Text>,
     path: String,
 }
 
 impl WsService for Echo {
     type Session = EchoSession;
 
-    fn accept(&self, request: &Request, _: Peer, outbox: Outbox) -> Result<EchoSession, Response> {
+    fn accept(
+        &self,
+        request: &Request,
+        _: Peer,
+        outbox: Outbox<Text>,
+    ) -> Result<EchoSession, Response> {
         match request.uri().path() {
             path @ ("/echo" | "/end" | "/burst") => Ok(EchoSession {
                 outbox,
@@ -62,15 +67,15 @@ impl WsSession for EchoSession {
         match self.path.as_str() {
             "/burst" => {
                 for n in 0..3 {
-                    let _ = self.outbox.send(format!("{text}{n}"));
+                    let _ = self.outbox.send(format!("{text}{n}").into());
                 }
             }
             "/end" => {
-                let _ = self.outbox.send(text.to_owned());
+                let _ = self.outbox.send(text.to_owned().into());
                 self.outbox.end();
             }
             _ => {
-                let _ = self.outbox.send(text.to_owned());
+                let _ = self.outbox.send(text.to_owned().into());
             }
         }
     }
@@ -150,25 +155,19 @@ async fn a_session_echoes_and_unknown_paths_are_refused_with_their_status() {
 }
 
 #[tokio::test]
-async fn extra_handshake_headers_reach_the_service() {
+async fn a_bearer_token_reaches_the_service_in_the_header() {
     let server = echo_server(|_| {}).await;
     let url = format!("{}/bearer", server.endpoint());
     let connector = net::Connector::new(url, &[], PATIENCE).expect("a connector");
-    let refused = within("refusal", connector.connect()).await;
+    let refused = within("refusal", connector.clone().connect()).await;
     assert_eq!(
         refused.err().and_then(|error| error.http_status()),
         Some(404)
     );
-    let headers = [("Authorization", "Bearer t0k3n")];
-    let (mut ws, _) = within("connect", connector.connect_with_headers(&headers))
+    let (mut ws, _) = within("connect", connector.with_bearer("t0k3n").connect())
         .await
         .expect("accepted with the header");
     round_trip(&mut ws, "with a bearer").await;
-    let bad = [("Bad Name", "x")];
-    assert!(matches!(
-        connector.connect_with_headers(&bad).await,
-        Err(net::ConnectError::Endpoint(_))
-    ));
 }
 
 #[tokio::test]

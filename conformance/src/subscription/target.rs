@@ -162,18 +162,14 @@ impl Ctx {
         }
         let id = self.next_connection();
         let mut url = format!("{}{path}", self.target.endpoint);
-        let mut headers = Vec::new();
-        let bearer;
+        let mut bearer = None;
         match auth {
             Auth::Query(token) => {
                 url.push(if path.contains('?') { '&' } else { '?' });
                 url.push_str("token=");
                 url.push_str(token);
             }
-            Auth::Header(token) => {
-                bearer = format!("Bearer {token}");
-                headers.push(("Authorization", bearer.as_str()));
-            }
+            Auth::Header(token) => bearer = Some(token.clone()),
             Auth::None => {}
         }
         let timeout = self.target.reply_timeout;
@@ -185,9 +181,11 @@ impl Ctx {
             Auth::None => "no token",
         };
         let connecting = async {
-            Connector::new(url.as_str(), &self.target.extra_roots, timeout)?
-                .connect_with_headers(&headers)
-                .await
+            let connector = Connector::new(url.as_str(), &self.target.extra_roots, timeout)?;
+            match bearer {
+                Some(token) => connector.with_bearer(token).connect().await,
+                None => connector.connect().await,
+            }
         };
         let ws = match connecting.await {
             Ok((ws, _)) => ws,

@@ -118,6 +118,7 @@ pub struct Connector {
     endpoint: String,
     tls: Option<Arc<rustls::ClientConfig>>,
     timeout: Duration,
+    bearer: Option<String>,
 }
 
 impl Connector {
@@ -142,7 +143,15 @@ impl Connector {
             endpoint,
             tls,
             timeout,
+            bearer: None,
         })
+    }
+
+    /// Sends `token` in an `Authorization: Bearer` header with every
+    /// handshake (kept out of the URL, so out of access logs).
+    pub fn with_bearer(mut self, token: impl Into<String>) -> Connector {
+        self.bearer = Some(token.into());
+        self
     }
 
     /// The endpoint.
@@ -153,34 +162,24 @@ impl Connector {
     /// One attempt: TCP, TLS and the WebSocket handshake, within the time
     /// limit.
     pub async fn connect(&self) -> Result<(WsStream, HandshakeResponse), ConnectError> {
-        self.connect_with_headers(&[]).await
-    }
-
-    /// One attempt like [`connect`](Connector::connect), the handshake
-    /// request carrying `headers` besides its own (`Authorization: Bearer
-    /// ...`, say).
-    pub async fn connect_with_headers(
-        &self,
-        headers: &[(&str, &str)],
-    ) -> Result<(WsStream, HandshakeResponse), ConnectError> {
+        let connector = self
+            .tls
+            .as_ref()
+            .map(|config| tokio_tungstenite::Connector::Rustls(Arc::clone(config)));
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut request = self
             .endpoint
             .as_str()
             .into_client_request()
-            .map_err(|error| ConnectError::Endpoint(error.to_string()))?;
-        for (name, value) in headers {
-            let header = |error: String| ConnectError::Endpoint(format!("header {name}: {error}"));
-            let name = http::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|error| header(error.to_string()))?;
-            let value =
-                http::HeaderValue::from_str(value).map_err(|error| header(error.to_string()))?;
-            request.headers_mut().append(name, value);
+            .map_err(|error| ConnectError::Endpoint(format!("`{}`: {error}", self.endpoint)))?;
+        if let Some(token) = &self.bearer {
+            let value = http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                ConnectError::Endpoint("the token is not a valid header value".into())
+            })?;
+            request
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, value);
         }
-        let connector = self
-            .tls
-            .as_ref()
-            .map(|config| tokio_tungstenite::Connector::Rustls(Arc::clone(config)));
         let connecting =
             tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector);
         tokio::time::timeout(self.timeout, connecting)
