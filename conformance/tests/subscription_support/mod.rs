@@ -22,6 +22,7 @@ pub use specwire_testsupport::SelfSigned;
 pub mod proxy;
 #[path = "../results.rs"]
 mod results;
+pub mod rules;
 
 #[allow(unused_imports)]
 pub use proxy::{Fault, FaultProxy};

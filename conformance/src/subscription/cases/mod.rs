@@ -130,7 +130,20 @@ async fn reaches(
         admin.publish(event).await?;
     }
     let labels = labels(events);
-    conn.until_labels(&labels, &format!("the events {what}"))
+    conn.until_labels(&labels, &format!("events {what}")).await
+}
+
+/// Subscribes `conn` to `experiment` and to its project, so that the
+/// events of a case that only needs them delivered (a tool, not its
+/// point) match two levels of the table, never one alone.
+async fn subscribe_twice(
+    conn: &mut Conn,
+    experiment: &super::events::Experiment,
+) -> Result<(), Stop> {
+    use super::events::{Kind, Resource};
+    conn.subscribe(&Resource::new(Kind::Experiment, experiment.id.clone()))
+        .await?;
+    conn.subscribe(&Resource::new(Kind::Project, experiment.project.clone()))
         .await
 }
 

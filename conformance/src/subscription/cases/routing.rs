@@ -297,8 +297,7 @@ pub(super) async fn publication_order(ctx: &mut Ctx) -> Result<(), Stop> {
     let mut admin = ctx.admin().await?;
     let experiment = ctx.experiment(None);
     let task = ctx.fresh("task");
-    conn.subscribe(&Resource::new(Kind::Experiment, experiment.id.clone()))
-        .await?;
+    subscribe_twice(&mut conn, &experiment).await?;
     let published: Vec<Value> = (0..12)
         .map(|n| {
             if n % 2 == 0 {

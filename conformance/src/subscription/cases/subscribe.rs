@@ -56,15 +56,23 @@ pub(super) async fn unsubscribe_stops(ctx: &mut Ctx) -> Result<(), Stop> {
     let mut conn = ctx.connect().await?;
     let mut admin = ctx.admin().await?;
     let experiment = ctx.experiment(None);
+    let task = ctx.fresh("task");
     let resource = Resource::new(Kind::Experiment, experiment.id.clone());
+    // The task too, so that the first event matches two subscriptions.
+    conn.subscribe(&Resource::new(Kind::Task, task.clone()))
+        .await?;
     conn.subscribe(&resource).await?;
-    let before =
-        events::experiment_event(EventKind::ExperimentUpdated, &experiment, &events::label());
-    reaches(&mut conn, &mut admin, &[], &[before], "of a subscribed experiment")
+    let before = events::task_event(
+        EventKind::TaskUpdated,
+        &task,
+        &experiment.id,
+        &events::label(),
+    );
+    reaches(&mut conn, &mut admin, &[], &[before], "of a subscribed experiment's task")
         .await
         .map_err(|stop| match stop {
             Stop::Fail(reason) => Stop::Skip(format!(
-                "nothing to judge: the subscription did not take effect: {reason} (subscription.routing.experiment-to-experiment reports that)"
+                "nothing to judge: the subscriptions did not take effect: {reason} (subscription.routing.* report that)"
             )),
             other => other,
         })?;
@@ -104,8 +112,7 @@ pub(super) async fn event_intact(ctx: &mut Ctx) -> Result<(), Stop> {
     let mut conn = ctx.connect().await?;
     let mut admin = ctx.admin().await?;
     let experiment = ctx.experiment(None);
-    conn.subscribe(&Resource::new(Kind::Experiment, experiment.id.clone()))
-        .await?;
+    subscribe_twice(&mut conn, &experiment).await?;
     let task = ctx.fresh("task");
     let published = [
         events::experiment_event(EventKind::ExperimentUpdated, &experiment, &events::label()),
