@@ -380,6 +380,24 @@ fn the_reference_hub_conforms_to_the_subscription_suite() {
         "{}",
         text(&output)
     );
+    // A bundle of a subscription case replays against the hub (it passes
+    // there now).
+    let bundle = dir.join("bundle.json");
+    let written = serde_json::json!({
+        "format": "specwire-conformance-replay/1", "family": "subscription",
+        "case": "subscription.routing.task-to-project", "target": endpoint,
+        "reason": "an earlier failure", "transcript": []
+    });
+    std::fs::write(&bundle, written.to_string()).unwrap();
+    let output = specwire(&[
+        "conformance",
+        "replay",
+        bundle.to_str().unwrap(),
+        "--secret-file",
+        secret.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("passes now"), "{}", text(&output));
     // A wrong secret is a harness error that says so, not a failure.
     let output = specwire(&[
         "conformance",
