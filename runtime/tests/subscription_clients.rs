@@ -122,7 +122,7 @@ async fn expect_connected(subscriber: &mut Subscriber, reconnect: bool) {
 async fn expect_subscribed(subscriber: &mut Subscriber) {
     match within("the subscription's reply", subscriber.next()).await {
         Some(Update::Reply(reply)) => {
-            assert_eq!(serde_json::to_value(&reply.data.status).unwrap(), "success");
+            assert_eq!(serde_json::to_value(reply.data.status).unwrap(), "success");
         }
         other => panic!("expected a reply, got {other:?}"),
     }
@@ -137,7 +137,7 @@ async fn next_event_id(subscriber: &mut Subscriber) -> String {
                 return value["id"].as_str().unwrap().to_owned();
             }
             Some(Update::Reply(reply)) => {
-                assert_eq!(serde_json::to_value(&reply.data.status).unwrap(), "success");
+                assert_eq!(serde_json::to_value(reply.data.status).unwrap(), "success");
             }
             other => panic!("expected an event, got {other:?}"),
         }
