@@ -8,6 +8,8 @@
 //!   (`commands.json`); `ping` is answered `pong`; anything that cannot be
 //!   handled gets `error:<reason>`, and accepted lines get no answer. The
 //!   hub pings each device every 10 s and drops a device silent for 30 s.
+//! - [`swarm`]: virtual devices for load and demos (`specwire simulate
+//!   devices`).
 //! - On the same port, plain HTTP serves the web console (`/`), the
 //!   registry (`/commands.json`) and the device list (`/devices.json`).
 //!
@@ -33,6 +35,7 @@ mod console;
 mod hub;
 pub mod registry;
 mod session;
+pub mod swarm;
 mod table;
 
 pub use hub::{DeviceHub, DeviceHubConfig, DeviceHubStats};
