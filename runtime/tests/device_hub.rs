@@ -246,7 +246,8 @@ async fn a_subscriber_that_stops_reading_is_closed_with_a_bounded_queue() {
     let hub = hub(DeviceHubConfig {
         limits: Limits {
             max_queued: 64,
-            write_timeout: Duration::from_millis(500),
+            // Long: the overflow, not the timeout, must end the stalled connection.
+            write_timeout: Duration::from_secs(60),
             ..config().limits
         },
         ..config()
