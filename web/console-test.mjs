@@ -162,9 +162,11 @@ try {
     if (options["filter-stream"]) {
       step = "filter the live stream";
       await page.fill("#stream-filter", device + ":");
+      mark("filtered");
     }
     step = `pick ${device} as the target`;
     await page.selectOption("#target", device);
+    mark("targetPicked");
     step = `pick the command ${options.command}`;
     await page.selectOption("#command", options.command);
     step = "fill the command's parameters";
@@ -172,6 +174,7 @@ try {
     const count = await inputs.count();
     if (count < params.length) throw new Error(`${options.command} has ${count} parameter inputs, ${params.length} values given`);
     for (let i = 0; i < params.length; i++) await inputs.nth(i).fill(params[i]);
+    mark("filled");
 
     // Watch the stream from before the click, so a line is seen even when many others push
     // it off screen before a poll would look.
@@ -187,6 +190,7 @@ try {
 
     step = "click Send";
     await page.click("#send");
+    mark("clicked");
     result.sent = `cmd:${device}:${commandLine}`;
     step = `wait for the stream's line for what was sent (${result.sent})`;
     await page.waitForFunction(

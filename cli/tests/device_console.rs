@@ -194,8 +194,8 @@ fn a_command_sent_from_the_console_reaches_the_simulated_device() {
 /// The acceptance point of the device family: a thousand simulated devices
 /// on one hub, all listed by the console in headless Chromium, and a
 /// command to one of them still goes through.
-/// About 12 s on a 2-core machine (5 s for the devices to register, 6 s in
-/// the browser).
+/// About 10 s on a 2-core machine (5 s for the devices to register, 5 s in
+/// the browser), 13 s with both cores busy elsewhere.
 #[test]
 fn a_thousand_simulated_devices_are_listed_by_the_console() {
     let Some(browser) = browser_env() else { return };
