@@ -63,8 +63,9 @@ pub fn serve_subscription(secret_file: &std::path::Path, extra: &[&str]) -> (Run
     (hub, endpoint)
 }
 
-/// `specwire serve device` on `127.0.0.1:0` with the schema's example
-/// registry and `extra` options, once it listens, and its endpoint.
+/// `specwire serve device` on `127.0.0.1:0` with the project's registry
+/// (`schema/device/commands.json`) and `extra` options, once it listens,
+/// and its endpoint (`ws://127.0.0.1:PORT`).
 pub fn serve_device(extra: &[&str]) -> (Running, String) {
     let registry = specwire_testsupport::workspace().join("schema/device/commands.json");
     let mut command = specwire();
