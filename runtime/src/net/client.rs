@@ -180,13 +180,27 @@ impl Connector {
                 .headers_mut()
                 .insert(http::header::AUTHORIZATION, value);
         }
-        let connecting =
-            tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector);
+        let connecting = tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            Some(client_config()),
+            true,
+            connector,
+        );
         tokio::time::timeout(self.timeout, connecting)
             .await
             .map_err(|_| ConnectError::TimedOut)?
             .map_err(|error| ConnectError::Failed(error.to_string()))
     }
+}
+
+/// Client connections' buffers: tungstenite's default read buffer is
+/// 128 KiB per connection, which a swarm of a thousand simulated devices
+/// (or any client holding many connections) pays in full; messages larger
+/// than the buffer still arrive, over more reads.
+fn client_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(16 * 1024)
 }
 
 /// Connects once to a `ws://` or `wss://` endpoint (trusting
