@@ -517,9 +517,10 @@ fn judge(session: &Session) -> Result<(), Stop> {
 }
 
 /// How long one session may take at most, for the case limit: every
-/// step and both final confirmations waiting a reply timeout each.
+/// wait of every step (confirmations, connects, closes) and of the final
+/// confirmations a full reply timeout.
 pub fn session_bound(reply_timeout: Duration) -> Duration {
-    reply_timeout * (3 * LENGTH as u32 + 8)
+    reply_timeout * (7 * LENGTH as u32 + 12)
 }
 
 #[cfg(test)]
