@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use specwire_testsupport::{free_udp_port, interop_python, scratch, workspace, Running};
-use support::{serve_task, serve_task_alone};
+use support::{serve_device, serve_task, serve_task_alone};
 
 fn specwire(args: &[&str]) -> Output {
     support::specwire()
@@ -470,34 +470,12 @@ fn subscription_usage_errors_are_explained() {
     assert!(text(&output).contains("no JWT secret"), "{}", text(&output));
 }
 
-/// `specwire serve device` with the shipped registry and short liveness
-/// durations, and its endpoint.
-fn serve_device() -> (Running, String) {
-    let registry = workspace().join("schema/device/commands.json");
-    let mut command = support::specwire();
-    command.args([
-        "serve",
-        "device",
-        "--bind",
-        "127.0.0.1:0",
-        "--registry",
-        registry.to_str().unwrap(),
-        "--ping-interval",
-        "200ms",
-        "--stale-timeout",
-        "1s",
-    ]);
-    let mut hub = Running::start(&mut command);
-    let endpoint = hub.endpoint();
-    (hub, endpoint)
-}
-
 #[test]
 fn the_reference_hub_conforms_to_the_device_suite() {
     let dir = scratch("device");
     let registry = workspace().join("schema/device/commands.json");
     let registry = registry.to_str().unwrap();
-    let (_hub, endpoint) = serve_device();
+    let (_hub, endpoint) = serve_device(&["--ping-interval", "200ms", "--stale-timeout", "1s"]);
     let listed = specwire(&["conformance", "device", "--list"]);
     for spec in specwire_protocol::conformance::cases_of("device") {
         assert!(text(&listed).contains(spec.id), "{} missing", spec.id);
