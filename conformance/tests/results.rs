@@ -1,6 +1,6 @@
 //! What the suites' own tests read from a run: verdicts by case, the
 //! cases with a verdict, and an explanation of everything that did not
-//! pass (shared by the task and subscription suite tests).
+//! pass (shared by the task, subscription and device suite tests).
 
 // Each test uses a different part of this module.
 #![allow(dead_code)]

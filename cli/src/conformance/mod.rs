@@ -8,6 +8,7 @@
 //! struct implementing [`SuiteArgs`].
 
 mod common;
+mod device;
 mod discovery;
 mod subscription;
 mod task;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
 
+use specwire_conformance::device::DeviceSuite;
 use specwire_conformance::replay::Bundle;
 use specwire_conformance::report::Report;
 use specwire_conformance::subscription::SubscriptionSuite;
@@ -26,6 +28,7 @@ use specwire_conformance::verdict::Verdict;
 use specwire_protocol::conformance::CaseSpec;
 
 use common::{expected, finish, list, report_paths, selection, Common, Progress};
+use device::{DeviceArgs, DeviceSettings};
 use discovery::DiscoveryArgs;
 use subscription::{HubSettings, SubscriptionArgs};
 use task::{TargetArgs, TaskArgs};
@@ -68,8 +71,42 @@ enum Family {
     /// 1 a MUST case failed, 2 usage error, 3 a harness error.
     #[command(verbatim_doc_comment)]
     Subscription(SubscriptionArgs),
-    /// The device family (no cases yet).
-    Device(Pending),
+    /// Check a device hub at ws:// or wss:// (seed 002, PROFILE.md), given its command registry
+    ///
+    /// Devices register with `id:<deviceId>`, clients subscribe with `s`,
+    /// `ping` gets `pong`, device data reaches every subscriber as
+    /// `<deviceId>:<data>`, and `cmd:<target>:<command>:<parameters>` goes
+    /// to one device or `all`. The suite learns the hub's commands from
+    /// --registry (the `commands.json` the hub loads) and sends only those,
+    /// with parameter values of their types. Every line it sends is checked
+    /// against the device grammar, and every line the hub sends too
+    /// (device.grammar.hub-lines). Every case uses device ids of its own;
+    /// that nothing was answered or forwarded is shown by the `pong` of a
+    /// later `ping`, never by waiting, so the suite takes well under a
+    /// second against a local hub.
+    ///
+    /// The liveness cases take as long as the hub's own durations, which
+    /// the suite cannot guess: --ping-interval D (device.liveness.hub-ping
+    /// waits up to 2 D) and --stale-timeout D (device.liveness.any-frame
+    /// and device.liveness.stale-drop take 1.5 D to 2 D). Without them those
+    /// cases are skipped. With the profile's 10 s and 30 s the run takes
+    /// about 90 s; a hub started with shorter ones is quicker.
+    /// `--list` shows every case with its level and needs.
+    ///
+    /// Example, against a hub started with
+    /// `specwire serve device --registry schema/device/commands.json --ping-interval 200ms --stale-timeout 1s`:
+    ///
+    ///   specwire conformance device --target ws://127.0.0.1:5000 \
+    ///     --registry schema/device/commands.json \
+    ///     --ping-interval 200ms --stale-timeout 1s --html report.html
+    ///
+    /// A failed case writes a replay bundle (--replay-dir); run it again
+    /// with `specwire conformance replay BUNDLE --registry FILE`.
+    ///
+    /// Exit status: 0 every MUST case passed (SHOULD failures are warnings),
+    /// 1 a MUST case failed, 2 usage error, 3 a harness error.
+    #[command(verbatim_doc_comment)]
+    Device(DeviceArgs),
     /// The chat family (no cases yet).
     Chat(Pending),
     /// The uart family (no cases yet).
@@ -88,6 +125,9 @@ struct ReplayArgs {
     /// For a subscription bundle: the hub's secret and settings.
     #[command(flatten)]
     hub: HubSettings,
+    /// For a device bundle: the hub's registry and durations.
+    #[command(flatten)]
+    device: DeviceSettings,
 }
 
 #[derive(clap::Args)]
@@ -129,7 +169,8 @@ async fn dispatch(args: Args) -> Result<ExitCode, String> {
         Family::Discovery(discovery) => run_suite(discovery).await,
         Family::Replay(replay) => run_replay(replay).await,
         Family::Subscription(subscription) => run_suite(subscription).await,
-        Family::Device(pending) | Family::Chat(pending) | Family::Uart(pending) => {
+        Family::Device(device) => run_suite(device).await,
+        Family::Chat(pending) | Family::Uart(pending) => {
             let _ = pending;
             Err(
                 "this family has no conformance cases yet (see generated/docs/conformance.md)"
@@ -203,6 +244,13 @@ async fn run_replay(args: ReplayArgs) -> Result<ExitCode, String> {
                 &bundle.clone().typed()?,
             )
             .await?
+        }
+        "device" => {
+            let mut target = args.device.target(&endpoint).await?;
+            args.target
+                .shared_into(&mut target.extra_roots, &mut target.reply_timeout);
+            specwire_conformance::suite::replay::<DeviceSuite>(&target, &bundle.clone().typed()?)
+                .await?
         }
         family => {
             return Err(format!(
