@@ -391,7 +391,8 @@ impl WsService for HubService {
                 return Ok(HubSession::refuse(outbox, &shared.ids, text));
             }
         };
-        let user = identity.client_id.clone().unwrap_or_default();
+        let user: Arc<str> = Arc::from(identity.client_id.as_deref().unwrap_or_default());
+        let admin = identity.is_admin();
         let Some(resource) = Resource::from_path(path, &user) else {
             return Err(response(StatusCode::NOT_FOUND, "no such path\n"));
         };
@@ -405,6 +406,7 @@ impl WsService for HubService {
                 shared.admission,
             );
             if admitted.is_ok() {
+                // A fresh connection holds no subscription yet: this fits.
                 table.subscribe(peer.id, resource);
             }
             admitted
@@ -414,7 +416,8 @@ impl WsService for HubService {
                 Arc::clone(shared),
                 peer.id,
                 outbox,
-                identity,
+                user,
+                admin,
             )),
             Err(refusal) => {
                 shared

@@ -13,8 +13,8 @@ use specwire_protocol::{Direction, JsonProtocol};
 use super::hub::Shared;
 use super::messages::{self, text, Ids};
 use super::resource::Resource;
-use super::table::ConnectionId;
-use crate::net::{Identity, Inbound, Outbox, Rejection, Text, WsSession};
+use super::table::{ConnectionId, MAX_SUBSCRIPTIONS};
+use crate::net::{Inbound, Outbox, Rejection, Text, WsSession};
 
 /// The close code after a refused token or a connection limit.
 const POLICY: u16 = 1008;
@@ -28,7 +28,10 @@ struct Admitted {
     shared: Arc<Shared>,
     id: ConnectionId,
     outbox: Outbox<Text>,
-    identity: Identity,
+    /// The token's `sub`.
+    user: Arc<str>,
+    /// The token's `role` is `admin`.
+    admin: bool,
     inbound: Inbound,
 }
 
@@ -48,7 +51,8 @@ impl HubSession {
         shared: Arc<Shared>,
         id: ConnectionId,
         outbox: Outbox<Text>,
-        identity: Identity,
+        user: Arc<str>,
+        admin: bool,
     ) -> HubSession {
         let inbound = Inbound::new(&shared.limits, Direction::ClientToServer);
         HubSession {
@@ -56,7 +60,8 @@ impl HubSession {
                 shared,
                 id,
                 outbox,
-                identity,
+                user,
+                admin,
                 inbound,
             }),
         }
@@ -119,9 +124,11 @@ impl Admitted {
             Message::Subscribe(subscribe) => {
                 let resource =
                     Resource::new(subscribe.data.resource_type, subscribe.data.resource_id.0);
-                let refusal = self.refusal(&resource);
-                if refusal.is_none() {
-                    self.shared.table().subscribe(self.id, resource.clone());
+                let mut refusal = self.refusal(&resource);
+                if refusal.is_none() && !self.shared.table().subscribe(self.id, resource.clone()) {
+                    refusal = Some(format!(
+                        "too many subscriptions: a connection may hold {MAX_SUBSCRIPTIONS}"
+                    ));
                 }
                 self.send(messages::subscription_reply(
                     ids,
@@ -159,17 +166,17 @@ impl Admitted {
     /// Why `resource` may not be subscribed, if it may not: another
     /// user's `user` resource needs an admin token.
     fn refusal(&self, resource: &Resource) -> Option<String> {
-        let own = self.identity.client_id.as_deref() == Some(resource.id.as_str());
-        (resource.kind == ResourceType::User && !own && !self.identity.is_admin()).then(|| {
+        let own = *self.user == *resource.id;
+        (resource.kind == ResourceType::User && !own && !self.admin).then(|| {
             format!(
-                "forbidden: only your own user resource (user:{}) may be subscribed",
-                self.identity.client_id.as_deref().unwrap_or("")
+                "Forbidden: only your own user resource (user:{}) may be subscribed",
+                self.user
             )
         })
     }
 
     fn publish(&self, event: specwire_protocol::subscription::PublishData, text: &str) {
-        if !self.identity.is_admin() {
+        if !self.admin {
             return self.error(text::FORBIDDEN_PUBLISH, None);
         }
         // The event as the publisher wrote it: validated already (the
@@ -212,7 +219,7 @@ impl Admitted {
             // Publishing is refused before the event is looked at.
             Rejection::Invalid {
                 message: "Publish", ..
-            } if !self.identity.is_admin() => self.error(text::FORBIDDEN_PUBLISH, None),
+            } if !self.admin => self.error(text::FORBIDDEN_PUBLISH, None),
             Rejection::Invalid { error, .. } => {
                 self.error(text::INVALID_FORMAT, Some(&error.to_string()))
             }

@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use specwire_protocol::subscription::ResourceType;
 
@@ -44,11 +45,17 @@ impl Refusal {
     }
 }
 
+/// Subscriptions one connection may hold (its path's included): a bound
+/// on what one client can make the hub remember.
+pub(crate) const MAX_SUBSCRIPTIONS: usize = 1000;
+
 struct Connection {
     outbox: Outbox<Text>,
-    user: String,
+    /// Shared with the session and the per-user count.
+    user: Arc<str>,
     ip: IpAddr,
-    subscriptions: HashSet<Resource>,
+    /// Few per connection: a list costs less than a set (idle memory).
+    subscriptions: Vec<Resource>,
 }
 
 /// What one fan-out did.
@@ -66,7 +73,7 @@ pub(crate) struct Table {
     subscribers: HashMap<Resource, HashSet<ConnectionId>>,
     /// Connections with at least one `system` subscription, and how many.
     system: HashMap<ConnectionId, usize>,
-    per_user: HashMap<String, usize>,
+    per_user: HashMap<Arc<str>, usize>,
     per_ip: HashMap<IpAddr, usize>,
     experiments: Learnt,
     /// Reused by fan-outs that must not deliver twice.
@@ -86,7 +93,7 @@ impl Table {
     pub(crate) fn admit(
         &mut self,
         id: ConnectionId,
-        user: &str,
+        user: &Arc<str>,
         ip: IpAddr,
         outbox: Outbox<Text>,
         limits: Admission,
@@ -97,18 +104,18 @@ impl Table {
         if self.per_ip.get(&ip).copied().unwrap_or(0) >= limits.per_ip {
             return Err(Refusal::PerIp);
         }
-        if self.per_user.get(user).copied().unwrap_or(0) >= limits.per_user {
+        if self.per_user.get(&**user).copied().unwrap_or(0) >= limits.per_user {
             return Err(Refusal::PerUser);
         }
         *self.per_ip.entry(ip).or_default() += 1;
-        *self.per_user.entry(user.to_owned()).or_default() += 1;
+        *self.per_user.entry(Arc::clone(user)).or_default() += 1;
         self.connections.insert(
             id,
             Connection {
                 outbox,
-                user: user.to_owned(),
+                user: Arc::clone(user),
                 ip,
-                subscriptions: HashSet::new(),
+                subscriptions: Vec::new(),
             },
         );
         Ok(())
@@ -127,18 +134,24 @@ impl Table {
         decrement(&mut self.per_user, &connection.user);
     }
 
-    /// Subscribes `id` to `resource` (again is fine).
-    pub(crate) fn subscribe(&mut self, id: ConnectionId, resource: Resource) {
+    /// Subscribes `id` to `resource` (again is fine); false when the
+    /// connection already holds [`MAX_SUBSCRIPTIONS`].
+    pub(crate) fn subscribe(&mut self, id: ConnectionId, resource: Resource) -> bool {
         let Some(connection) = self.connections.get_mut(&id) else {
-            return;
+            return true;
         };
-        if !connection.subscriptions.insert(resource.clone()) {
-            return;
+        if connection.subscriptions.contains(&resource) {
+            return true;
         }
+        if connection.subscriptions.len() >= MAX_SUBSCRIPTIONS {
+            return false;
+        }
+        connection.subscriptions.push(resource.clone());
         if resource.kind == ResourceType::System {
             *self.system.entry(id).or_default() += 1;
         }
         self.subscribers.entry(resource).or_default().insert(id);
+        true
     }
 
     /// Drops `id`'s subscription to `resource` (none is fine).
@@ -146,9 +159,14 @@ impl Table {
         let Some(connection) = self.connections.get_mut(&id) else {
             return;
         };
-        if !connection.subscriptions.remove(resource) {
+        let Some(position) = connection
+            .subscriptions
+            .iter()
+            .position(|known| known == resource)
+        else {
             return;
-        }
+        };
+        connection.subscriptions.swap_remove(position);
         if resource.kind == ResourceType::System {
             if let Some(count) = self.system.get_mut(&id) {
                 *count -= 1;
@@ -323,7 +341,9 @@ mod tests {
 
     fn connect(table: &mut Table, id: ConnectionId, user: &str) -> Outbox<Text> {
         let outbox = Outbox::with_capacity(16);
-        table.admit(id, user, ip(), outbox.clone(), OPEN).unwrap();
+        table
+            .admit(id, &Arc::from(user), ip(), outbox.clone(), OPEN)
+            .unwrap();
         outbox
     }
 
@@ -383,7 +403,7 @@ mod tests {
             total: 3,
         };
         let admit = |table: &mut Table, id, user: &str| {
-            table.admit(id, user, ip(), Outbox::with_capacity(1), limits)
+            table.admit(id, &Arc::from(user), ip(), Outbox::with_capacity(1), limits)
         };
         assert_eq!(admit(&mut table, 1, "a"), Ok(()));
         assert_eq!(admit(&mut table, 2, "a"), Err(Refusal::PerUser));
