@@ -31,7 +31,8 @@ serves until SIGTERM or SIGINT and exits with status 0 (2 when it cannot bind).
   task -> experiment -> project/user of the experiment (learnt from the latest experiment
   lifecycle event), worker -> system subscribers, system event -> every connection.
 * Bad JSON, a message that is not an object or misses required fields: ``error`` "Invalid message
-  format..."; an unknown ``type``: "Unknown message type". The connection stays open.
+  format" (what is wrong in ``data.detail``); an unknown ``type``: "Unknown message type". The
+  connection stays open.
 """
 
 from __future__ import annotations
@@ -77,9 +78,11 @@ def message(message_type: str, **fields: Any) -> str:
     return json.dumps({"type": message_type, "id": str(uuid.uuid4()), "timestamp": now(), **fields})
 
 
-def error(text: str) -> str:
-    """An ``error`` message as JSON text."""
-    return message("error", error=text)
+def error(text: str, detail: str | None = None) -> str:
+    """An ``error`` message as JSON text; the seed's exact text, a detail in ``data.detail``."""
+    if detail is None:
+        return message("error", error=text)
+    return message("error", error=text, data={"detail": detail})
 
 
 def is_id(value: Any) -> bool:
@@ -172,7 +175,7 @@ class Hub:
         except ValueError:
             return error("Invalid message format")
         if not isinstance(received, dict):
-            return error("Invalid message format: not a JSON object")
+            return error("Invalid message format", "not a JSON object")
         kind = received.get("type")
         data = received.get("data")
         if kind == "ping":
@@ -189,16 +192,16 @@ class Hub:
                 return error("Forbidden: publishing needs an admin token")
             return self.publish(data)
         if not isinstance(kind, str):
-            return error("Invalid message format: no string type")
+            return error("Invalid message format", "no string type")
         return error("Unknown message type")
 
     def subscription(self, client: Client, data: Any) -> str:
         """A subscribe or unsubscribe request."""
         if not isinstance(data, dict) or data.get("action") not in ("subscribe", "unsubscribe"):
-            return error("Invalid message format: data.action must be subscribe or unsubscribe")
+            return error("Invalid message format", "data.action must be subscribe or unsubscribe")
         resource_type, resource_id = data.get("resourceType"), data.get("resourceId")
         if resource_type not in RESOURCE_TYPES or not is_id(resource_id):
-            return error("Invalid message format: resourceType or resourceId")
+            return error("Invalid message format", "resourceType or resourceId")
         subscribing = data["action"] == "subscribe"
         reply = {
             "action": "subscribed" if subscribing else "unsubscribed",
@@ -219,14 +222,14 @@ class Hub:
     def publish(self, event: Any) -> str | None:
         """Route an admin's event; an ``error`` when it lacks what routing needs."""
         if not isinstance(event, dict):
-            return error("Invalid message format: publish needs an event in data")
+            return error("Invalid message format", "publish needs an event in data")
         kind, data = event.get("type"), event.get("data")
         if (
             not is_id(event.get("id"))
             or not isinstance(event.get("timestamp"), str)
             or not isinstance(data, dict)
         ):
-            return error("Invalid message format: an event needs id, timestamp and data")
+            return error("Invalid message format", "an event needs id, timestamp and data")
         keys: list[str] = []
         to_system = False
         if kind in EXPERIMENT_LIFECYCLE:
@@ -234,7 +237,7 @@ class Hub:
             if not isinstance(experiment, dict) or not all(
                 is_id(experiment.get(k)) for k in ("id", "projectId", "ownerId")
             ):
-                return error(f"Invalid message format: {kind} needs data.experiment.id, projectId, ownerId")
+                return error("Invalid message format", f"{kind} needs data.experiment.id, projectId, ownerId")
             project, owner = experiment["projectId"], experiment["ownerId"]
             self.experiments[experiment["id"]] = (project, owner)
             keys = [f"experiment:{experiment['id']}", f"project:{project}", f"user:{owner}"]
@@ -248,7 +251,7 @@ class Hub:
                 task = task if isinstance(task, dict) else {}
                 task_id, experiment_id = task.get("id"), task.get("experimentId")
             if not is_id(experiment_id) or (kind != "experiment_progress" and not is_id(task_id)):
-                return error(f"Invalid message format: {kind} needs its task and experiment ids")
+                return error("Invalid message format", f"{kind} needs its task and experiment ids")
             if task_id is not None:
                 keys.append(f"task:{task_id}")
             keys.append(f"experiment:{experiment_id}")
@@ -258,16 +261,16 @@ class Hub:
         elif kind in WORKER_EVENTS:
             worker = data.get("worker")
             if not isinstance(worker, dict) or not is_id(worker.get("id")):
-                return error(f"Invalid message format: {kind} needs data.worker.id")
+                return error("Invalid message format", f"{kind} needs data.worker.id")
             keys = [f"worker:{worker['id']}"]
             to_system = True
         elif kind == "system_status":
             if "action" in data:
-                return error("Invalid message format: a system_status event has no data.action")
+                return error("Invalid message format", "a system_status event has no data.action")
             broadcast([client.ws for client in self.clients], json.dumps(event, separators=(",", ":")))
             return None
         else:
-            return error("Invalid message format: unknown event type")
+            return error("Invalid message format", "unknown event type")
         targets: set[Client] = set()
         for key in keys:
             members = self.index.get(key)
