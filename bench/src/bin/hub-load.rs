@@ -19,8 +19,11 @@
 //! event once, in order. The report gives deliveries per second (all
 //! subscribers' measured deliveries / the time from the first measured send
 //! to the last delivery), events per second (the same over N), the
-//! latencies, and the hub's CPU time per delivery (`--pid`, from
-//! /proc/PID/stat).
+//! latencies, each event's first-delivery latency (the hub's reaction time
+//! without the fan-out and without this client reading N sockets one after
+//! the other, which puts a floor of N × its per-delivery cost under the
+//! last subscriber's latency), and the hub's CPU time per delivery (`--pid`,
+//! from /proc/PID/stat) beside hub-load's own.
 //!
 //! Flow control: at most `--window` events are in flight (published and not
 //! yet delivered to every subscriber), so the default run is a closed loop
@@ -153,6 +156,8 @@ struct Run {
     epoch: Instant,
     /// Deliveries per event so far (index: sequence number).
     delivered: Vec<AtomicU32>,
+    /// Each event's earliest delivery latency, in nanoseconds.
+    first: Vec<AtomicU64>,
     /// One permit per event that may be in flight.
     window: Semaphore,
     /// Subscribers that have received any event (the readiness barrier).
@@ -353,7 +358,9 @@ async fn read_events(run: Arc<Run>, index: usize, mut ws: Ws, timeout: Duration)
         }
         next_seq += 1;
         if seq >= run.warmup {
-            samples.push(now.saturating_sub(sent));
+            let latency = now.saturating_sub(sent);
+            samples.push(latency);
+            run.first[seq as usize].fetch_min(latency, Ordering::AcqRel);
             run.last_delivery.fetch_max(now, Ordering::AcqRel);
         }
         let slot = &run.delivered[seq as usize];
@@ -420,6 +427,8 @@ struct Summary {
     expected_deliveries: u64,
     window: Duration,
     samples: Vec<u64>,
+    /// Over events: the latency of each event's first delivery.
+    first_delivery: Percentiles,
     hub_cpu: Option<Duration>,
     client_cpu: Option<Duration>,
     errors: u64,
@@ -434,6 +443,7 @@ async fn load(args: &Args, secret: &[u8]) -> Summary {
         warmup: args.warmup_events,
         epoch: Instant::now(),
         delivered: (0..total).map(|_| AtomicU32::new(0)).collect(),
+        first: (0..total).map(|_| AtomicU64::new(u64::MAX)).collect(),
         window: Semaphore::new(args.window),
         ready: AtomicUsize::new(0),
         published: AtomicU64::new(0),
@@ -455,6 +465,7 @@ async fn load(args: &Args, secret: &[u8]) -> Summary {
         expected_deliveries: 0,
         window: Duration::ZERO,
         samples: Vec::new(),
+        first_delivery: Percentiles::default(),
         hub_cpu: None,
         client_cpu: None,
         errors: run.errors.load(Ordering::Relaxed),
@@ -630,6 +641,12 @@ async fn load(args: &Args, secret: &[u8]) -> Summary {
     let measured_events = published.saturating_sub(args.warmup_events);
     let first = run.first_send.load(Ordering::Acquire);
     let last = run.last_delivery.load(Ordering::Acquire);
+    let mut firsts: Vec<u64> = run.first[args.warmup_events as usize..published as usize]
+        .iter()
+        .map(|first| first.load(Ordering::Acquire))
+        .filter(|&first| first != u64::MAX)
+        .collect();
+    let first_delivery = percentiles(&mut firsts);
     let examples = run
         .examples
         .lock()
@@ -642,6 +659,7 @@ async fn load(args: &Args, secret: &[u8]) -> Summary {
         expected_deliveries: measured_events * connected as u64,
         window: Duration::from_nanos(last.saturating_sub(first)),
         samples,
+        first_delivery,
         hub_cpu,
         client_cpu,
         errors: run.errors.load(Ordering::Relaxed),
@@ -778,6 +796,8 @@ fn print_report(args: &Args, summary: &Summary, latency: &Percentiles) {
             "p99_us": micros(latency.p99),
             "max_us": micros(latency.max),
             "mean_us": micros(latency.mean),
+            "first_delivery_p50_us": micros(summary.first_delivery.p50),
+            "first_delivery_p99_us": micros(summary.first_delivery.p99),
             "hub_cpu_us_per_delivery": per_delivery(summary.hub_cpu),
             "hub_cpu_cores": cores(summary.hub_cpu),
             "client_cpu_us_per_delivery": per_delivery(summary.client_cpu),
@@ -819,6 +839,11 @@ fn print_report(args: &Args, summary: &Summary, latency: &Percentiles) {
             micros(latency.p99),
             micros(latency.max),
             micros(latency.mean)
+        );
+        println!(
+            "  each event's first delivery µs: p50 {:.1}  p99 {:.1}",
+            micros(summary.first_delivery.p50),
+            micros(summary.first_delivery.p99)
         );
         let show = |cpu: Option<Duration>| match (per_delivery(cpu), cores(cpu)) {
             (Some(per), Some(cores)) => format!("{per:.2} µs per delivery ({cores:.2} cores)"),
