@@ -20,5 +20,6 @@
 pub mod clock;
 pub mod discovery;
 pub mod net;
+pub mod subscription;
 pub mod task;
 pub mod tls;

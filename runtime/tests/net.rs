@@ -13,8 +13,8 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use specwire_runtime::net::http::{response, Request, Response, StatusCode};
 use specwire_runtime::net::{
-    self, tcp, ws, Limits, Outbox, Peer, Server, ServerConfig, TcpService, TcpSession, WsService,
-    WsSession,
+    self, tcp, ws, Limits, Outbox, Peer, Server, ServerConfig, TcpService, TcpSession, Text,
+    WsService, WsSession,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
@@ -31,14 +31,19 @@ use support::{eventually, within, SelfSigned, PATIENCE};
 struct Echo;
 
 struct EchoSession {
-    outbox: Outbox,
+    outbox: Outbox<Text>,
     path: String,
 }
 
 impl WsService for Echo {
     type Session = EchoSession;
 
-    fn accept(&self, request: &Request, _: Peer, outbox: Outbox) -> Result<EchoSession, Response> {
+    fn accept(
+        &self,
+        request: &Request,
+        _: Peer,
+        outbox: Outbox<Text>,
+    ) -> Result<EchoSession, Response> {
         match request.uri().path() {
             path @ ("/echo" | "/end" | "/burst") => Ok(EchoSession {
                 outbox,
@@ -58,15 +63,15 @@ impl WsSession for EchoSession {
         match self.path.as_str() {
             "/burst" => {
                 for n in 0..3 {
-                    let _ = self.outbox.send(format!("{text}{n}"));
+                    let _ = self.outbox.send(format!("{text}{n}").into());
                 }
             }
             "/end" => {
-                let _ = self.outbox.send(text.to_owned());
+                let _ = self.outbox.send(text.to_owned().into());
                 self.outbox.end();
             }
             _ => {
-                let _ = self.outbox.send(text.to_owned());
+                let _ = self.outbox.send(text.to_owned().into());
             }
         }
     }

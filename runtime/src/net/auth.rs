@@ -4,8 +4,8 @@
 //! [`http::bearer_token`](super::http::bearer_token)), and learns the
 //! [`Identity`] it proves.
 //!
-//! [`ApiKeys`] is the implementation for shared API keys; a JWT verifier is
-//! another implementation of the same trait.
+//! [`ApiKeys`] is the implementation for shared API keys;
+//! [`Jwt`](super::jwt::Jwt) verifies HS256 bearer tokens.
 //!
 //! ```
 //! use specwire_runtime::net::{ApiKeys, Authenticator, Credential};
@@ -38,8 +38,17 @@ pub enum Credential<'a> {
 /// Who a credential proved the client to be.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Identity {
-    /// The client's id, when the credential names one.
+    /// The client's id, when the credential names one (a JWT's `sub`).
     pub client_id: Option<String>,
+    /// The client's role, when the credential names one (a JWT's `role`).
+    pub role: Option<String>,
+}
+
+impl Identity {
+    /// Whether the role is `admin`.
+    pub fn is_admin(&self) -> bool {
+        self.role.as_deref() == Some("admin")
+    }
 }
 
 /// Why a credential was refused.
@@ -101,6 +110,7 @@ impl Authenticator for ApiKeys {
         if self.is_valid(key) {
             Ok(Identity {
                 client_id: client_id.map(str::to_owned),
+                role: None,
             })
         } else {
             Err(AuthError::Invalid("invalid API key".to_owned()))

@@ -107,6 +107,7 @@ pub struct Connector {
     endpoint: String,
     tls: Option<Arc<rustls::ClientConfig>>,
     timeout: Duration,
+    bearer: Option<String>,
 }
 
 impl Connector {
@@ -131,7 +132,15 @@ impl Connector {
             endpoint,
             tls,
             timeout,
+            bearer: None,
         })
+    }
+
+    /// Sends `token` in an `Authorization: Bearer` header with every
+    /// handshake (kept out of the URL, so out of access logs).
+    pub fn with_bearer(mut self, token: impl Into<String>) -> Connector {
+        self.bearer = Some(token.into());
+        self
     }
 
     /// The endpoint.
@@ -146,12 +155,22 @@ impl Connector {
             .tls
             .as_ref()
             .map(|config| tokio_tungstenite::Connector::Rustls(Arc::clone(config)));
-        let connecting = tokio_tungstenite::connect_async_tls_with_config(
-            self.endpoint.as_str(),
-            None,
-            true,
-            connector,
-        );
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = self
+            .endpoint
+            .as_str()
+            .into_client_request()
+            .map_err(|error| ConnectError::Endpoint(format!("`{}`: {error}", self.endpoint)))?;
+        if let Some(token) = &self.bearer {
+            let value = http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                ConnectError::Endpoint("the token is not a valid header value".into())
+            })?;
+            request
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, value);
+        }
+        let connecting =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector);
         tokio::time::timeout(self.timeout, connecting)
             .await
             .map_err(|_| ConnectError::TimedOut)?

@@ -49,6 +49,9 @@ pub struct Limits {
     /// A peer that reads so slowly that more pile up is disconnected (see
     /// the outbox's full policy).
     pub max_queued: usize,
+    /// A write to the peer that takes longer than this (the peer stopped
+    /// reading and the socket's buffers are full) drops the connection.
+    pub write_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -63,6 +66,7 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             keepalive: Duration::from_secs(30),
             max_queued: 65_536,
+            write_timeout: Duration::from_secs(30),
         }
     }
 }

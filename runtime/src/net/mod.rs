@@ -11,7 +11,8 @@
 //!   [`Rejection`] the family maps to its own error reply.
 //! - [`client`]: connecting with timeouts (`ws`, `wss`, `tcp`, `tls`),
 //!   [`Backoff`] with jitter and a [`retry`] loop.
-//! - [`auth`]: the [`Authenticator`] trait and [`ApiKeys`].
+//! - [`auth`]: the [`Authenticator`] trait and [`ApiKeys`]; [`jwt`]: HS256
+//!   tokens, minted and verified (algorithm pinned).
 //! - [`limits`]: the [`Limits`] all of the above apply.
 //!
 //! The task family is the first user: `task::Provider` is a
@@ -23,6 +24,7 @@ pub mod auth;
 pub mod client;
 pub mod http;
 pub mod inbound;
+pub mod jwt;
 pub mod limits;
 pub mod outbox;
 pub mod server;
@@ -39,4 +41,4 @@ pub use limits::Limits;
 pub use outbox::{Outbox, SendError};
 pub use server::{Peer, Server, ServerConfig};
 pub use tcp::{TcpService, TcpSession};
-pub use ws::{WsService, WsSession};
+pub use ws::{Text, WsService, WsSession};

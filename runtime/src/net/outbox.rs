@@ -48,6 +48,8 @@ struct Shared<T> {
     capacity: usize,
     ready: Notify,
     state: AtomicU8,
+    /// The close code and reason [`Outbox::end_with`] asked for.
+    ending: Mutex<Option<(u16, &'static str)>>,
 }
 
 /// The sending and receiving side of one connection's outgoing queue
@@ -91,6 +93,7 @@ impl<T> Outbox<T> {
             capacity: capacity.max(1),
             ready: Notify::new(),
             state: AtomicU8::new(OPEN),
+            ending: Mutex::new(None),
         }))
     }
 
@@ -132,11 +135,39 @@ impl<T> Outbox<T> {
     /// Asks the connection to close (normally) once everything queued so
     /// far is written; later sends fail.
     pub fn end(&self) {
-        let _ = self
-            .0
-            .state
-            .compare_exchange(OPEN, ENDING, Ordering::AcqRel, Ordering::Acquire);
+        self.end_with(1000, "");
+    }
+
+    /// Like [`end`](Self::end), with a WebSocket close `code` and `reason`
+    /// (1008 after a refused token, say). Raw TCP connections just close.
+    pub fn end_with(&self, code: u16, reason: &'static str) {
+        // The reason is stored under its lock before the state changes, so
+        // whoever sees `ENDING` and then takes the lock finds it.
+        {
+            let mut ending = self
+                .0
+                .ending
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if self
+                .0
+                .state
+                .compare_exchange(OPEN, ENDING, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                *ending = Some((code, reason));
+            }
+        }
         self.0.ready.notify_one();
+    }
+
+    /// The close code and reason [`end_with`](Self::end_with) asked for.
+    pub fn end_reason(&self) -> Option<(u16, &'static str)> {
+        *self
+            .0
+            .ending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Whether a send found the queue full.
@@ -172,11 +203,15 @@ impl<T> Outbox<T> {
 }
 
 /// Writes everything queued to `sink` (each message through `wrap`), in
-/// one flush.
+/// one flush, within `timeout`. A peer that stops reading fills the
+/// socket's buffers and stalls the write; past the timeout this fails and
+/// the connection is dropped (the outbox refuses more meanwhile, so what a
+/// stalled peer costs stays bounded).
 pub(crate) async fn write_queued<T, U, K>(
     sink: &mut K,
     outbox: &Outbox<T>,
     wrap: impl Fn(T) -> U,
+    timeout: std::time::Duration,
 ) -> Result<(), String>
 where
     K: Sink<U> + Unpin,
@@ -186,12 +221,17 @@ where
     if queued.is_empty() {
         return Ok(());
     }
-    for message in queued {
-        sink.feed(wrap(message))
-            .await
-            .map_err(|error| error.to_string())?;
-    }
-    sink.flush().await.map_err(|error| error.to_string())
+    let write = async {
+        for message in queued {
+            sink.feed(wrap(message))
+                .await
+                .map_err(|error| error.to_string())?;
+        }
+        sink.flush().await.map_err(|error| error.to_string())
+    };
+    tokio::time::timeout(timeout, write)
+        .await
+        .map_err(|_| format!("write stalled for {timeout:?}: the peer is not reading"))?
 }
 
 /// Closes the outbox when the connection's task ends, however it ends.
@@ -243,7 +283,11 @@ mod tests {
         outbox.send(1).unwrap();
         outbox.end();
         assert!(outbox.ending());
+        assert_eq!(outbox.end_reason(), Some((1000, "")));
         assert_eq!(outbox.send(2), Err(SendError::Closed));
         assert_eq!(outbox.take(), [1]);
+        // The first ending wins.
+        outbox.end_with(1008, "later");
+        assert_eq!(outbox.end_reason(), Some((1000, "")));
     }
 }

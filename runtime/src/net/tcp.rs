@@ -148,9 +148,9 @@ where
                 let frame = frame.map_err(|error| error.to_string())?;
                 idle.as_mut().reset(tokio::time::Instant::now() + silence);
                 session.on_frame(frame);
-                write_queued(&mut framed, outbox, |item| item).await?;
+                write_queued(&mut framed, outbox, |item| item, limits.write_timeout).await?;
             }
-            () = outbox.ready() => write_queued(&mut framed, outbox, |item| item).await?,
+            () = outbox.ready() => write_queued(&mut framed, outbox, |item| item, limits.write_timeout).await?,
             () = &mut idle => return Err("peer silent".to_owned()),
             () = closing.cancelled() => break,
         }
@@ -159,7 +159,7 @@ where
         }
     }
     let finish = async {
-        write_queued(&mut framed, outbox, |item| item).await?;
+        write_queued(&mut framed, outbox, |item| item, limits.write_timeout).await?;
         SinkExt::<O>::close(&mut framed)
             .await
             .map_err(|error| error.to_string())

@@ -18,14 +18,14 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use specwire_runtime::net::http::{response, Request, Response, StatusCode};
-//! use specwire_runtime::net::{ws, Outbox, Peer, ServerConfig, WsService, WsSession};
+//! use specwire_runtime::net::{ws, Outbox, Peer, ServerConfig, Text, WsService, WsSession};
 //!
 //! struct Echo;
-//! struct EchoSession(Outbox);
+//! struct EchoSession(Outbox<Text>);
 //!
 //! impl WsService for Echo {
 //!     type Session = EchoSession;
-//!     fn accept(&self, request: &Request, _: Peer, outbox: Outbox) -> Result<EchoSession, Response> {
+//!     fn accept(&self, request: &Request, _: Peer, outbox: Outbox<Text>) -> Result<EchoSession, Response> {
 //!         match request.uri().path() {
 //!             "/echo" => Ok(EchoSession(outbox)),
 //!             _ => Err(response(StatusCode::NOT_FOUND, "try /echo")),
@@ -35,7 +35,7 @@
 //!
 //! impl WsSession for EchoSession {
 //!     fn on_text(&mut self, text: &str) {
-//!         let _ = self.0.send(text.to_owned());
+//!         let _ = self.0.send(text.to_owned().into());
 //!     }
 //! }
 //!
@@ -66,6 +66,11 @@ use super::server::{Peer, Serve, Server, ServerConfig, Stream};
 /// How long a close handshake may take before the connection is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The text of one WebSocket message, as queued in an [`Outbox`]: a
+/// reference-counted UTF-8 buffer, so a hub fanning one event out to many
+/// connections queues the same bytes to each (`clone` is cheap).
+pub type Text = tokio_tungstenite::tungstenite::Utf8Bytes;
+
 /// A family's WebSocket server side: admits connections and makes their
 /// sessions.
 pub trait WsService: Send + Sync + 'static {
@@ -75,6 +80,10 @@ pub trait WsService: Send + Sync + 'static {
     /// The close reason sent to every connection on shutdown.
     const SHUTDOWN_REASON: &'static str = "server shutting down";
 
+    /// The close code and reason when a connection's outbox overflows
+    /// (the peer reads too slowly): 1008 by default.
+    const OVERFLOW_CLOSE: (u16, &'static str) = (1008, "outbox full: reading too slowly");
+
     /// A WebSocket upgrade `request` from `peer` arrived. Return its
     /// session (which answers through `outbox`), or an HTTP response that
     /// refuses the upgrade (a 4xx or 5xx status; its body is sent too).
@@ -83,7 +92,7 @@ pub trait WsService: Send + Sync + 'static {
         &self,
         request: &Request,
         peer: Peer,
-        outbox: Outbox,
+        outbox: Outbox<Text>,
     ) -> Result<Self::Session, Response>;
 
     /// A plain HTTP request (not a WebSocket upgrade) arrived. `None`, the
@@ -139,6 +148,7 @@ impl<S: WsService> Serve for Handler<S> {
             session,
             outbox,
             keepalive: self.limits.keepalive,
+            write_timeout: self.limits.write_timeout,
         };
         let result = connection.run::<_, S>(ws, closing).await;
         connection.session.on_close();
@@ -147,7 +157,7 @@ impl<S: WsService> Serve for Handler<S> {
 }
 
 /// A connection the service accepted: its WebSocket, session and outbox.
-type Accepted<T, X> = (WebSocketStream<T>, X, Outbox);
+type Accepted<T, X> = (WebSocketStream<T>, X, Outbox<Text>);
 
 impl<S: WsService> Handler<S> {
     /// Reads the request and upgrades, refuses, or answers it as plain
@@ -220,8 +230,9 @@ fn websocket_config(limits: &Limits) -> WebSocketConfig {
 
 struct Connection<X> {
     session: X,
-    outbox: Outbox,
+    outbox: Outbox<Text>,
     keepalive: Duration,
+    write_timeout: Duration,
 }
 
 impl<X: WsSession> Connection<X> {
@@ -235,6 +246,7 @@ impl<X: WsSession> Connection<X> {
         let outbox = self.outbox.clone();
         let _closed_when_done = CloseOnDrop(outbox.clone());
         let keepalive = self.keepalive;
+        let write_timeout = self.write_timeout;
         let idle = tokio::time::sleep(keepalive);
         tokio::pin!(idle);
         let mut pinged = false;
@@ -253,9 +265,9 @@ impl<X: WsSession> Connection<X> {
                         Frame::Ping(_) | Frame::Pong(_) | Frame::Close(_) | Frame::Frame(_) => {}
                     }
                     // Write what this frame produced before reading more.
-                    write_queued(&mut ws, &outbox, Frame::text).await?;
+                    write_queued(&mut ws, &outbox, Frame::Text, write_timeout).await?;
                 }
-                () = outbox.ready() => write_queued(&mut ws, &outbox, Frame::text).await?,
+                () = outbox.ready() => write_queued(&mut ws, &outbox, Frame::Text, write_timeout).await?,
                 () = &mut idle => {
                     if pinged {
                         return Box::pin(close(ws, CloseCode::Away, "no pong")).await;
@@ -265,18 +277,18 @@ impl<X: WsSession> Connection<X> {
                     ws.send(Frame::Ping(Vec::new().into())).await.map_err(|error| error.to_string())?;
                 }
                 () = closing.cancelled() => {
-                    write_queued(&mut ws, &outbox, Frame::text).await?;
+                    write_queued(&mut ws, &outbox, Frame::Text, write_timeout).await?;
                     return Box::pin(close(ws, CloseCode::Away, S::SHUTDOWN_REASON)).await;
                 }
             }
             if outbox.is_closed() {
-                write_queued(&mut ws, &outbox, Frame::text).await?;
+                write_queued(&mut ws, &outbox, Frame::Text, write_timeout).await?;
                 let (code, reason) = if outbox.overflowed() {
-                    (CloseCode::Policy, "outbox full: reading too slowly")
+                    S::OVERFLOW_CLOSE
                 } else {
-                    (CloseCode::Normal, "")
+                    outbox.end_reason().unwrap_or((1000, ""))
                 };
-                return Box::pin(close(ws, code, reason)).await;
+                return Box::pin(close(ws, CloseCode::from(code), reason)).await;
             }
         }
     }

@@ -40,7 +40,7 @@ use super::session::Session;
 use super::store::{Retention, TaskStore};
 use crate::discovery::Presence;
 use crate::net::http::{Request, Response};
-use crate::net::{self, Limits, Outbox, Peer, Server, ServerConfig, WsService};
+use crate::net::{self, Limits, Outbox, Peer, Server, ServerConfig, Text, WsService};
 
 /// How long connections may take to close after a shutdown.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -111,7 +111,7 @@ impl WsService for TaskService {
 
     const SHUTDOWN_REASON: &'static str = "provider shutting down";
 
-    fn accept(&self, _: &Request, peer: Peer, outbox: Outbox) -> Result<Session, Response> {
+    fn accept(&self, _: &Request, peer: Peer, outbox: Outbox<Text>) -> Result<Session, Response> {
         Ok(Session::new(Arc::clone(&self.0), peer.id, outbox))
     }
 }

@@ -17,7 +17,7 @@ use super::handler::{codes, Task, TaskError};
 use super::messages;
 use super::runner::{start, Shared};
 use super::store::{Admission, Cancellation, Lookup, Requester, Subscriber};
-use crate::net::{Authenticator, Credential, Inbound, Outbox, Rejection, WsSession};
+use crate::net::{Authenticator, Credential, Inbound, Outbox, Rejection, Text, WsSession};
 
 pub(super) struct Session {
     shared: Arc<Shared>,
@@ -80,7 +80,7 @@ impl WsSession for Session {
 }
 
 impl Session {
-    pub(super) fn new(shared: Arc<Shared>, connection: u64, outbox: Outbox) -> Session {
+    pub(super) fn new(shared: Arc<Shared>, connection: u64, outbox: Outbox<Text>) -> Session {
         Session {
             subscriber: Subscriber { connection, outbox },
             client_id: None,
@@ -92,7 +92,7 @@ impl Session {
 
     fn send(&self, text: String) {
         // Fails only when the connection is already gone.
-        let _ = self.subscriber.outbox.send(text);
+        let _ = self.subscriber.outbox.send(text.into());
     }
 
     fn error(&self, code: &str, message: &str, related: Option<&str>, task_id: Option<&str>) {

@@ -20,13 +20,13 @@ use super::messages::{self, TaskReport, TaskState};
 use crate::discovery::Presence;
 use specwire_protocol::discovery::ServiceAdvertisementStatus;
 
-pub(crate) use crate::net::Outbox;
+pub(crate) use crate::net::{Outbox, Text};
 
 /// A connection that hears about a task.
 #[derive(Clone, Debug)]
 pub(crate) struct Subscriber {
     pub(crate) connection: u64,
-    pub(crate) outbox: Outbox,
+    pub(crate) outbox: Outbox<Text>,
 }
 
 /// Who asks: the authenticated client (if any) and the connection.
@@ -76,9 +76,11 @@ impl Entry {
     }
 
     fn publish(&mut self, text: &str) {
-        // A closed outbox is a gone connection: forget it.
+        // One buffer for every subscriber. A closed outbox is a gone
+        // connection: forget it.
+        let text = Text::from(text);
         self.subscribers
-            .retain(|subscriber| subscriber.outbox.send(text.to_owned()).is_ok());
+            .retain(|subscriber| subscriber.outbox.send(text.clone()).is_ok());
     }
 }
 
@@ -207,7 +209,10 @@ impl TaskStore {
         if !entry.visible_to(requester.owner) {
             return Admission::Foreign;
         }
-        let _ = requester.subscriber.outbox.send(entry.report(task_id));
+        let _ = requester
+            .subscriber
+            .outbox
+            .send(entry.report(task_id).into());
         if !entry.state.is_terminal() {
             entry.subscribe(requester.subscriber);
         }
@@ -476,7 +481,7 @@ mod tests {
         )
     }
 
-    fn subscriber(connection: u64) -> (Subscriber, Outbox) {
+    fn subscriber(connection: u64) -> (Subscriber, Outbox<Text>) {
         let outbox = Outbox::new();
         (
             Subscriber {
@@ -487,7 +492,7 @@ mod tests {
         )
     }
 
-    fn drain(inbox: &mut Outbox) -> Vec<(String, String)> {
+    fn drain(inbox: &mut Outbox<Text>) -> Vec<(String, String)> {
         let mut seen = Vec::new();
         for text in inbox.take() {
             let value: Value = serde_json::from_str(&text).unwrap();
