@@ -11,8 +11,10 @@ mod discover;
 mod discovery_args;
 mod duration;
 mod file_limit;
+mod secret;
 mod serve;
 mod signals;
+mod subscription;
 mod task;
 mod validate;
 
@@ -34,14 +36,26 @@ enum Command {
     /// or with every error (JSON Pointer of the member, rule, expected value).
     /// Exit status: 0 all valid, 1 any invalid, 2 usage error or unreadable input.
     Validate(validate::Args),
-    /// Run a provider: `specwire serve task` serves the reference task
-    /// services over WebSocket and advertises them over UDP discovery.
+    /// Run a reference server: `specwire serve task` (task services over
+    /// WebSocket, advertised over UDP discovery), `specwire serve
+    /// subscription` (the event hub).
     Serve(serve::Args),
     /// List the services that answer UDP discovery (`--watch` for a live view).
     Discover(discover::Args),
     /// Work with tasks: `specwire task assign` runs one on a discovered
     /// (or given) provider.
     Task(task::Args),
+    /// Mint a JWT for a subscription hub: `specwire token --sub alice
+    /// --secret-file F` (`--role admin` may publish).
+    Token(subscription::token::Args),
+    /// Follow a subscription hub's events: `specwire subscribe
+    /// ws://HOST:PORT/ws/experiments/ID --secret-file F` (NDJSON when
+    /// piped).
+    Subscribe(subscription::subscribe::Args),
+    /// Publish events to a subscription hub from JSON or NDJSON, each
+    /// checked against its schema first: `specwire publish --target
+    /// ws://HOST:PORT --secret-file F events.ndjson`.
+    Publish(subscription::publish::Args),
     /// Check an implementation (any language) against the spec: `specwire
     /// conformance task --target ws://HOST:PORT`. Exit status: 0 no MUST
     /// case failed, 1 a MUST case failed, 2 usage error, 3 cases could not
@@ -67,6 +81,9 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Discover(args) => discover::run(args),
         Command::Task(args) => task::run(args),
+        Command::Token(args) => subscription::token::run(&args),
+        Command::Subscribe(args) => subscription::subscribe::run(args),
+        Command::Publish(args) => subscription::publish::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Conformance(args) => conformance::run(args),
     }

@@ -44,3 +44,21 @@ pub fn serve_task_alone(extra: &[&str]) -> (Running, String) {
     let endpoint = provider.endpoint();
     (provider, endpoint)
 }
+
+/// `specwire serve subscription` on `127.0.0.1:0` with the secret in
+/// `secret_file` and `extra` options, once it listens, and its endpoint.
+pub fn serve_subscription(secret_file: &std::path::Path, extra: &[&str]) -> (Running, String) {
+    let mut command = specwire();
+    command.args([
+        "serve",
+        "subscription",
+        "--bind",
+        "127.0.0.1:0",
+        "--secret-file",
+    ]);
+    command.arg(secret_file);
+    command.args(extra);
+    let mut hub = Running::start(&mut command);
+    let endpoint = hub.endpoint();
+    (hub, endpoint)
+}

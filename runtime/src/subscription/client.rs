@@ -86,9 +86,10 @@ impl SubscriberConfig {
 /// What the subscriber saw.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Update {
-    /// A connection is up and every subscription was sent. `reconnect`:
-    /// there was a connection before this one, so events published in
-    /// between were missed.
+    /// A connection is up and every subscription was sent (their
+    /// [`Reply`](Update::Reply)s follow). `reconnect`: there was a
+    /// connection before this one, so events published in between were
+    /// missed.
     Connected {
         /// Connections made before this one.
         reconnect: bool,

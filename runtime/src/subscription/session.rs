@@ -78,6 +78,19 @@ impl WsSession for HubSession {
         }
     }
 
+    fn on_binary(&mut self, _: &[u8]) {
+        if let Some(admitted) = &mut self.admitted {
+            if admitted.inbound.admit(0).is_ok() {
+                admitted.error(
+                    text::INVALID_FORMAT,
+                    Some("binary frames carry no messages: send JSON in text frames"),
+                );
+            } else {
+                admitted.error(text::RATE_LIMITED, None);
+            }
+        }
+    }
+
     fn on_close(&mut self) {
         if let Some(admitted) = &self.admitted {
             admitted.shared.table().remove(admitted.id);

@@ -5,7 +5,6 @@
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -18,21 +17,10 @@ use specwire_runtime::task::{
 };
 use tokio::sync::broadcast;
 
-#[derive(clap::Args)]
-pub struct Args {
-    #[command(subcommand)]
-    family: Family,
-}
-
-#[derive(clap::Subcommand)]
-enum Family {
-    /// Discovery + task end to end on loopback: serve, discover, assign
-    /// resizeImage and applyFilter on a generated image, shut down.
-    Task(TaskArgs),
-}
+use super::step;
 
 #[derive(clap::Args)]
-struct TaskArgs {
+pub(super) struct TaskArgs {
     /// Directory for the demo's input and output images (default: a new
     /// directory under the system temp directory).
     #[arg(long, value_name = "DIR")]
@@ -41,23 +29,6 @@ struct TaskArgs {
     /// with real providers on 50001).
     #[arg(long, value_name = "PORT")]
     discovery_port: Option<u16>,
-}
-
-pub fn run(args: Args) -> ExitCode {
-    let Family::Task(args) = args.family;
-    crate::run_async("specwire demo task", async {
-        match tokio::time::timeout(Duration::from_secs(60), demo(args)).await {
-            Ok(Ok(())) => ExitCode::SUCCESS,
-            Ok(Err(error)) => {
-                eprintln!("specwire demo task: {error}");
-                ExitCode::from(1)
-            }
-            Err(_) => {
-                eprintln!("specwire demo task: did not finish within 60 s");
-                ExitCode::from(1)
-            }
-        }
-    })
 }
 
 fn free_udp_port() -> Result<u16, String> {
@@ -83,11 +54,7 @@ fn write_sample_image(path: &Path) -> Result<(), String> {
         .map_err(|error| format!("writing {}: {error}", path.display()))
 }
 
-fn step(number: u32, text: &str) {
-    println!("\n[{number}] {text}");
-}
-
-async fn demo(args: TaskArgs) -> Result<(), String> {
+pub(super) async fn demo(args: TaskArgs) -> Result<(), String> {
     let (dir, input, port) = prepare(args)?;
 
     step(

@@ -4,44 +4,23 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use specwire_runtime::discovery::{AdvertisedService, Advertiser, AdvertiserConfig};
 use specwire_runtime::task::{AccessPolicy, Limits, Provider, ProviderConfig};
 
+use super::TlsArgs;
 use crate::discovery_args::DiscoveryArgs;
 use crate::duration::parse_duration;
 use crate::file_limit::raise_file_limit;
 use crate::signals::wait_for_stop_signal;
-
-#[derive(clap::Args)]
-pub struct Args {
-    #[command(subcommand)]
-    family: Family,
-}
-
-#[derive(clap::Subcommand)]
-enum Family {
-    /// Serve the task family: the reference ImageProcessingService
-    /// (resizeImage, applyFilter, convertFormat on real image files) and
-    /// DiagnosticsService (noop, echo, sleep, fail), advertised over UDP
-    /// discovery.
-    ///
-    /// Prints `listening on ws://ADDR` once ready. Ctrl-C (or SIGTERM)
-    /// stops gracefully: running tasks get up to --grace to finish, the
-    /// rest are cancelled, `Offline` is advertised and connections are
-    /// closed with the close handshake.
-    Task(TaskArgs),
-}
 
 /// What every server takes: where it listens, TLS, and its limits.
 ///
 /// The display orders keep each flag where `serve task --help` always
 /// showed it, between the subcommand's own flags.
 #[derive(clap::Args)]
-struct ServerArgs {
+pub(super) struct ServerArgs {
     /// Address to listen on. Other than loopback exposes the provider to
     /// the network.
     #[arg(
@@ -51,12 +30,8 @@ struct ServerArgs {
         display_order = 0
     )]
     bind: SocketAddr,
-    /// Serve wss:// with this PEM certificate chain (needs --tls-key).
-    #[arg(long, value_name = "FILE", requires = "tls_key", display_order = 20)]
-    tls_cert: Option<PathBuf>,
-    /// PEM private key for --tls-cert.
-    #[arg(long, value_name = "FILE", requires = "tls_cert", display_order = 21)]
-    tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Messages per second per connection before RATE_LIMITED (0: no limit).
     #[arg(long, default_value_t = 1000.0, value_name = "N", display_order = 23)]
     rate_limit: f64,
@@ -72,16 +47,6 @@ struct ServerArgs {
 }
 
 impl ServerArgs {
-    /// The TLS configuration of --tls-cert and --tls-key, if given.
-    fn tls(&self) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
-        match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => specwire_runtime::tls::server_config(cert, key)
-                .map(Some)
-                .map_err(|error| error.to_string()),
-            _ => Ok(None),
-        }
-    }
-
     /// The connection and message limits.
     fn limits(&self) -> Limits {
         Limits {
@@ -95,7 +60,7 @@ impl ServerArgs {
 }
 
 #[derive(clap::Args)]
-struct TaskArgs {
+pub(super) struct TaskArgs {
     #[command(flatten)]
     server: ServerArgs,
     /// Host name or address put in the advertised endpoint (default: the
@@ -128,19 +93,6 @@ struct TaskArgs {
     files_root: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> ExitCode {
-    let Family::Task(args) = args.family;
-    crate::run_async("specwire serve task", async {
-        match serve_task(args).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("specwire serve task: {error}");
-                ExitCode::from(2)
-            }
-        }
-    })
-}
-
 fn access_policy(args: &TaskArgs) -> Result<AccessPolicy, String> {
     let mut policy = AccessPolicy::api_keys(args.api_keys.iter().cloned());
     if let Some(path) = &args.acl {
@@ -153,7 +105,7 @@ fn access_policy(args: &TaskArgs) -> Result<AccessPolicy, String> {
     Ok(policy)
 }
 
-async fn serve_task(args: TaskArgs) -> Result<(), String> {
+pub(super) async fn serve_task(args: TaskArgs) -> Result<(), String> {
     raise_file_limit();
     let server = &args.server;
     let defaults = ProviderConfig::default();
@@ -161,7 +113,7 @@ async fn serve_task(args: TaskArgs) -> Result<(), String> {
         bind: server.bind,
         access: access_policy(&args)?,
         limits: server.limits(),
-        tls: server.tls()?,
+        tls: server.tls.config()?,
         capacity: args.capacity.unwrap_or(defaults.capacity).max(1),
         ..defaults
     };

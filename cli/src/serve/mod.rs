@@ -1,0 +1,92 @@
+//! `specwire serve FAMILY`: run a family's reference server until Ctrl-C
+//! or SIGTERM. Each prints `listening on URL` on stdout once ready (the
+//! line scripts and tests wait for); everything else goes to stderr.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+mod subscription;
+mod task;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    family: Family,
+}
+
+#[derive(clap::Subcommand)]
+enum Family {
+    /// Serve the task family: the reference ImageProcessingService
+    /// (resizeImage, applyFilter, convertFormat on real image files) and
+    /// DiagnosticsService (noop, echo, sleep, fail), advertised over UDP
+    /// discovery.
+    ///
+    /// Prints `listening on ws://ADDR` once ready. Ctrl-C (or SIGTERM)
+    /// stops gracefully: running tasks get up to --grace to finish, the
+    /// rest are cancelled, `Offline` is advertised and connections are
+    /// closed with the close handshake.
+    Task(task::TaskArgs),
+    /// Serve the subscription family: the event hub.
+    ///
+    /// Clients connect to /ws/experiments/{id}, /ws/tasks/{id},
+    /// /ws/projects/{id} or /ws/user with an HS256 JWT (`?token=` or
+    /// `Authorization: Bearer`; `specwire token` makes one), subscribe to
+    /// more resources by message, and get every event routed to them
+    /// (task → experiment → project → user; worker → system; system → all).
+    /// Events come from admin connections (token claim `role: admin`,
+    /// `specwire publish`).
+    ///
+    /// The secret comes from --secret-file, else --secret (visible in
+    /// `ps`: for tests), else the SPECWIRE_JWT_SECRET environment variable.
+    /// Prints `listening on ws://ADDR` once ready; Ctrl-C (or SIGTERM)
+    /// closes every connection with the close handshake.
+    Subscription(subscription::HubArgs),
+}
+
+/// TLS for a server: both flags or neither.
+#[derive(clap::Args)]
+pub(crate) struct TlsArgs {
+    /// Serve wss:// with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key", display_order = 20)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert", display_order = 21)]
+    tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The TLS configuration of --tls-cert and --tls-key, if given.
+    pub(crate) fn config(&self) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => specwire_runtime::tls::server_config(cert, key)
+                .map(Some)
+                .map_err(|error| error.to_string()),
+            _ => Ok(None),
+        }
+    }
+}
+
+pub fn run(args: Args) -> ExitCode {
+    match args.family {
+        Family::Task(args) => crate::run_async("specwire serve task", async {
+            exit("specwire serve task", task::serve_task(args).await)
+        }),
+        Family::Subscription(args) => crate::run_async("specwire serve subscription", async {
+            exit(
+                "specwire serve subscription",
+                subscription::serve_hub(args).await,
+            )
+        }),
+    }
+}
+
+fn exit(command: &str, result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{command}: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
