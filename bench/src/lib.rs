@@ -233,7 +233,7 @@ pub fn hub_token(secret: &[u8], sub: &str, admin: bool, ttl: Duration) -> String
     )
 }
 
-/// The hub's secret from `--secret` or `--secret-file` (one trailing newline
+/// The hub's secret from `--secret` or `--secret-file` (trailing newlines
 /// dropped, as `specwire serve subscription --secret-file` does).
 pub fn read_secret(
     secret: Option<&str>,
@@ -244,11 +244,8 @@ pub fn read_secret(
         (None, Some(path)) => {
             let mut bytes = std::fs::read(path)
                 .map_err(|error| format!("--secret-file {}: {error}", path.display()))?;
-            if bytes.last() == Some(&b'\n') {
+            while matches!(bytes.last(), Some(b'\n' | b'\r')) {
                 bytes.pop();
-                if bytes.last() == Some(&b'\r') {
-                    bytes.pop();
-                }
             }
             bytes
         }

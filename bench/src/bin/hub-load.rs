@@ -84,7 +84,7 @@ struct Args {
     /// The hub's HS256 secret.
     #[arg(long, conflicts_with = "secret_file")]
     secret: Option<String>,
-    /// A file holding the hub's secret (one trailing newline is dropped).
+    /// A file holding the hub's secret (trailing newlines are dropped).
     #[arg(long)]
     secret_file: Option<PathBuf>,
     /// Subscriber connections.

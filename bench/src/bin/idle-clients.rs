@@ -91,7 +91,7 @@ struct Args {
     /// token (`sub` `idle-<n>`) in `?token=`.
     #[arg(long, conflicts_with = "secret_file")]
     secret: Option<String>,
-    /// A file holding the hub's secret (one trailing newline is dropped).
+    /// A file holding the hub's secret (trailing newlines are dropped).
     #[arg(long)]
     secret_file: Option<PathBuf>,
 }
