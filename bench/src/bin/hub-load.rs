@@ -114,6 +114,12 @@ struct Args {
     /// Bound on each connect and send, and on each event's full delivery.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     timeout: Duration,
+    /// Subscribers (spread over the mix) read on a thread of their own, so
+    /// that their latency is the hub's and not this client's: the others
+    /// are read one after the other, which adds up to N × hub-load's own
+    /// cost per delivery to the last ones' latency. 0: none.
+    #[arg(long, default_value_t = 10)]
+    probes: usize,
     /// Handshakes in flight at once while connecting.
     #[arg(long, default_value_t = 128)]
     concurrency: usize,
@@ -420,8 +426,57 @@ async fn send(
     }
 }
 
+/// Connects the probe subscribers on a thread and runtime of their own and
+/// reads them there; the receiver gets how many connected, the thread
+/// returns their latencies (which it also adds to the run's).
+fn start_probes(
+    run: Arc<Run>,
+    probes: Vec<(usize, String)>,
+    timeout: Duration,
+) -> (
+    std::thread::JoinHandle<Vec<u64>>,
+    tokio::sync::oneshot::Receiver<usize>,
+) {
+    let (connected_tx, connected_rx) = tokio::sync::oneshot::channel();
+    let thread = std::thread::spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                run.error(format!("the probes' runtime: {error}"));
+                let _ = connected_tx.send(0);
+                return Vec::new();
+            }
+        };
+        runtime.block_on(async {
+            let mut readers = Vec::new();
+            for (index, url) in probes {
+                match connect(&url, timeout).await {
+                    Ok(ws) => readers.push(read_events(Arc::clone(&run), index, ws, timeout)),
+                    Err(error) => run.error(format!("probe subscriber {index}: {error}")),
+                }
+            }
+            let _ = connected_tx.send(readers.len());
+            let reports = futures_util::future::join_all(readers).await;
+            let mut samples = Vec::new();
+            for report in reports {
+                samples.extend_from_slice(&report.samples);
+                if let Some(mut ws) = report.ws {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+                }
+            }
+            samples
+        })
+    });
+    (thread, connected_rx)
+}
+
 struct Summary {
     connected: usize,
+    /// Latencies at the probe subscribers (see `--probes`).
+    probe: Percentiles,
     deliveries: u64,
     measured_events: u64,
     expected_deliveries: u64,
@@ -460,6 +515,7 @@ async fn load(args: &Args, secret: &[u8]) -> Summary {
     // Connect the admin, then the subscribers.
     let summary = |run: &Run, connected: usize, connect_time: Duration| Summary {
         connected,
+        probe: Percentiles::default(),
         deliveries: 0,
         measured_events: 0,
         expected_deliveries: 0,
@@ -496,15 +552,39 @@ async fn load(args: &Args, secret: &[u8]) -> Summary {
         })
         .collect();
     let timeout = args.timeout;
-    let results: Vec<(usize, Result<Ws, String>)> =
-        futures_util::stream::iter(urls.iter().enumerate())
-            .map(|(index, url)| async move { (index, connect(url, timeout).await) })
-            .buffer_unordered(args.concurrency.max(1))
-            .collect()
-            .await;
+    // The probes connect and read on their own thread and runtime (a
+    // socket is served by the runtime that opened it).
+    let probes: Vec<usize> = (0..args.probes.min(args.subscribers))
+        .map(|probe| probe * args.subscribers / args.probes.min(args.subscribers))
+        .collect();
+    let (probe_thread, probes_connected) = start_probes(
+        Arc::clone(&run),
+        probes
+            .iter()
+            .map(|&index| (index, urls[index].clone()))
+            .collect(),
+        timeout,
+    );
+    let results: Vec<(usize, Result<Ws, String>)> = futures_util::stream::iter(
+        urls.iter()
+            .enumerate()
+            .filter(|(index, _)| !probes.contains(index)),
+    )
+    .map(|(index, url)| async move { (index, connect(url, timeout).await) })
+    .buffer_unordered(args.concurrency.max(1))
+    .collect()
+    .await;
+    let probes_connected =
+        match tokio::time::timeout(timeout + Duration::from_secs(1), probes_connected).await {
+            Ok(Ok(count)) => count,
+            _ => {
+                run.error("the probe subscribers did not connect".to_owned());
+                0
+            }
+        };
     let connect_time = started.elapsed();
     let mut readers = tokio::task::JoinSet::new();
-    let mut connected = 0;
+    let mut connected = probes_connected;
     for (index, result) in results {
         match result {
             Ok(ws) => {
@@ -619,6 +699,15 @@ async fn load(args: &Args, secret: &[u8]) -> Summary {
             }
         }
     };
+    let joined = tokio::task::spawn_blocking(move || probe_thread.join());
+    let mut probe_samples = Vec::new();
+    let drain = async {
+        drain.await;
+        match joined.await {
+            Ok(Ok(samples)) => probe_samples = samples,
+            _ => run.error("the probe thread failed".to_owned()),
+        }
+    };
     if tokio::time::timeout(args.timeout * 2, drain).await.is_err() {
         run.error(format!(
             "the subscribers did not finish within {:?}",
@@ -626,6 +715,8 @@ async fn load(args: &Args, secret: &[u8]) -> Summary {
         ));
         readers.abort_all();
     }
+    // Every delivery counts in the latency over all; the probes' alone too.
+    samples.extend_from_slice(&probe_samples);
     let delta = |start: Option<Duration>, end: Option<Duration>| Some(end?.saturating_sub(start?));
     let hub_cpu = delta(hub_cpu_start, args.pid.and_then(|pid| cpu_time(pid).ok()));
     let client_cpu = delta(own_cpu_start, cpu_time(own).ok());
@@ -654,6 +745,7 @@ async fn load(args: &Args, secret: &[u8]) -> Summary {
         .clone();
     Summary {
         connected,
+        probe: percentiles(&mut probe_samples),
         deliveries: samples.len() as u64,
         measured_events,
         expected_deliveries: measured_events * connected as u64,
@@ -796,6 +888,10 @@ fn print_report(args: &Args, summary: &Summary, latency: &Percentiles) {
             "p99_us": micros(latency.p99),
             "max_us": micros(latency.max),
             "mean_us": micros(latency.mean),
+            "probes": args.probes.min(args.subscribers),
+            "probe_p50_us": micros(summary.probe.p50),
+            "probe_p99_us": micros(summary.probe.p99),
+            "probe_max_us": micros(summary.probe.max),
             "first_delivery_p50_us": micros(summary.first_delivery.p50),
             "first_delivery_p99_us": micros(summary.first_delivery.p99),
             "hub_cpu_us_per_delivery": per_delivery(summary.hub_cpu),
@@ -839,6 +935,13 @@ fn print_report(args: &Args, summary: &Summary, latency: &Percentiles) {
             micros(latency.p99),
             micros(latency.max),
             micros(latency.mean)
+        );
+        println!(
+            "  at the {} probe subscribers (read on a thread of their own) µs: p50 {:.1}  p99 {:.1}  max {:.1}",
+            args.probes.min(args.subscribers),
+            micros(summary.probe.p50),
+            micros(summary.probe.p99),
+            micros(summary.probe.max)
         );
         println!(
             "  each event's first delivery µs: p50 {:.1}  p99 {:.1}",
