@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod conformance;
 mod demo;
+mod device;
 mod discover;
 mod discovery_args;
 mod duration;
@@ -14,6 +15,7 @@ mod file_limit;
 mod secret;
 mod serve;
 mod signals;
+mod simulate;
 mod subscription;
 mod task;
 mod validate;
@@ -45,6 +47,13 @@ enum Command {
     /// Work with tasks: `specwire task assign` runs one on a discovered
     /// (or given) provider.
     Task(task::Args),
+    /// Talk to a device hub: `specwire device watch --target URL` prints
+    /// the stream, `specwire device send --target URL DEVICE|all COMMAND
+    /// [PARAMS]` sends a command.
+    Device(device::Args),
+    /// Simulate peers: `specwire simulate devices --target URL --count N`
+    /// runs a swarm of virtual devices against a device hub.
+    Simulate(simulate::Args),
     /// Mint a JWT for a subscription hub: `specwire token --sub alice
     /// --secret-file F` (`--role admin` may publish).
     Token(subscription::token::Args),
@@ -81,6 +90,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Discover(args) => discover::run(args),
         Command::Task(args) => task::run(args),
+        Command::Device(args) => device::run(args),
+        Command::Simulate(args) => simulate::run(args),
         Command::Token(args) => subscription::token::run(&args),
         Command::Subscribe(args) => subscription::subscribe::run(args),
         Command::Publish(args) => subscription::publish::run(args),

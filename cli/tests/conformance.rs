@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use specwire_testsupport::{free_udp_port, interop_python, scratch, workspace, Running};
-use support::{serve_task, serve_task_alone};
+use support::{serve_device, serve_task, serve_task_alone};
 
 fn specwire(args: &[&str]) -> Output {
     support::specwire()
@@ -305,4 +305,311 @@ fn usage_errors_are_explained() {
         text(&output)
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `specwire serve subscription` with `secret` in a file, its limits and a
+/// fast heartbeat, and its endpoint.
+fn serve_subscription(secret: &Path) -> (Running, String) {
+    let mut command = support::specwire();
+    command.args([
+        "serve",
+        "subscription",
+        "--bind",
+        "127.0.0.1:0",
+        "--secret-file",
+        secret.to_str().unwrap(),
+        "--ping-interval",
+        "300ms",
+        "--user-limit",
+        "3",
+        "--ip-limit",
+        "20",
+        "--rate-limit",
+        "40",
+    ]);
+    let mut hub = Running::start(&mut command);
+    let endpoint = hub.endpoint();
+    (hub, endpoint)
+}
+
+#[test]
+fn the_reference_hub_conforms_to_the_subscription_suite() {
+    let dir = scratch("subscription");
+    let secret = dir.join("secret.txt");
+    std::fs::write(&secret, "cli-test-secret\n").unwrap();
+    let (_hub, endpoint) = serve_subscription(&secret);
+    let listed = specwire(&["conformance", "subscription", "--list"]);
+    for spec in specwire_protocol::conformance::cases_of("subscription") {
+        assert!(text(&listed).contains(spec.id), "{} missing", spec.id);
+    }
+    let json = dir.join("report.json");
+    let output = specwire(&[
+        "conformance",
+        "subscription",
+        "--target",
+        &endpoint,
+        "--secret-file",
+        secret.to_str().unwrap(),
+        "--ping-wait",
+        "3s",
+        "--user-limit",
+        "3",
+        "--ip-limit",
+        "20",
+        "--rate-limit",
+        "40",
+        "--report",
+        &format!("json:{}", json.display()),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let cases = specwire_protocol::conformance::cases_of("subscription").count();
+    assert_eq!(report["summary"]["pass"], cases, "{report:#}");
+    // Without the limits and the heartbeat wait, exactly those cases skip;
+    // the secret may come from the environment.
+    let output = support::specwire()
+        .args(["conformance", "subscription", "--target", &endpoint])
+        .env("SPECWIRE_JWT_SECRET", "cli-test-secret")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains(&format!("{cases} cases: {} passed", cases - 4)),
+        "{}",
+        text(&output)
+    );
+    // A bundle of a subscription case replays against the hub (it passes
+    // there now).
+    let bundle = dir.join("bundle.json");
+    let written = serde_json::json!({
+        "format": "specwire-conformance-replay/1", "family": "subscription",
+        "case": "subscription.routing.task-to-project", "target": endpoint,
+        "reason": "an earlier failure", "transcript": []
+    });
+    std::fs::write(&bundle, written.to_string()).unwrap();
+    let output = specwire(&[
+        "conformance",
+        "replay",
+        bundle.to_str().unwrap(),
+        "--secret-file",
+        secret.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("passes now"), "{}", text(&output));
+    // A wrong secret is a harness error that says so, not a failure.
+    let output = specwire(&[
+        "conformance",
+        "subscription",
+        "--target",
+        &endpoint,
+        "--secret",
+        "not-the-secret",
+        "--only",
+        "subscription.routing.task-to-task",
+    ]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(text(&output).contains("--secret"), "{}", text(&output));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn subscription_usage_errors_are_explained() {
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["conformance", "subscription", "--secret", "s"],
+            "--target",
+        ),
+        (
+            &[
+                "conformance",
+                "subscription",
+                "--target",
+                "ws://127.0.0.1:1/ws/user",
+                "--secret",
+                "s",
+            ],
+            "has a path",
+        ),
+        (
+            &[
+                "conformance",
+                "subscription",
+                "--target",
+                "ws://127.0.0.1:1",
+                "--secret",
+                "s",
+                "--user-limit",
+                "0",
+            ],
+            "at least 1",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = specwire(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output));
+        assert!(
+            text(&output).contains(expected),
+            "{args:?}: {}",
+            text(&output)
+        );
+    }
+    let output = support::specwire()
+        .args([
+            "conformance",
+            "subscription",
+            "--target",
+            "ws://127.0.0.1:1",
+        ])
+        .env_remove("SPECWIRE_JWT_SECRET")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("no JWT secret"), "{}", text(&output));
+}
+
+#[test]
+fn the_reference_hub_conforms_to_the_device_suite() {
+    let dir = scratch("device");
+    let registry = workspace().join("schema/device/commands.json");
+    let registry = registry.to_str().unwrap();
+    let (_hub, endpoint) = serve_device(&["--ping-interval", "200ms", "--stale-timeout", "1s"]);
+    let listed = specwire(&["conformance", "device", "--list"]);
+    for spec in specwire_protocol::conformance::cases_of("device") {
+        assert!(text(&listed).contains(spec.id), "{} missing", spec.id);
+    }
+    let json = dir.join("report.json");
+    let output = specwire(&[
+        "conformance",
+        "device",
+        "--target",
+        &endpoint,
+        "--registry",
+        registry,
+        "--ping-interval",
+        "200ms",
+        "--stale-timeout",
+        "1s",
+        "--replay-dir",
+        dir.join("replays").to_str().unwrap(),
+        "--report",
+        &format!("json:{}", json.display()),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let cases = specwire_protocol::conformance::cases_of("device").count();
+    assert_eq!(report["summary"]["pass"], cases, "{report:#}");
+    // Without the hub's durations, exactly the three liveness cases skip,
+    // and say which option they need.
+    let output = specwire(&[
+        "conformance",
+        "device",
+        "--target",
+        &endpoint,
+        "--registry",
+        registry,
+        "--replay-dir",
+        dir.join("replays").to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let shown = text(&output);
+    assert!(
+        shown.contains(&format!("{cases} cases: {} passed", cases - 3)),
+        "{shown}"
+    );
+    assert!(shown.contains("--stale-timeout"), "{shown}");
+    // A bundle of a device case replays against the hub (it passes there
+    // now); the registry comes with the replay.
+    let bundle = dir.join("bundle.json");
+    let written = serde_json::json!({
+        "format": "specwire-conformance-replay/1", "family": "device",
+        "case": "device.command.to-all", "target": endpoint,
+        "reason": "an earlier failure", "transcript": []
+    });
+    std::fs::write(&bundle, written.to_string()).unwrap();
+    let output = specwire(&[
+        "conformance",
+        "replay",
+        bundle.to_str().unwrap(),
+        "--registry",
+        registry,
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("passes now"), "{}", text(&output));
+    // Without the registry, a replay is a usage error that says so.
+    let output = specwire(&["conformance", "replay", bundle.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("--registry"), "{}", text(&output));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn device_usage_errors_are_explained() {
+    let registry = workspace().join("schema/device/commands.json");
+    let registry = registry.to_str().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["conformance", "device", "--registry", registry],
+            "--target",
+        ),
+        (
+            &["conformance", "device", "--target", "ws://127.0.0.1:1"],
+            "--registry",
+        ),
+        (
+            &[
+                "conformance",
+                "device",
+                "--target",
+                "ws://127.0.0.1:1",
+                "--registry",
+                "no-such-registry.json",
+            ],
+            "no-such-registry.json",
+        ),
+        (
+            &[
+                "conformance",
+                "device",
+                "--target",
+                "ws://127.0.0.1:1",
+                "--registry",
+                registry,
+                "--stale-timeout",
+                "0s",
+            ],
+            "above zero",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = specwire(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output));
+        assert!(
+            text(&output).contains(expected),
+            "{args:?}: {}",
+            text(&output)
+        );
+    }
+    // A hub that is not there is a harness error (exit 3), not a failure.
+    let output = specwire(&[
+        "conformance",
+        "device",
+        "--target",
+        "ws://127.0.0.1:1",
+        "--registry",
+        registry,
+        "--timeout",
+        "1s",
+        "--replay-dir",
+        scratch("device-unreachable").to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(
+        text(&output).contains("cannot connect"),
+        "{}",
+        text(&output)
+    );
 }

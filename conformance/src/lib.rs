@@ -17,16 +17,21 @@
 //!   (WebSocket or TCP) that records and validates every message.
 //! - [`task`]: a task provider at `ws://` or `wss://`.
 //! - [`discovery`]: the UDP discovery side of a provider.
+//! - [`subscription`]: an event hub at `ws://` or `wss://`, given its JWT secret.
+//! - [`device`]: a device hub at `ws://` or `wss://`, given its command
+//!   registry (text lines, checked against the device grammar).
 //! - [`runner`]: selection (`--only`, `--skip`), observers, expected failures.
 //! - [`report`]: the JSON, JUnit and HTML reports, the terminal summary, the
 //!   exit status.
 //! - [`replay`]: bundles of failed cases that `specwire conformance replay` runs again.
 
+pub mod device;
 pub mod discovery;
 pub mod replay;
 pub mod report;
 pub mod runner;
 pub mod session;
+pub mod subscription;
 pub mod suite;
 pub mod task;
 pub mod transcript;

@@ -18,6 +18,7 @@
 //! `specwire_protocol` types and is checked against its schema.
 
 pub mod clock;
+pub mod device;
 pub mod discovery;
 pub mod net;
 pub mod subscription;

@@ -49,6 +49,10 @@ impl WsService for Echo {
                 outbox,
                 path: path.to_owned(),
             }),
+            "/bearer" if net::http::bearer_token(request) == Some("t0k3n") => Ok(EchoSession {
+                outbox,
+                path: "/echo".to_owned(),
+            }),
             _ => Err(response(StatusCode::NOT_FOUND, "no such path")),
         }
     }
@@ -145,9 +149,25 @@ async fn a_session_echoes_and_unknown_paths_are_refused_with_their_status() {
     round_trip(&mut ws, "one").await;
     let url = format!("{}/nope", server.endpoint());
     match within("refusal", net::connect(&url, &[], PATIENCE)).await {
-        Err(net::ConnectError::Failed(error)) => assert!(error.contains("404"), "{error}"),
+        Err(error) => assert_eq!(error.http_status(), Some(404), "{error}"),
         other => panic!("{:?}", other.map(|_| ())),
     }
+}
+
+#[tokio::test]
+async fn a_bearer_token_reaches_the_service_in_the_header() {
+    let server = echo_server(|_| {}).await;
+    let url = format!("{}/bearer", server.endpoint());
+    let connector = net::Connector::new(url, &[], PATIENCE).expect("a connector");
+    let refused = within("refusal", connector.clone().connect()).await;
+    assert_eq!(
+        refused.err().and_then(|error| error.http_status()),
+        Some(404)
+    );
+    let (mut ws, _) = within("connect", connector.with_bearer("t0k3n").connect())
+        .await
+        .expect("accepted with the header");
+    round_trip(&mut ws, "with a bearer").await;
 }
 
 #[tokio::test]

@@ -6,6 +6,9 @@
 //!   fails the test after a limit.
 //! - [`paths`]: the workspace root and files in it; scratch directories.
 //! - [`net`]: a free UDP port (a private discovery port per test).
+//! - [`browser`]: headless Chromium and playwright-core
+//!   (`web/setup-browser-env`), or a skip when `SPECWIRE_SKIP_BROWSER_TESTS`
+//!   is set.
 //! - [`python`]: the interop virtualenv (`interop/setup-python-env`), or a
 //!   skip when `SPECWIRE_SKIP_PYTHON_INTEROP` is set.
 //! - [`tls`]: a self-signed certificate for `localhost` and `127.0.0.1`.
@@ -30,6 +33,7 @@
 //! `expect`s below are test failures with a reason, not production panics.
 
 pub mod accept;
+pub mod browser;
 pub mod net;
 pub mod paths;
 pub mod process;
@@ -39,6 +43,7 @@ pub mod tls;
 pub mod wait;
 
 pub use accept::Acceptor;
+pub use browser::{browser_env, BrowserEnv};
 pub use net::free_udp_port;
 pub use paths::{scratch, temp_dir, workspace};
 pub use process::{Pipe, Running};

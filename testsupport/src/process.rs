@@ -116,15 +116,22 @@ impl Running {
 
     /// Waits (at most [`PROCESS_PATIENCE`]) for the exit; returns the
     /// status and the rest of stdout and stderr.
-    pub fn finish(mut self) -> (ExitStatus, String, String) {
-        let deadline = Instant::now() + PROCESS_PATIENCE;
+    pub fn finish(self) -> (ExitStatus, String, String) {
+        self.finish_within(PROCESS_PATIENCE)
+    }
+
+    /// Waits (at most `limit`) for the exit, for a process whose own work
+    /// takes longer than [`PROCESS_PATIENCE`] (a browser run); returns the
+    /// status and the rest of stdout and stderr.
+    pub fn finish_within(mut self, limit: Duration) -> (ExitStatus, String, String) {
+        let deadline = Instant::now() + limit;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("poll the child") {
                 break status;
             }
             assert!(
                 Instant::now() < deadline,
-                "process did not exit within {PROCESS_PATIENCE:?}; saw:\n{}",
+                "process did not exit within {limit:?}; saw:\n{}",
                 self.seen.join("\n")
             );
             std::thread::sleep(Duration::from_millis(20));

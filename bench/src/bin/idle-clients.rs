@@ -12,7 +12,11 @@
 //! flight, then checks every one: a WebSocket ping must be answered by a
 //! pong (`--verify ping`, the default, touches nothing but the WebSocket
 //! layer), or a `GetStatus` for an unknown task by an `Error`
-//! (`--verify get-status`, the whole message path). It warns when the
+//! (`--verify get-status`, the whole message path), or, for a device hub
+//! (seed 002), `id:idle-<uuid>` then the text `ping` by the text `pong`
+//! (`--verify device`: each connection is then a registered device; the
+//! hub's own `ping`s are not answered, so keep `--hold` under its stale
+//! timeout). It warns when the
 //! provider's own open-file limit is below N. At the end it closes every
 //! connection with the close handshake.
 //!
@@ -102,6 +106,9 @@ enum Verify {
     Ping,
     /// A `GetStatus` for an unknown task, answered with an `Error`.
     GetStatus,
+    /// `id:idle-<uuid>` (a device registers), then the text `ping`,
+    /// answered with the text `pong` (device hubs, seed 002).
+    Device,
 }
 
 fn config() -> WebSocketConfig {
@@ -140,6 +147,14 @@ async fn verify(ws: &mut Ws, how: Verify, timeout: Duration) -> Result<(), Strin
                     .await
                     .map_err(|error| format!("GetStatus: {error}"))?
             }
+            Verify::Device => {
+                let id = format!("id:idle-{}", uuid::Uuid::new_v4().simple());
+                for line in [id, "ping".to_owned()] {
+                    ws.send(Frame::text(line))
+                        .await
+                        .map_err(|error| format!("device: {error}"))?;
+                }
+            }
         }
         loop {
             match ws.next().await {
@@ -154,6 +169,12 @@ async fn verify(ws: &mut Ws, how: Verify, timeout: Duration) -> Result<(), Strin
                         other => Err(format!("expected an Error, got {other:?}")),
                     };
                 }
+                Some(Ok(Frame::Text(text))) if how == Verify::Device => match text.as_str() {
+                    "pong" => return Ok(()),
+                    // The hub's own ping to its devices.
+                    "ping" => continue,
+                    other => return Err(format!("expected pong, got `{other}`")),
+                },
                 Some(Ok(Frame::Close(close))) => return Err(format!("closed: {close:?}")),
                 Some(Ok(_)) => continue,
             }

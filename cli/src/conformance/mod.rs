@@ -8,7 +8,9 @@
 //! struct implementing [`SuiteArgs`].
 
 mod common;
+mod device;
 mod discovery;
+mod subscription;
 mod task;
 
 use std::future::Future;
@@ -16,15 +18,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
 
+use specwire_conformance::device::DeviceSuite;
 use specwire_conformance::replay::Bundle;
 use specwire_conformance::report::Report;
+use specwire_conformance::subscription::SubscriptionSuite;
 use specwire_conformance::suite::Suite;
 use specwire_conformance::task::TaskSuite;
 use specwire_conformance::verdict::Verdict;
 use specwire_protocol::conformance::CaseSpec;
 
 use common::{expected, finish, list, report_paths, selection, Common, Progress};
+use device::{DeviceArgs, DeviceSettings};
 use discovery::DiscoveryArgs;
+use subscription::{HubSettings, SubscriptionArgs};
 use task::{TargetArgs, TaskArgs};
 
 #[derive(clap::Args)]
@@ -39,10 +45,68 @@ enum Family {
     Task(TaskArgs),
     /// Check the UDP discovery side of a provider.
     Discovery(DiscoveryArgs),
-    /// The subscription family (no cases yet).
-    Subscription(Pending),
-    /// The device family (no cases yet).
-    Device(Pending),
+    /// Check an event hub at ws:// or wss:// (seed 001, PROFILE.md), given its JWT secret
+    ///
+    /// The suite mints its own tokens with the secret (--secret-file F, the
+    /// SPECWIRE_JWT_SECRET environment variable, or --secret S), crafts the
+    /// bad ones (another secret, expired, `alg: none`, HS384, no `sub`), and
+    /// drives routing through the profile's publish API: an admin token
+    /// (claim `role: "admin"`) sends `{"type":"publish","data":<event>}`, so
+    /// any hub that implements the profile can be checked. Every case uses
+    /// resource ids of its own; an event that must not arrive is shown not
+    /// to by a later event that does (events arrive in publication order).
+    ///
+    /// Cases that need to know the hub's settings are skipped without them:
+    /// --ping-wait (the JSON heartbeat), --rate-limit, --user-limit and
+    /// --ip-limit (the limits). `--list` shows every case with its level
+    /// and needs.
+    ///
+    /// Example, against `specwire serve subscription` with its defaults:
+    ///
+    ///   specwire conformance subscription --target ws://127.0.0.1:8081 \
+    ///     --secret-file secret.txt --ping-wait 35s --rate-limit 50 \
+    ///     --user-limit 10 --ip-limit 50 --html report.html
+    ///
+    /// Exit status: 0 every MUST case passed (SHOULD failures are warnings),
+    /// 1 a MUST case failed, 2 usage error, 3 a harness error.
+    #[command(verbatim_doc_comment)]
+    Subscription(SubscriptionArgs),
+    /// Check a device hub at ws:// or wss:// (seed 002, PROFILE.md), given its command registry
+    ///
+    /// Devices register with `id:<deviceId>`, clients subscribe with `s`,
+    /// `ping` gets `pong`, device data reaches every subscriber as
+    /// `<deviceId>:<data>`, and `cmd:<target>:<command>:<parameters>` goes
+    /// to one device or `all`. The suite learns the hub's commands from
+    /// --registry (the `commands.json` the hub loads) and sends only those,
+    /// with parameter values of their types. Every line it sends is checked
+    /// against the device grammar, and every line the hub sends too
+    /// (device.grammar.hub-lines). Every case uses device ids of its own;
+    /// that nothing was answered or forwarded is shown by the `pong` of a
+    /// later `ping`, never by waiting, so the suite takes well under a
+    /// second against a local hub.
+    ///
+    /// The liveness cases take as long as the hub's own durations, which
+    /// the suite cannot guess: --ping-interval D (device.liveness.hub-ping
+    /// waits up to 2 D) and --stale-timeout D (device.liveness.any-frame
+    /// and device.liveness.stale-drop take 1.5 D to 2 D). Without them those
+    /// cases are skipped. With the profile's 10 s and 30 s the run takes
+    /// about 90 s; a hub started with shorter ones is quicker.
+    /// `--list` shows every case with its level and needs.
+    ///
+    /// Example, against a hub started with
+    /// `specwire serve device --registry schema/device/commands.json --ping-interval 200ms --stale-timeout 1s`:
+    ///
+    ///   specwire conformance device --target ws://127.0.0.1:5000 \
+    ///     --registry schema/device/commands.json \
+    ///     --ping-interval 200ms --stale-timeout 1s --html report.html
+    ///
+    /// A failed case writes a replay bundle (--replay-dir); run it again
+    /// with `specwire conformance replay BUNDLE --registry FILE`.
+    ///
+    /// Exit status: 0 every MUST case passed (SHOULD failures are warnings),
+    /// 1 a MUST case failed, 2 usage error, 3 a harness error.
+    #[command(verbatim_doc_comment)]
+    Device(DeviceArgs),
     /// The chat family (no cases yet).
     Chat(Pending),
     /// The uart family (no cases yet).
@@ -58,6 +122,12 @@ struct ReplayArgs {
     file: PathBuf,
     #[command(flatten)]
     target: TargetArgs,
+    /// For a subscription bundle: the hub's secret and settings.
+    #[command(flatten)]
+    hub: HubSettings,
+    /// For a device bundle: the hub's registry and durations.
+    #[command(flatten)]
+    device: DeviceSettings,
 }
 
 #[derive(clap::Args)]
@@ -98,10 +168,9 @@ async fn dispatch(args: Args) -> Result<ExitCode, String> {
         Family::Task(task) => run_suite(task).await,
         Family::Discovery(discovery) => run_suite(discovery).await,
         Family::Replay(replay) => run_replay(replay).await,
-        Family::Subscription(pending)
-        | Family::Device(pending)
-        | Family::Chat(pending)
-        | Family::Uart(pending) => {
+        Family::Subscription(subscription) => run_suite(subscription).await,
+        Family::Device(device) => run_suite(device).await,
+        Family::Chat(pending) | Family::Uart(pending) => {
             let _ = pending;
             Err(
                 "this family has no conformance cases yet (see generated/docs/conformance.md)"
@@ -147,19 +216,11 @@ async fn run_suite<A: SuiteArgs>(args: A) -> Result<ExitCode, String> {
 
 async fn run_replay(args: ReplayArgs) -> Result<ExitCode, String> {
     let bundle = Bundle::read(&args.file)?;
-    if bundle.family != "task" {
-        return Err(format!(
-            "{}: replay of {} bundles is not supported yet",
-            args.file.display(),
-            bundle.family
-        ));
-    }
     let endpoint = args
         .target
         .target
         .clone()
         .unwrap_or_else(|| bundle.target.clone());
-    let target = args.target.task_target(Some(&endpoint)).await?;
     println!(
         "replaying {} against {endpoint} (it failed with: {})",
         bundle.case, bundle.reason
@@ -168,8 +229,36 @@ async fn run_replay(args: ReplayArgs) -> Result<ExitCode, String> {
         let steps: Vec<String> = steps.iter().map(ToString::to_string).collect();
         println!("steps: {}", steps.join(", "));
     }
-    let result =
-        specwire_conformance::suite::replay::<TaskSuite>(&target, &bundle.clone().typed()?).await?;
+    let result = match bundle.family.as_str() {
+        "task" => {
+            let target = args.target.task_target(Some(&endpoint)).await?;
+            specwire_conformance::suite::replay::<TaskSuite>(&target, &bundle.clone().typed()?)
+                .await?
+        }
+        "subscription" => {
+            let mut target = args.hub.target(&endpoint)?;
+            args.target
+                .shared_into(&mut target.extra_roots, &mut target.reply_timeout);
+            specwire_conformance::suite::replay::<SubscriptionSuite>(
+                &target,
+                &bundle.clone().typed()?,
+            )
+            .await?
+        }
+        "device" => {
+            let mut target = args.device.target(&endpoint).await?;
+            args.target
+                .shared_into(&mut target.extra_roots, &mut target.reply_timeout);
+            specwire_conformance::suite::replay::<DeviceSuite>(&target, &bundle.clone().typed()?)
+                .await?
+        }
+        family => {
+            return Err(format!(
+                "{}: replay of {family} bundles is not supported yet",
+                args.file.display()
+            ))
+        }
+    };
     for line in result.transcript.lines() {
         println!("{line}");
     }

@@ -77,6 +77,13 @@ pub(super) struct TargetArgs {
 }
 
 impl TargetArgs {
+    /// What a replay of another family's bundle takes from these options:
+    /// the CA certificates and the reply timeout.
+    pub(super) fn shared_into(&self, extra_roots: &mut Vec<PathBuf>, timeout: &mut Duration) {
+        extra_roots.clone_from(&self.ca_cert);
+        *timeout = self.timeout;
+    }
+
     /// The task target these options describe (`endpoint` overrides
     /// `--target`).
     pub(super) async fn task_target(&self, endpoint: Option<&str>) -> Result<TaskTarget, String> {

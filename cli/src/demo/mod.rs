@@ -6,6 +6,7 @@ use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod device;
 mod subscription;
 mod task;
 
@@ -25,12 +26,16 @@ enum Family {
     /// worker and system events, and who got what, checked against the
     /// routing table.
     Subscription,
+    /// The device hub on loopback: five virtual devices, a watcher, a
+    /// command to one device and to all, unknown ones refused.
+    Device,
 }
 
 pub fn run(args: Args) -> ExitCode {
     match args.family {
         Family::Task(args) => run_demo("task", task::demo(args)),
         Family::Subscription => run_demo("subscription", subscription::demo()),
+        Family::Device => run_demo("device", device::demo()),
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod device;
 mod subscription;
 mod task;
 
@@ -42,6 +43,18 @@ enum Family {
     /// Prints `listening on ws://ADDR` once ready; Ctrl-C (or SIGTERM)
     /// closes every connection with the close handshake.
     Subscription(subscription::HubArgs),
+    /// Serve the device family: the device hub and its web console.
+    ///
+    /// Devices connect over WebSocket and register with `id:<deviceId>`;
+    /// any other line from a device is data, relayed to every subscriber
+    /// (`s`) as `<deviceId>:<data>`; `cmd:<target>:<command>:<parameters>`
+    /// goes to one device or `all` when the registry (--registry, a file or
+    /// an http(s):// URL) names the command. The same port serves the web
+    /// console to a browser at http://ADDR/.
+    ///
+    /// Prints `listening on ws://ADDR` once ready; Ctrl-C (or SIGTERM)
+    /// closes every connection with the close handshake.
+    Device(device::DeviceArgs),
 }
 
 /// TLS for a server: both flags or neither.
@@ -71,6 +84,9 @@ pub fn run(args: Args) -> ExitCode {
     match args.family {
         Family::Task(args) => crate::run_async("specwire serve task", async {
             exit("specwire serve task", task::serve_task(args).await)
+        }),
+        Family::Device(args) => crate::run_async("specwire serve device", async {
+            exit("specwire serve device", device::serve_device(args).await)
         }),
         Family::Subscription(args) => crate::run_async("specwire serve subscription", async {
             exit(

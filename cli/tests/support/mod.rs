@@ -62,3 +62,17 @@ pub fn serve_subscription(secret_file: &std::path::Path, extra: &[&str]) -> (Run
     let endpoint = hub.endpoint();
     (hub, endpoint)
 }
+
+/// `specwire serve device` on `127.0.0.1:0` with the project's registry
+/// (`schema/device/commands.json`) and `extra` options, once it listens,
+/// and its endpoint (`ws://127.0.0.1:PORT`).
+pub fn serve_device(extra: &[&str]) -> (Running, String) {
+    let registry = specwire_testsupport::workspace().join("schema/device/commands.json");
+    let mut command = specwire();
+    command.args(["serve", "device", "--bind", "127.0.0.1:0", "--registry"]);
+    command.arg(registry);
+    command.args(extra);
+    let mut hub = Running::start(&mut command);
+    let endpoint = hub.endpoint();
+    (hub, endpoint)
+}

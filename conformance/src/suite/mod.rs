@@ -8,10 +8,12 @@
 //! [`CaseContext`] (`Deref`), a [`Registry`] made with
 //! [`cases!`](crate::cases), and an `impl Suite`; the registry test is one
 //! call of [`check`] (`every catalog ID has exactly one implementation, and
-//! every implementation a catalog ID`).
+//! every implementation a catalog ID`). A family's generated sessions
+//! can run through [`run_sessions`] (seeds, budget, shrinking).
 
 mod context;
 mod registry;
+mod sessions;
 
 use std::fmt::Display;
 use std::future::Future;
@@ -28,6 +30,7 @@ use specwire_protocol::conformance::{cases_of, CaseSpec};
 pub(crate) use context::lock;
 pub use context::{join, CaseContext, FailedSession, RunLog};
 pub use registry::{check, Case, CaseFn, Registry};
+pub use sessions::{run_sessions, SessionFn, SessionPlan};
 
 use crate::replay::Bundle;
 use crate::runner::{Observer, Selection};

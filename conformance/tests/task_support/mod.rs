@@ -34,11 +34,14 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 mod proxy;
+#[path = "../results.rs"]
+mod results;
 mod rewrite;
 
 // Each test uses a different part of this module.
 #[allow(unused_imports)]
 pub use proxy::{Fault, FaultProxy};
+pub use results::{explain, verdicts, with_verdict};
 
 /// The API key of the authenticated reference provider.
 pub const API_KEY: &str = "specwire-suite-test-key";
@@ -135,50 +138,9 @@ pub async fn run_results(target: &TaskTarget, only: &[&str]) -> Vec<CaseResult> 
     task::run(target, &selection, &mut ()).await
 }
 
-/// The verdict names of a run, by case id.
-pub fn verdicts(results: &[CaseResult]) -> BTreeMap<&'static str, &'static str> {
-    results
-        .iter()
-        .map(|result| (result.spec.id, result.verdict.name()))
-        .collect()
-}
-
 /// Runs the suite and returns case id → verdict name.
 pub async fn run_suite(target: TaskTarget, only: &[&str]) -> BTreeMap<&'static str, &'static str> {
     verdicts(&run_results(&target, only).await)
-}
-
-/// The ids of the cases with verdict `name`.
-pub fn with_verdict<'a>(results: &'a [CaseResult], name: &str) -> Vec<&'a str> {
-    results
-        .iter()
-        .filter(|result| result.verdict.name() == name)
-        .map(|result| result.spec.id)
-        .collect()
-}
-
-/// Every non-passing case with its reason (and, for failures and harness
-/// errors, its transcript): what an assertion message shows.
-pub fn explain(results: &[CaseResult]) -> String {
-    let mut text = String::new();
-    for result in results {
-        let name = result.verdict.name();
-        if name == "pass" {
-            continue;
-        }
-        text.push_str(&format!(
-            "\n{} [{}]: {}",
-            result.spec.id,
-            name,
-            result.verdict.reason().unwrap_or("")
-        ));
-        if name != "skip" {
-            for line in result.transcript.lines() {
-                text.push_str(&format!("\n      {line}"));
-            }
-        }
-    }
-    text
 }
 
 /// The first seed from [`DEFAULT_SEED`] whose own session assigns a task

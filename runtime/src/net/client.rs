@@ -98,6 +98,17 @@ impl ConnectError {
     pub fn is_untrusted_certificate(&self) -> bool {
         matches!(self, ConnectError::Failed(text) if text.contains("invalid peer certificate"))
     }
+
+    /// The HTTP status of a refused handshake (`404` for a path the server
+    /// does not serve), when the server answered with one instead of
+    /// upgrading: tungstenite reports those as "HTTP error: 404 Not Found".
+    pub fn http_status(&self) -> Option<u16> {
+        let ConnectError::Failed(text) = self else {
+            return None;
+        };
+        let status = text.strip_prefix("HTTP error: ")?;
+        status.get(..3)?.parse().ok()
+    }
 }
 
 /// Connects to one WebSocket endpoint, again and again: the TLS
@@ -169,13 +180,27 @@ impl Connector {
                 .headers_mut()
                 .insert(http::header::AUTHORIZATION, value);
         }
-        let connecting =
-            tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector);
+        let connecting = tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            Some(client_config()),
+            true,
+            connector,
+        );
         tokio::time::timeout(self.timeout, connecting)
             .await
             .map_err(|_| ConnectError::TimedOut)?
             .map_err(|error| ConnectError::Failed(error.to_string()))
     }
+}
+
+/// Client connections' buffers: tungstenite's default read buffer is
+/// 128 KiB per connection, which a swarm of a thousand simulated devices
+/// (or any client holding many connections) pays in full; messages larger
+/// than the buffer still arrive, over more reads.
+fn client_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(16 * 1024)
 }
 
 /// Connects once to a `ws://` or `wss://` endpoint (trusting
@@ -373,6 +398,17 @@ mod tests {
                 last: "down"
             })
         );
+    }
+
+    #[test]
+    fn a_refused_handshake_tells_its_status() {
+        let refused = ConnectError::Failed("HTTP error: 404 Not Found".into());
+        assert_eq!(refused.http_status(), Some(404));
+        assert_eq!(
+            ConnectError::Failed("connection refused".into()).http_status(),
+            None
+        );
+        assert_eq!(ConnectError::TimedOut.http_status(), None);
     }
 
     #[tokio::test]

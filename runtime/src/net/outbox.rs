@@ -15,6 +15,9 @@
 //! 1008, "outbox full"): a peer that reads this slowly cannot keep up, and
 //! dropping single messages would break the order and completeness every
 //! family promises. Senders treat `Full` like `Closed` (the peer is gone).
+//! When the connection's write is stalled at that moment (the peer stopped
+//! reading), the connection is dropped at once instead: no close frame
+//! could get through.
 //!
 //! ```
 //! use specwire_runtime::net::{Outbox, SendError};
@@ -50,6 +53,8 @@ struct Shared<T> {
     state: AtomicU8,
     /// The close code and reason [`Outbox::end_with`] asked for.
     ending: Mutex<Option<(u16, &'static str)>>,
+    /// Woken when a send finds the queue full.
+    overflow: Notify,
 }
 
 /// The sending and receiving side of one connection's outgoing queue
@@ -94,6 +99,7 @@ impl<T> Outbox<T> {
             ready: Notify::new(),
             state: AtomicU8::new(OPEN),
             ending: Mutex::new(None),
+            overflow: Notify::new(),
         }))
     }
 
@@ -118,6 +124,7 @@ impl<T> Outbox<T> {
                     Ordering::Acquire,
                 );
                 self.0.ready.notify_one();
+                self.0.overflow.notify_one();
                 return Err(SendError::Full);
             }
             queue.push_back(message);
@@ -175,6 +182,13 @@ impl<T> Outbox<T> {
         self.0.state.load(Ordering::Acquire) == OVERFLOWED
     }
 
+    /// Returns once a send has found the queue full.
+    pub async fn overflowed_now(&self) {
+        while !self.overflowed() {
+            self.0.overflow.notified().await;
+        }
+    }
+
     /// Whether [`end`](Self::end) was called.
     pub fn ending(&self) -> bool {
         self.0.state.load(Ordering::Acquire) == ENDING
@@ -204,9 +218,10 @@ impl<T> Outbox<T> {
 
 /// Writes everything queued to `sink` (each message through `wrap`), in
 /// one flush, within `timeout`. A peer that stops reading fills the
-/// socket's buffers and stalls the write; past the timeout this fails and
-/// the connection is dropped (the outbox refuses more meanwhile, so what a
-/// stalled peer costs stays bounded).
+/// socket's buffers and stalls the write; the write fails (and the
+/// connection is dropped) when the outbox overflows meanwhile or the
+/// timeout passes, whichever is first, so what a stalled peer costs stays
+/// bounded and its end does not wait for the timeout.
 pub(crate) async fn write_queued<T, U, K>(
     sink: &mut K,
     outbox: &Outbox<T>,
@@ -229,9 +244,17 @@ where
         }
         sink.flush().await.map_err(|error| error.to_string())
     };
-    tokio::time::timeout(timeout, write)
-        .await
-        .map_err(|_| format!("write stalled for {timeout:?}: the peer is not reading"))?
+    let stalled = |_| format!("write stalled for {timeout:?}: the peer is not reading");
+    if outbox.overflowed() {
+        // Writing what was queued before the overflow, then the close.
+        return tokio::time::timeout(timeout, write)
+            .await
+            .map_err(stalled)?;
+    }
+    tokio::select! {
+        written = tokio::time::timeout(timeout, write) => written.map_err(stalled)?,
+        () = outbox.overflowed_now() => Err("the outbox overflowed while a write was stalled: the peer reads too slowly".to_owned()),
+    }
 }
 
 /// Closes the outbox when the connection's task ends, however it ends.

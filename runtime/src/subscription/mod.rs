@@ -29,9 +29,11 @@
 //! counted in [`HubStats::slow_closed`]; it misses what it did not read,
 //! and its client sees a reconnect, which the [`Subscriber`] reports as a
 //! possible gap. A subscriber that stops reading altogether also stalls
-//! the socket's writes; after [`Limits::write_timeout`] the connection is
-//! dropped. Either way a stalled subscriber costs the hub at most its
-//! queue plus the socket's buffers.
+//! the socket's writes: when its queue then fills, the connection is
+//! dropped at once (no close frame could get through), and a write stalled
+//! longer than [`Limits::write_timeout`] is dropped too. Either way a
+//! stalled subscriber costs the hub at most its queue plus the socket's
+//! buffers.
 //!
 //! [`Limits::write_timeout`]: crate::net::Limits::write_timeout
 

@@ -424,15 +424,28 @@ impl fmt::Display for Violation {
         write!(f, "{path}: {} [{}", self.message, self.keyword)?;
         match &self.expected {
             Some(expected)
-                if !matches!(
-                    self.keyword.as_str(),
-                    "required" | "type" | "pattern" | "additionalProperties"
-                ) =>
+                if shows_plainly(expected)
+                    && !matches!(
+                        self.keyword.as_str(),
+                        "required" | "type" | "pattern" | "additionalProperties"
+                    ) =>
             {
                 write!(f, ", expected {expected}]")
             }
             _ => f.write_str("]"),
         }
+    }
+}
+
+/// Whether an expected value is worth printing: a bound, a const, an enum
+/// of scalars; not a subschema (a `oneOf` would quote every branch).
+fn shows_plainly(expected: &Value) -> bool {
+    match expected {
+        Value::Object(_) => false,
+        Value::Array(items) => items
+            .iter()
+            .all(|item| !item.is_object() && !item.is_array()),
+        _ => true,
     }
 }
 
@@ -818,6 +831,29 @@ mod tests {
         }
         // Mixed pointers fall back to the scan.
         assert!(Dispatch::build(SPECS).is_none());
+    }
+
+    #[test]
+    fn subschemas_are_not_quoted_as_expected_values() {
+        let violation = |keyword: &str, expected: Value| Violation {
+            instance_path: "/data".into(),
+            schema_path: String::new(),
+            keyword: keyword.into(),
+            expected: Some(expected),
+            message: "no".into(),
+        };
+        let one_of = violation(
+            "oneOf",
+            serde_json::json!([{"type": "object"}, {"type": "string"}]),
+        );
+        assert_eq!(one_of.to_string(), "/data: no [oneOf]");
+        let bound = violation("maximum", serde_json::json!(100));
+        assert_eq!(bound.to_string(), "/data: no [maximum, expected 100]");
+        let choices = violation("enum", serde_json::json!(["a", "b"]));
+        assert_eq!(
+            choices.to_string(),
+            "/data: no [enum, expected [\"a\",\"b\"]]"
+        );
     }
 
     #[test]
