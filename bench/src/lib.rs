@@ -1,10 +1,13 @@
-//! Helpers shared by specwire's load tools (`task-load`, `idle-clients`).
+//! Helpers shared by specwire's load tools (`task-load`, `hub-load`,
+//! `idle-clients`).
 //!
-//! The tools themselves are the binaries; this library only holds what both
-//! need: argument parsing, the loopback check, latency percentiles and the
-//! provider's memory as the kernel reports it.
+//! The tools themselves are the binaries; this library only holds what they
+//! share: argument parsing, the loopback check, latency percentiles, the
+//! provider's memory as the kernel reports it, and the HS256 tokens the
+//! subscription hub wants (minted here with `ring`'s HMAC, independently of
+//! specwire's own token code).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_tungstenite::tungstenite::http::Uri;
 
@@ -182,6 +185,78 @@ pub fn raise_open_files_limit() -> Result<u64, String> {
     }
 }
 
+/// Base64url without padding (RFC 4648 §5), as JWTs use it.
+pub fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// A JWT signed with HS256: `base64url(header).base64url(claims).signature`,
+/// the header and claims given as JSON text.
+pub fn jwt_hs256(secret: &[u8], header: &str, claims: &str) -> String {
+    let signing_input = format!(
+        "{}.{}",
+        base64url(header.as_bytes()),
+        base64url(claims.as_bytes())
+    );
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let tag = ring::hmac::sign(&key, signing_input.as_bytes());
+    format!("{signing_input}.{}", base64url(tag.as_ref()))
+}
+
+/// A subscription-hub token for user `sub`: HS256 with `sub`, `iat`, `exp`
+/// (now + `ttl`) and, for an admin, `"role":"admin"`.
+pub fn hub_token(secret: &[u8], sub: &str, admin: bool, ttl: Duration) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let mut claims = serde_json::json!({"sub": sub, "iat": now, "exp": now + ttl.as_secs()});
+    if admin {
+        claims["role"] = "admin".into();
+    }
+    jwt_hs256(
+        secret,
+        r#"{"alg":"HS256","typ":"JWT"}"#,
+        &claims.to_string(),
+    )
+}
+
+/// The hub's secret from `--secret` or `--secret-file` (trailing newlines
+/// dropped, as `specwire serve subscription --secret-file` does).
+pub fn read_secret(
+    secret: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> Result<Vec<u8>, String> {
+    let bytes = match (secret, file) {
+        (Some(secret), None) => secret.as_bytes().to_vec(),
+        (None, Some(path)) => {
+            let mut bytes = std::fs::read(path)
+                .map_err(|error| format!("--secret-file {}: {error}", path.display()))?;
+            while matches!(bytes.last(), Some(b'\n' | b'\r')) {
+                bytes.pop();
+            }
+            bytes
+        }
+        _ => return Err("give the hub's secret with --secret or --secret-file".to_owned()),
+    };
+    if bytes.is_empty() {
+        return Err("the secret is empty".to_owned());
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +281,34 @@ mod tests {
         assert!(check_loopback("ws://10.0.0.1:8080").is_err());
         assert!(check_loopback("wss://127.0.0.1:8080").is_err());
         assert!(check_loopback("ws://127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn base64url_and_hs256_match_known_vectors() {
+        // RFC 4648 §10 vectors, without padding.
+        let cases = [
+            ("", ""),
+            ("f", "Zg"),
+            ("fo", "Zm8"),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg"),
+        ];
+        for (plain, encoded) in cases {
+            assert_eq!(base64url(plain.as_bytes()), encoded);
+        }
+        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+        // The example token of RFC 7519's debugger site (secret `your-256-bit-secret`).
+        let token = jwt_hs256(
+            b"your-256-bit-secret",
+            r#"{"alg":"HS256","typ":"JWT"}"#,
+            r#"{"sub":"1234567890","name":"John Doe","iat":1516239022}"#,
+        );
+        assert_eq!(
+            token,
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+        );
+        let admin = hub_token(b"s", "root", true, Duration::from_secs(60));
+        assert_eq!(admin.split('.').count(), 3);
     }
 
     #[test]

@@ -23,14 +23,22 @@
 //! ```sh
 //! cargo build --release -p specwire-bench
 //! target/release/idle-clients --endpoint ws://127.0.0.1:PORT --clients 10000 --pid PID \
-//!     [--hold 2s] [--concurrency 256] [--verify ping|get-status] [--label NAME] [--json]
+//!     [--hold 2s] [--concurrency 256] [--verify ping|get-status] [--label NAME] [--json] \
+//!     [--path /ws/experiments/E --secret-file SECRET]
 //! ```
+//!
+//! For a subscription hub (seed 001), `--path /ws/experiments/E` (or any of
+//! the hub's paths) is appended to the endpoint and `--secret`/
+//! `--secret-file` gives each connection its own HS256 token (`sub`
+//! `idle-<n>`) in `?token=`; every connection is then an authenticated
+//! subscriber. Start the hub with its per-user/per-IP/total limits above N.
 //!
 //! Every await is bounded by `--timeout`, and the whole run by a hard cap.
 //! Loopback endpoints only. `bench/run-task-bench` runs it for the specwire
 //! provider at 1,000 and 10,000 connections and for the Python baseline at
-//! 1,000.
+//! 1,000; `bench/run-hub-bench` likewise for the subscription hubs.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -38,7 +46,8 @@ use clap::{Parser, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use specwire_bench::{
-    check_loopback, memory, open_files_limit, parse_duration, raise_open_files_limit, Memory,
+    check_loopback, hub_token, memory, open_files_limit, parse_duration, raise_open_files_limit,
+    read_secret, Memory,
 };
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -78,6 +87,17 @@ struct Args {
     /// Print one JSON line instead of the human-readable report.
     #[arg(long)]
     json: bool,
+    /// A path appended to the endpoint, e.g. `/ws/experiments/e1` for a
+    /// subscription hub.
+    #[arg(long, default_value = "")]
+    path: String,
+    /// A subscription hub's HS256 secret: each connection gets its own
+    /// token (`sub` `idle-<n>`) in `?token=`.
+    #[arg(long, conflicts_with = "secret_file")]
+    secret: Option<String>,
+    /// A file holding the hub's secret (trailing newlines are dropped).
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -176,11 +196,29 @@ struct Outcome {
     connect_time: Duration,
 }
 
-async fn measure(args: &Args) -> Result<Outcome, String> {
+/// The URL of each connection: the endpoint, `--path`, and a token of its
+/// own when a secret is given.
+fn urls(args: &Args, secret: Option<&[u8]>) -> Vec<String> {
+    let base = format!("{}{}", args.endpoint.trim_end_matches('/'), args.path);
+    // Valid for the whole run, however long the hold.
+    let ttl = args.hold + 10 * args.timeout + Duration::from_secs(3600);
+    (0..args.clients)
+        .map(|index| match secret {
+            Some(secret) => format!(
+                "{base}?token={}",
+                hub_token(secret, &format!("idle-{index}"), false, ttl)
+            ),
+            None if args.path.is_empty() => args.endpoint.clone(),
+            None => base.clone(),
+        })
+        .collect()
+}
+
+async fn measure(args: &Args, urls: &[String]) -> Result<Outcome, String> {
     let before = memory(args.pid)?;
     let started = Instant::now();
-    let results: Vec<Result<Ws, String>> = futures_util::stream::iter(0..args.clients)
-        .map(|_| connect(&args.endpoint, args.timeout))
+    let results: Vec<Result<Ws, String>> = futures_util::stream::iter(urls)
+        .map(|url| connect(url, args.timeout))
         .buffer_unordered(args.concurrency.max(1))
         .collect()
         .await;
@@ -256,6 +294,22 @@ fn main() -> ExitCode {
         eprintln!("idle-clients: --clients must be at least 1");
         return ExitCode::from(2);
     }
+    if !(args.path.is_empty() || args.path.starts_with('/')) {
+        eprintln!("idle-clients: --path must start with /");
+        return ExitCode::from(2);
+    }
+    let secret = if args.secret.is_some() || args.secret_file.is_some() {
+        match read_secret(args.secret.as_deref(), args.secret_file.as_deref()) {
+            Ok(secret) => Some(secret),
+            Err(error) => {
+                eprintln!("idle-clients: {error}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
+    let urls = urls(&args, secret.as_deref());
     let own_limit = match raise_open_files_limit() {
         Ok(limit) => limit,
         Err(error) => {
@@ -292,7 +346,8 @@ fn main() -> ExitCode {
     // timeouts deep, plus the hold.
     let rounds = args.clients.div_ceil(args.concurrency.max(1)) as u32;
     let hard_cap = args.hold + 4 * rounds * args.timeout + Duration::from_secs(10);
-    let outcome = runtime.block_on(async { tokio::time::timeout(hard_cap, measure(&args)).await });
+    let outcome =
+        runtime.block_on(async { tokio::time::timeout(hard_cap, measure(&args, &urls)).await });
     runtime.shutdown_timeout(Duration::from_secs(1));
     let outcome = match outcome {
         Ok(Ok(outcome)) => outcome,
@@ -314,6 +369,7 @@ fn main() -> ExitCode {
             "tool": "idle-clients",
             "label": args.label,
             "endpoint": args.endpoint,
+            "path": args.path,
             "pid": args.pid,
             "clients": args.clients,
             "connected": outcome.connected,
