@@ -185,37 +185,6 @@ pub fn raise_open_files_limit() -> Result<u64, String> {
     }
 }
 
-/// Base64url without padding (RFC 4648 §5), as JWTs use it.
-pub fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-        }
-    }
-    out
-}
-
-/// A JWT signed with HS256: `base64url(header).base64url(claims).signature`,
-/// the header and claims given as JSON text.
-pub fn jwt_hs256(secret: &[u8], header: &str, claims: &str) -> String {
-    let signing_input = format!(
-        "{}.{}",
-        base64url(header.as_bytes()),
-        base64url(claims.as_bytes())
-    );
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
-    let tag = ring::hmac::sign(&key, signing_input.as_bytes());
-    format!("{signing_input}.{}", base64url(tag.as_ref()))
-}
-
 /// A subscription-hub token for user `sub`: HS256 with `sub`, `iat`, `exp`
 /// (now + `ttl`) and, for an admin, `"role":"admin"`.
 pub fn hub_token(secret: &[u8], sub: &str, admin: bool, ttl: Duration) -> String {
@@ -226,11 +195,49 @@ pub fn hub_token(secret: &[u8], sub: &str, admin: bool, ttl: Duration) -> String
     if admin {
         claims["role"] = "admin".into();
     }
-    jwt_hs256(
-        secret,
-        r#"{"alg":"HS256","typ":"JWT"}"#,
-        &claims.to_string(),
-    )
+    let key = jsonwebtoken::EncodingKey::from_secret(secret);
+    // Encoding a JSON object with a secret key cannot fail.
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap_or_default()
+}
+
+/// A tokio runtime with `threads` workers (1: the current thread only).
+pub fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, String> {
+    let built = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    };
+    built.map_err(|error| format!("cannot start the tokio runtime: {error}"))
+}
+
+/// Runs `load` on a fresh runtime of `threads` workers, bounded by
+/// `hard_cap`; `Err` when the runtime cannot start or the cap passes.
+pub fn run_bounded<T>(
+    threads: usize,
+    hard_cap: Duration,
+    load: impl std::future::Future<Output = T>,
+) -> Result<T, String> {
+    let runtime = runtime(threads)?;
+    let result = runtime.block_on(async { tokio::time::timeout(hard_cap, load).await });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result.map_err(|_| format!("the run did not end within its hard cap of {hard_cap:?}"))
+}
+
+/// Raises the open-files limit and warns (as `tool`) when it stays below
+/// what `connections` need.
+pub fn ensure_open_files(tool: &str, connections: u64) {
+    match raise_open_files_limit() {
+        Ok(limit) if limit < connections + 64 => eprintln!(
+            "{tool}: warning: this process may open only {limit} files, fewer than {connections} connections need"
+        ),
+        Ok(_) => {}
+        Err(error) => eprintln!("{tool}: warning: {error}"),
+    }
 }
 
 /// The hub's secret from `--secret` or `--secret-file` (trailing newlines
@@ -255,6 +262,63 @@ pub fn read_secret(
         return Err("the secret is empty".to_owned());
     }
     Ok(bytes)
+}
+
+/// What a fan-out run (hub-load, device-load) counted: its rates and its
+/// verdict, computed one way for every tool.
+pub struct Deliveries<'a> {
+    /// Deliveries measured (one message at one receiver).
+    pub measured: u64,
+    /// Deliveries the run should have seen.
+    pub expected: u64,
+    /// The measured window.
+    pub window: Duration,
+    /// Errors seen (lost, repeated, out of order, malformed).
+    pub errors: u64,
+    /// Some of them.
+    pub examples: &'a [String],
+}
+
+impl Deliveries<'_> {
+    /// Deliveries per second over the window.
+    pub fn per_second(&self) -> f64 {
+        let seconds = self.window.as_secs_f64();
+        if seconds > 0.0 {
+            self.measured as f64 / seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// `cpu` per delivery, in µs to two decimals.
+    pub fn cpu_per_delivery_us(&self, cpu: Option<Duration>) -> Option<f64> {
+        cpu.filter(|_| self.measured > 0)
+            .map(|cpu| (cpu.as_secs_f64() * 1e9 / self.measured as f64 / 10.0).round() / 100.0)
+    }
+
+    /// `cpu` over the window, in cores to two decimals.
+    pub fn cores(&self, cpu: Option<Duration>) -> Option<f64> {
+        let seconds = self.window.as_secs_f64();
+        cpu.filter(|_| seconds > 0.0)
+            .map(|cpu| (cpu.as_secs_f64() / seconds * 100.0).round() / 100.0)
+    }
+
+    /// Exit status 1 (the reason on stderr, as `tool`) when there were
+    /// errors or not every delivery was measured.
+    pub fn verdict(&self, tool: &str) -> std::process::ExitCode {
+        if self.errors > 0 {
+            eprintln!("{tool}: failed: {}", self.examples.join("; "));
+            return std::process::ExitCode::from(1);
+        }
+        if self.measured == 0 || self.measured != self.expected {
+            eprintln!(
+                "{tool}: {} of {} deliveries measured",
+                self.measured, self.expected
+            );
+            return std::process::ExitCode::from(1);
+        }
+        std::process::ExitCode::SUCCESS
+    }
 }
 
 #[cfg(test)]
@@ -284,31 +348,21 @@ mod tests {
     }
 
     #[test]
-    fn base64url_and_hs256_match_known_vectors() {
-        // RFC 4648 §10 vectors, without padding.
-        let cases = [
-            ("", ""),
-            ("f", "Zg"),
-            ("fo", "Zm8"),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg"),
-        ];
-        for (plain, encoded) in cases {
-            assert_eq!(base64url(plain.as_bytes()), encoded);
-        }
-        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
-        // The example token of RFC 7519's debugger site (secret `your-256-bit-secret`).
-        let token = jwt_hs256(
-            b"your-256-bit-secret",
-            r#"{"alg":"HS256","typ":"JWT"}"#,
-            r#"{"sub":"1234567890","name":"John Doe","iat":1516239022}"#,
-        );
+    fn hub_tokens_are_hs256_with_the_claims() {
+        let token = hub_token(b"s", "root", true, Duration::from_secs(60));
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        let claims = jsonwebtoken::decode::<serde_json::Value>(
+            &token,
+            &jsonwebtoken::DecodingKey::from_secret(b"s"),
+            &validation,
+        )
+        .unwrap()
+        .claims;
         assert_eq!(
-            token,
-            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+            (claims["sub"].as_str(), claims["role"].as_str()),
+            (Some("root"), Some("admin"))
         );
-        let admin = hub_token(b"s", "root", true, Duration::from_secs(60));
-        assert_eq!(admin.split('.').count(), 3);
     }
 
     #[test]

@@ -59,8 +59,8 @@ use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use specwire_bench::{
-    check_loopback, cpu_time, micros, parse_duration, percentiles, raise_open_files_limit,
-    Percentiles,
+    check_loopback, cpu_time, ensure_open_files, micros, parse_duration, percentiles, run_bounded,
+    Deliveries, Percentiles,
 };
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
@@ -738,75 +738,42 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let connections = (args.devices + args.subscribers) as u64;
-    match raise_open_files_limit() {
-        Ok(limit) if limit < connections + 64 => eprintln!(
-            "device-load: warning: this process may open only {limit} files, fewer than {connections} connections need"
-        ),
-        Ok(_) => {}
-        Err(error) => eprintln!("device-load: warning: {error}"),
-    }
-    let runtime = if args.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()
-    };
-    let runtime = match runtime {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("device-load: cannot start the tokio runtime: {error}");
-            return ExitCode::from(2);
-        }
-    };
+    ensure_open_files("device-load", connections);
     // Connecting (ceil(N / concurrency) handshakes deep, plus the
     // subscribers one by one), sending, and the drain.
     let rounds = args.devices.div_ceil(args.concurrency.max(1)) + args.subscribers;
     let hard_cap = args.duration + (rounds as u32 + 6) * args.timeout + Duration::from_secs(10);
-    let summary = runtime.block_on(async { tokio::time::timeout(hard_cap, load(&args)).await });
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    let Ok(mut summary) = summary else {
-        eprintln!("device-load: the run did not end within its hard cap of {hard_cap:?}");
-        return ExitCode::from(1);
+    let mut summary = match run_bounded(args.threads, hard_cap, load(&args)) {
+        Ok(summary) => summary,
+        Err(error) => {
+            eprintln!("device-load: {error}");
+            return ExitCode::from(1);
+        }
     };
     let latency = percentiles(&mut summary.samples);
     print_report(&args, &summary, &latency);
-    if summary.errors > 0 {
-        eprintln!("device-load: failed: {}", summary.examples.join("; "));
-        return ExitCode::from(1);
+    summary.deliveries().verdict("device-load")
+}
+
+impl Summary {
+    fn deliveries(&self) -> Deliveries<'_> {
+        Deliveries {
+            measured: self.deliveries,
+            expected: self.expected_deliveries,
+            window: self.window,
+            errors: self.errors,
+            examples: &self.examples,
+        }
     }
-    if summary.deliveries == 0 || summary.deliveries != summary.expected_deliveries {
-        eprintln!(
-            "device-load: {} of {} deliveries measured",
-            summary.deliveries, summary.expected_deliveries
-        );
-        return ExitCode::from(1);
-    }
-    ExitCode::SUCCESS
 }
 
 fn print_report(args: &Args, summary: &Summary, latency: &Percentiles) {
+    let counted = summary.deliveries();
     let seconds = summary.window.as_secs_f64();
-    let per_second = |count: u64| {
-        if seconds > 0.0 {
-            count as f64 / seconds
-        } else {
-            0.0
-        }
-    };
-    let deliveries_per_s = per_second(summary.deliveries);
+    let deliveries_per_s = counted.per_second();
     let lines_per_s = deliveries_per_s / summary.subscribers.max(1) as f64;
-    let per_delivery = |cpu: Option<Duration>| {
-        cpu.filter(|_| summary.deliveries > 0)
-            .map(|cpu| (cpu.as_secs_f64() * 1e9 / summary.deliveries as f64 / 10.0).round() / 100.0)
-    };
-    let cores = |cpu: Option<Duration>| {
-        cpu.filter(|_| seconds > 0.0)
-            .map(|cpu| (cpu.as_secs_f64() / seconds * 100.0).round() / 100.0)
-    };
+    let per_delivery = |cpu| counted.cpu_per_delivery_us(cpu);
+    let cores = |cpu| counted.cores(cpu);
     let offered = args.rate.map(|rate| rate * summary.devices as f64);
     if args.json {
         let line = json!({

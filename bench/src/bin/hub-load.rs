@@ -63,8 +63,8 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use specwire_bench::{
-    check_loopback, cpu_time, hub_token, micros, parse_duration, percentiles,
-    raise_open_files_limit, read_secret, Percentiles,
+    check_loopback, cpu_time, ensure_open_files, hub_token, micros, parse_duration, percentiles,
+    read_secret, run_bounded, Deliveries, Percentiles,
 };
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
@@ -788,77 +788,42 @@ fn main() -> ExitCode {
         eprintln!("hub-load: --rate must be a positive number");
         return ExitCode::from(2);
     }
-    match raise_open_files_limit() {
-        Ok(limit) if limit < args.subscribers as u64 + 64 => eprintln!(
-            "hub-load: warning: this process may open only {limit} files, fewer than {} connections need",
-            args.subscribers
-        ),
-        Ok(_) => {}
-        Err(error) => eprintln!("hub-load: warning: {error}"),
-    }
-    let runtime = if args.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()
-    };
-    let runtime = match runtime {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("hub-load: cannot start the tokio runtime: {error}");
-            return ExitCode::from(2);
-        }
-    };
+    ensure_open_files("hub-load", args.subscribers as u64);
     // Connecting (ceil(N / concurrency) handshakes deep), the barrier,
     // publishing, and the drain.
     let rounds = args.subscribers.div_ceil(args.concurrency.max(1)) as u32;
     let hard_cap = args.duration + (rounds + 6) * args.timeout + Duration::from_secs(10);
-    let summary =
-        runtime.block_on(async { tokio::time::timeout(hard_cap, load(&args, &secret)).await });
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    let Ok(mut summary) = summary else {
-        eprintln!("hub-load: the run did not end within its hard cap of {hard_cap:?}");
-        return ExitCode::from(1);
+    let mut summary = match run_bounded(args.threads, hard_cap, load(&args, &secret)) {
+        Ok(summary) => summary,
+        Err(error) => {
+            eprintln!("hub-load: {error}");
+            return ExitCode::from(1);
+        }
     };
     let latency = percentiles(&mut summary.samples);
     print_report(&args, &summary, &latency);
-    if summary.errors > 0 {
-        eprintln!("hub-load: failed: {}", summary.examples.join("; "));
-        return ExitCode::from(1);
+    summary.deliveries().verdict("hub-load")
+}
+
+impl Summary {
+    fn deliveries(&self) -> Deliveries<'_> {
+        Deliveries {
+            measured: self.deliveries,
+            expected: self.expected_deliveries,
+            window: self.window,
+            errors: self.errors,
+            examples: &self.examples,
+        }
     }
-    if summary.deliveries == 0 || summary.deliveries != summary.expected_deliveries {
-        eprintln!(
-            "hub-load: {} of {} deliveries measured",
-            summary.deliveries, summary.expected_deliveries
-        );
-        return ExitCode::from(1);
-    }
-    ExitCode::SUCCESS
 }
 
 fn print_report(args: &Args, summary: &Summary, latency: &Percentiles) {
+    let counted = summary.deliveries();
     let seconds = summary.window.as_secs_f64();
-    let per_second = |count: u64| {
-        if seconds > 0.0 {
-            count as f64 / seconds
-        } else {
-            0.0
-        }
-    };
-    let deliveries_per_s = per_second(summary.deliveries);
+    let deliveries_per_s = counted.per_second();
     let events_per_s = deliveries_per_s / summary.connected.max(1) as f64;
-    let per_delivery = |cpu: Option<Duration>| {
-        cpu.filter(|_| summary.deliveries > 0)
-            .map(|cpu| (cpu.as_secs_f64() * 1e9 / summary.deliveries as f64 / 10.0).round() / 100.0)
-    };
-    let cores = |cpu: Option<Duration>| {
-        cpu.filter(|_| seconds > 0.0)
-            .map(|cpu| (cpu.as_secs_f64() / seconds * 100.0).round() / 100.0)
-    };
+    let per_delivery = |cpu| counted.cpu_per_delivery_us(cpu);
+    let cores = |cpu| counted.cores(cpu);
     let mix: Vec<String> = args
         .mix
         .iter()

@@ -55,7 +55,9 @@ use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
-use specwire_bench::{check_loopback, cpu_time, micros, parse_duration, percentiles, Percentiles};
+use specwire_bench::{
+    check_loopback, cpu_time, micros, parse_duration, percentiles, run_bounded, Percentiles,
+};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as Frame;
@@ -540,29 +542,13 @@ fn main() -> ExitCode {
         eprintln!("task-load: --rate must be a positive number");
         return ExitCode::from(2);
     }
-    let runtime = if args.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()
-    };
-    let runtime = match runtime {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("task-load: cannot start the tokio runtime: {error}");
-            return ExitCode::from(2);
-        }
-    };
     let hard_cap = args.warmup + args.duration + 2 * args.timeout + Duration::from_secs(5);
-    let summary = runtime.block_on(async { tokio::time::timeout(hard_cap, load(&args)).await });
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    let Ok(mut summary) = summary else {
-        eprintln!("task-load: the run did not end within its hard cap of {hard_cap:?}");
-        return ExitCode::from(1);
+    let mut summary = match run_bounded(args.threads, hard_cap, load(&args)) {
+        Ok(summary) => summary,
+        Err(error) => {
+            eprintln!("task-load: {error}");
+            return ExitCode::from(1);
+        }
     };
     if summary.abort.is_none() && summary.errors * 100 > summary.attempts.max(1) {
         summary.abort = Some(format!(
