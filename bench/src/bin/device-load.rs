@@ -176,9 +176,11 @@ impl Run {
         if examples.len() < 5 && !examples.contains(&what) {
             examples.push(what);
         }
-        self.failed.store(true, Ordering::Relaxed);
-        // Unblock the devices and the subscribers: the run is over.
-        self.window.add_permits(Semaphore::MAX_PERMITS / 2);
+        // Unblock the devices and the subscribers, once: the run is over
+        // (a second batch of permits would overflow the semaphore).
+        if !self.failed.swap(true, Ordering::AcqRel) {
+            self.window.add_permits(Semaphore::MAX_PERMITS / 2);
+        }
         self.go.send_replace(true);
         self.stop.send_replace(true);
     }

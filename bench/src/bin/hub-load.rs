@@ -192,9 +192,11 @@ impl Run {
         if examples.len() < 5 && !examples.contains(&what) {
             examples.push(what);
         }
-        self.failed.store(true, Ordering::Relaxed);
-        // Unblock the publisher and the subscribers: the run is over.
-        self.window.add_permits(Semaphore::MAX_PERMITS / 2);
+        // Unblock the publisher and the subscribers, once: the run is over
+        // (a second batch of permits would overflow the semaphore).
+        if !self.failed.swap(true, Ordering::AcqRel) {
+            self.window.add_permits(Semaphore::MAX_PERMITS / 2);
+        }
         self.stop.send_replace(true);
     }
 }
@@ -491,6 +493,106 @@ struct Summary {
     connect_time: Duration,
 }
 
+/// Teaches the hub E's project and owner, and waits until every
+/// subscriber gets events (each is registered): `experiment_updated` until
+/// all have one.
+async fn teach(run: &Run, sink: &mut SplitSink<Ws, Frame>, args: &Args, connected: usize) {
+    let mut failure = None;
+    if !run.failed.load(Ordering::Relaxed) {
+        let give_up = Instant::now() + args.timeout;
+        let mut serial = 0;
+        loop {
+            let kind = if serial == 0 {
+                "experiment_created"
+            } else {
+                "experiment_updated"
+            };
+            if let Err(error) = send(sink, experiment_event(kind, serial), args.timeout).await {
+                failure = Some(error);
+                break;
+            }
+            serial += 1;
+            let probe_until = Instant::now() + Duration::from_millis(200);
+            while run.ready.load(Ordering::Acquire) < connected && Instant::now() < probe_until {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if run.ready.load(Ordering::Acquire) >= connected || run.failed.load(Ordering::Relaxed)
+            {
+                break;
+            }
+            if Instant::now() >= give_up {
+                failure = Some(format!(
+                    "only {} of {connected} subscribers received an event within {:?}",
+                    run.ready.load(Ordering::Acquire),
+                    args.timeout
+                ));
+                break;
+            }
+        }
+    }
+    if let Some(failure) = failure {
+        run.error(failure);
+    }
+}
+
+/// Publishes the warm-up, then the measured events, each after a window
+/// permit (and at `--rate` when given). Returns how many were published
+/// and the hub's and this process's CPU time when measuring began.
+async fn publish_events(
+    run: &Run,
+    sink: &mut SplitSink<Ws, Frame>,
+    args: &Args,
+    connected: usize,
+    total: u64,
+) -> (u64, Option<Duration>, Option<Duration>) {
+    let own = std::process::id();
+    let mut hub_cpu_start = None;
+    let mut own_cpu_start = None;
+    let publish_until = Instant::now() + args.duration;
+    let interval = args.rate.map(|rate| Duration::from_secs_f64(1.0 / rate));
+    let mut next_send = Instant::now();
+    let mut published = 0u64;
+    while published < total && !run.failed.load(Ordering::Relaxed) && Instant::now() < publish_until
+    {
+        match tokio::time::timeout(args.timeout, run.window.acquire()).await {
+            Ok(Ok(permit)) => permit.forget(),
+            Ok(Err(_)) => break,
+            Err(_) => {
+                let oldest = published.saturating_sub(args.window as u64);
+                let got = run.delivered[oldest as usize].load(Ordering::Acquire);
+                run.error(format!(
+                    "event {oldest} reached {got} of {connected} subscribers within {:?}",
+                    args.timeout
+                ));
+                break;
+            }
+        }
+        if run.failed.load(Ordering::Relaxed) {
+            break;
+        }
+        if let Some(interval) = interval {
+            tokio::time::sleep_until(next_send.into()).await;
+            // Late sends are not made up for with a burst.
+            next_send = (next_send + interval).max(Instant::now());
+        }
+        if published == args.warmup_events {
+            hub_cpu_start = args.pid.and_then(|pid| cpu_time(pid).ok());
+            own_cpu_start = cpu_time(own).ok();
+        }
+        let sent = run.since_epoch();
+        if published == args.warmup_events {
+            run.first_send.store(sent, Ordering::Release);
+        }
+        if let Err(error) = send(sink, progress_event(published, sent), args.timeout).await {
+            run.error(error);
+            break;
+        }
+        published += 1;
+        run.published.store(published, Ordering::Release);
+    }
+    (published, hub_cpu_start, own_cpu_start)
+}
+
 async fn load(args: &Args, secret: &[u8]) -> Summary {
     let total = args.warmup_events + args.events;
     let run = Arc::new(Run {
@@ -597,92 +699,10 @@ async fn load(args: &Args, secret: &[u8]) -> Summary {
     let (mut sink, stream) = admin.split();
     let watcher = tokio::spawn(watch_admin(Arc::clone(&run), stream));
 
-    // Teach the hub E's project and owner, and wait until every subscriber
-    // gets events (each is registered): experiment_updated until all have one.
-    let mut failure = None;
-    if !run.failed.load(Ordering::Relaxed) {
-        let give_up = Instant::now() + args.timeout;
-        let mut serial = 0;
-        loop {
-            let kind = if serial == 0 {
-                "experiment_created"
-            } else {
-                "experiment_updated"
-            };
-            if let Err(error) = send(&mut sink, experiment_event(kind, serial), args.timeout).await
-            {
-                failure = Some(error);
-                break;
-            }
-            serial += 1;
-            let probe_until = Instant::now() + Duration::from_millis(200);
-            while run.ready.load(Ordering::Acquire) < connected && Instant::now() < probe_until {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            if run.ready.load(Ordering::Acquire) >= connected || run.failed.load(Ordering::Relaxed)
-            {
-                break;
-            }
-            if Instant::now() >= give_up {
-                failure = Some(format!(
-                    "only {} of {connected} subscribers received an event within {:?}",
-                    run.ready.load(Ordering::Acquire),
-                    args.timeout
-                ));
-                break;
-            }
-        }
-    }
-    if let Some(failure) = failure {
-        run.error(failure);
-    }
-
-    // Publish: warm-up, then measured events, each after a window permit.
+    teach(&run, &mut sink, args, connected).await;
+    let (published, hub_cpu_start, own_cpu_start) =
+        publish_events(&run, &mut sink, args, connected, total).await;
     let own = std::process::id();
-    let mut hub_cpu_start = None;
-    let mut own_cpu_start = None;
-    let publish_until = Instant::now() + args.duration;
-    let interval = args.rate.map(|rate| Duration::from_secs_f64(1.0 / rate));
-    let mut next_send = Instant::now();
-    let mut published = 0u64;
-    while published < total && !run.failed.load(Ordering::Relaxed) && Instant::now() < publish_until
-    {
-        match tokio::time::timeout(args.timeout, run.window.acquire()).await {
-            Ok(Ok(permit)) => permit.forget(),
-            Ok(Err(_)) => break,
-            Err(_) => {
-                let oldest = published.saturating_sub(args.window as u64);
-                let got = run.delivered[oldest as usize].load(Ordering::Acquire);
-                run.error(format!(
-                    "event {oldest} reached {got} of {connected} subscribers within {:?}",
-                    args.timeout
-                ));
-                break;
-            }
-        }
-        if run.failed.load(Ordering::Relaxed) {
-            break;
-        }
-        if let Some(interval) = interval {
-            tokio::time::sleep_until(next_send.into()).await;
-            // Late sends are not made up for with a burst.
-            next_send = (next_send + interval).max(Instant::now());
-        }
-        if published == args.warmup_events {
-            hub_cpu_start = args.pid.and_then(|pid| cpu_time(pid).ok());
-            own_cpu_start = cpu_time(own).ok();
-        }
-        let sent = run.since_epoch();
-        if published == args.warmup_events {
-            run.first_send.store(sent, Ordering::Release);
-        }
-        if let Err(error) = send(&mut sink, progress_event(published, sent), args.timeout).await {
-            run.error(error);
-            break;
-        }
-        published += 1;
-        run.published.store(published, Ordering::Release);
-    }
     run.stop.send_replace(true);
 
     // Wait for the subscribers (each bounded by the timeout after the stop).
@@ -732,7 +752,9 @@ async fn load(args: &Args, secret: &[u8]) -> Summary {
     let measured_events = published.saturating_sub(args.warmup_events);
     let first = run.first_send.load(Ordering::Acquire);
     let last = run.last_delivery.load(Ordering::Acquire);
-    let mut firsts: Vec<u64> = run.first[args.warmup_events as usize..published as usize]
+    // A run that failed during the warm-up measured nothing.
+    let measured = args.warmup_events.min(published) as usize..published as usize;
+    let mut firsts: Vec<u64> = run.first[measured]
         .iter()
         .map(|first| first.load(Ordering::Acquire))
         .filter(|&first| first != u64::MAX)
