@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use device_support::*;
 use specwire_conformance::device::generated::{self, Slots, Step, To};
 use specwire_conformance::device::{DeviceSuite, DeviceTarget};
-use specwire_conformance::suite::Suite;
 use specwire_conformance::verdict::CaseResult;
 
 /// The cases that need options: skipped without them.
@@ -42,22 +41,7 @@ async fn expect_clean_run(
 ) -> BTreeMap<&'static str, &'static str> {
     let started = Instant::now();
     let results = run_results(target, &[]).await;
-    let explained = explain(&results);
-    assert!(
-        with_verdict(&results, "fail").is_empty()
-            && with_verdict(&results, "harness-error").is_empty(),
-        "{what} (seed {}): the reference hub must pass:{explained}",
-        target.seed
-    );
-    assert_eq!(
-        with_verdict(&results, "skip"),
-        skipped,
-        "{what}:{explained}"
-    );
-    assert_eq!(
-        results.len(),
-        specwire_protocol::conformance::cases_of("device").count()
-    );
+    let verdicts = assert_clean(what, "device", target.seed, &results, skipped);
     let slowest: Vec<String> = {
         let mut by_time: Vec<&CaseResult> = results.iter().collect();
         by_time.sort_by_key(|result| std::cmp::Reverse(result.duration));
@@ -73,7 +57,7 @@ async fn expect_clean_run(
         started.elapsed(),
         slowest.join(", ")
     );
-    verdicts(&results)
+    verdicts
 }
 
 async fn reference_run(certificate: Option<&SelfSigned>) {
@@ -111,32 +95,22 @@ async fn without_the_options_exactly_the_liveness_cases_skip_and_the_rest_is_qui
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verdicts_are_stable() {
     let hub = start_reference(None).await;
-    let mut first = None;
+    let mut stable = Stable::default();
     for run in 0..3 {
         let mut target = target(&hub.endpoint());
         // Another generated-session seed each run: any seed must pass.
         target.seed = DEFAULT_SEED + run * 1000;
-        let verdicts = expect_clean_run(&format!("run {run}"), &target, &[]).await;
-        match &first {
-            None => first = Some(verdicts),
-            Some(first) => assert_eq!(&verdicts, first, "run {run} differs from run 0"),
-        }
+        stable.check(
+            run,
+            expect_clean_run(&format!("run {run}"), &target, &[]).await,
+        );
     }
     hub.shutdown(Duration::from_secs(1)).await;
 }
 
 #[test]
 fn the_catalog_and_the_implementations_match() {
-    let checked = specwire_conformance::suite::check(
-        DeviceSuite::FAMILY,
-        DeviceSuite::registry(),
-        DeviceSuite::RUN_LAST,
-    );
-    assert_eq!(checked, Ok(()));
-    let levels: BTreeSet<_> = specwire_protocol::conformance::cases_of("device")
-        .map(|spec| spec.level.as_str())
-        .collect();
-    assert_eq!(levels, ["MUST", "SHOULD"].into());
+    assert_catalog_matches::<DeviceSuite>();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,13 +118,7 @@ async fn tls_without_the_certificate_is_a_harness_error_not_a_failure() {
     let certificate = SelfSigned::new();
     let hub = start_reference(Some(&certificate)).await;
     let results = run_results(&target(&hub.endpoint()), &["device.command"]).await;
-    assert!(!results.is_empty());
-    assert_eq!(
-        with_verdict(&results, "harness-error").len(),
-        results.len(),
-        "{}",
-        explain(&results)
-    );
+    assert_all_harness_errors(&results);
     hub.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -217,25 +185,6 @@ async fn faulty_run(fault: Fault, settings: Settings, seed: u64) -> Vec<CaseResu
     drop(proxy);
     hub.shutdown(Duration::from_secs(1)).await;
     results
-}
-
-/// The failing cases are exactly `expected`; every other case passes.
-fn assert_only(results: &[CaseResult], what: &str, expected: &[&str]) {
-    let explained = explain(results);
-    assert_eq!(
-        with_verdict(results, "fail"),
-        expected,
-        "{what}: the failing cases:{explained}"
-    );
-    let others: Vec<(&str, &str)> = results
-        .iter()
-        .filter(|result| !expected.contains(&result.spec.id) && result.verdict.name() != "pass")
-        .map(|result| (result.spec.id, result.verdict.name()))
-        .collect();
-    assert!(
-        others.is_empty(),
-        "{what}: every other case passes: {others:?}{explained}"
-    );
 }
 
 async fn check_fault(fault: Fault, expected: &[&str]) {
@@ -318,15 +267,7 @@ async fn fault_generated_sessions_shrinks_and_replays() {
         "IgnoreCommandsAfterError",
         &["device.generated.sessions"],
     );
-    let result = results
-        .iter()
-        .find(|result| result.spec.id == "device.generated.sessions")
-        .expect("the generated case ran");
-    let path = result.replay.as_ref().expect("a replay bundle");
-    let bundle = specwire_conformance::replay::Bundle::read(std::path::Path::new(path))
-        .expect("the bundle reads back")
-        .typed::<Step>()
-        .expect("device steps");
+    let bundle = replay_bundle::<Step>(&results, "device.generated.sessions");
     let steps = bundle.steps.clone().expect("the session's steps");
     let original = generated::steps(target.seed);
     assert!(steps.len() < original.len(), "shrunk: {steps:?}");

@@ -23,7 +23,6 @@ use specwire_conformance::subscription::generated::{self, matching, Slot, Step};
 use specwire_conformance::subscription::{
     events::EventKind, SubscriptionSuite, SubscriptionTarget,
 };
-use specwire_conformance::suite::Suite;
 use specwire_conformance::verdict::CaseResult;
 use subscription_support::*;
 
@@ -45,24 +44,9 @@ async fn expect_clean_run(
 ) -> BTreeMap<&'static str, &'static str> {
     let started = Instant::now();
     let results = run_results(target, &[]).await;
-    let explained = explain(&results);
-    assert!(
-        with_verdict(&results, "fail").is_empty()
-            && with_verdict(&results, "harness-error").is_empty(),
-        "{what} (seed {}): the reference hub must pass:{explained}",
-        target.seed
-    );
-    assert_eq!(
-        with_verdict(&results, "skip"),
-        skipped,
-        "{what}:{explained}"
-    );
-    assert_eq!(
-        results.len(),
-        specwire_protocol::conformance::cases_of("subscription").count()
-    );
+    let verdicts = assert_clean(what, "subscription", target.seed, &results, skipped);
     eprintln!("{what}: {} cases in {:?}", results.len(), started.elapsed());
-    verdicts(&results)
+    verdicts
 }
 
 async fn reference_run(certificate: Option<&SelfSigned>) {
@@ -97,32 +81,22 @@ async fn without_the_options_exactly_the_cases_that_need_them_skip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verdicts_are_stable() {
     let hub = start_reference(None).await;
-    let mut first = None;
+    let mut stable = Stable::default();
     for run in 0..3 {
         let mut target = target(&hub.endpoint());
         // Another generated-session seed each run: any seed must pass.
         target.seed = DEFAULT_SEED + run * 1000;
-        let verdicts = expect_clean_run(&format!("run {run}"), &target, &[]).await;
-        match &first {
-            None => first = Some(verdicts),
-            Some(first) => assert_eq!(&verdicts, first, "run {run} differs from run 0"),
-        }
+        stable.check(
+            run,
+            expect_clean_run(&format!("run {run}"), &target, &[]).await,
+        );
     }
     hub.shutdown(Duration::from_secs(1)).await;
 }
 
 #[test]
 fn the_catalog_and_the_implementations_match() {
-    let checked = specwire_conformance::suite::check(
-        SubscriptionSuite::FAMILY,
-        SubscriptionSuite::registry(),
-        SubscriptionSuite::RUN_LAST,
-    );
-    assert_eq!(checked, Ok(()));
-    let levels: BTreeSet<_> = specwire_protocol::conformance::cases_of("subscription")
-        .map(|spec| spec.level.as_str())
-        .collect();
-    assert_eq!(levels, ["MUST", "SHOULD"].into());
+    assert_catalog_matches::<SubscriptionSuite>();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,13 +104,7 @@ async fn tls_without_the_certificate_is_a_harness_error_not_a_failure() {
     let certificate = SelfSigned::new();
     let hub = start_reference(Some(&certificate)).await;
     let results = run_results(&target(&hub.endpoint()), &["subscription.routing"]).await;
-    assert!(!results.is_empty());
-    assert_eq!(
-        with_verdict(&results, "harness-error").len(),
-        results.len(),
-        "{}",
-        explain(&results)
-    );
+    assert_all_harness_errors(&results);
     hub.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -259,25 +227,6 @@ async fn faulty_run(fault: Fault, settings: Settings, seed: u64) -> Vec<CaseResu
     results
 }
 
-/// The failing cases are exactly `expected`; every other case passes.
-fn assert_only(results: &[CaseResult], what: &str, expected: &[&str]) {
-    let explained = explain(results);
-    assert_eq!(
-        with_verdict(results, "fail"),
-        expected,
-        "{what}: the failing cases:{explained}"
-    );
-    let others: Vec<(&str, &str)> = results
-        .iter()
-        .filter(|result| !expected.contains(&result.spec.id) && result.verdict.name() != "pass")
-        .map(|result| (result.spec.id, result.verdict.name()))
-        .collect();
-    assert!(
-        others.is_empty(),
-        "{what}: every other case passes: {others:?}{explained}"
-    );
-}
-
 async fn check_fault(fault: Fault, expected: &[&str]) {
     let results = faulty_run(fault, Settings::default(), seed_avoiding(fault)).await;
     assert_only(&results, &format!("{fault:?}"), expected);
@@ -396,15 +345,7 @@ async fn fault_generated_sessions_shrinks_and_replays() {
         "ResubscribeIgnored",
         &["subscription.generated.sessions"],
     );
-    let result = results
-        .iter()
-        .find(|result| result.spec.id == "subscription.generated.sessions")
-        .expect("the generated case ran");
-    let path = result.replay.as_ref().expect("a replay bundle");
-    let bundle = specwire_conformance::replay::Bundle::read(std::path::Path::new(path))
-        .expect("the bundle reads back")
-        .typed::<Step>()
-        .expect("subscription steps");
+    let bundle = replay_bundle::<Step>(&results, "subscription.generated.sessions");
     let steps = bundle.steps.clone().expect("the session's steps");
     let original = generated::steps(target.seed, generated::LENGTH);
     assert!(steps.len() < original.len(), "shrunk: {steps:?}");

@@ -35,25 +35,9 @@ async fn expect_clean_run(
 ) -> BTreeMap<&'static str, &'static str> {
     let started = Instant::now();
     let results = run_results(&target, &[]).await;
-    let seed = target.seed;
-    let explained = explain(&results);
-    assert!(
-        with_verdict(&results, "fail").is_empty()
-            && with_verdict(&results, "harness-error").is_empty(),
-        "{what} (seed {seed}): the reference provider must pass:{explained}"
-    );
-    assert_eq!(
-        with_verdict(&results, "skip"),
-        skipped,
-        "{what}: skipped cases:{explained}"
-    );
-    assert_eq!(
-        results.len(),
-        specwire_protocol::conformance::cases_of("task").count(),
-        "every case ran"
-    );
+    let verdicts = assert_clean(what, "task", target.seed, &results, skipped);
     eprintln!("{what}: {} cases in {:?}", results.len(), started.elapsed());
-    verdicts(&results)
+    verdicts
 }
 
 /// One reference configuration: plain or TLS, open or with an API key.
@@ -96,29 +80,22 @@ async fn tls_without_the_certificate_is_a_harness_error_not_a_failure() {
     // No extra_roots: the self-signed certificate is not trusted.
     let target = target(&provider.endpoint(), Access::Open);
     let results = run_results(&target, &["task.envelope", "task.query"]).await;
-    assert!(!results.is_empty());
-    assert_eq!(
-        with_verdict(&results, "harness-error").len(),
-        results.len(),
-        "an untrusted certificate says nothing about conformance:{}",
-        explain(&results)
-    );
+    assert_all_harness_errors(&results);
     provider.shutdown(Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verdicts_are_stable() {
     let provider = start_reference(Access::Keyed, None).await;
-    let mut first: Option<BTreeMap<&'static str, &'static str>> = None;
+    let mut stable = Stable::default();
     for run in 0..5 {
         // A different generated-session seed each run: any seed must pass.
         let mut target = target(&provider.endpoint(), Access::Keyed);
         target.seed = DEFAULT_SEED + run * 1000;
-        let verdicts = expect_clean_run(&format!("run {run}"), target, &[]).await;
-        match &first {
-            None => first = Some(verdicts),
-            Some(first) => assert_eq!(&verdicts, first, "run {run} differs from run 0"),
-        }
+        stable.check(
+            run,
+            expect_clean_run(&format!("run {run}"), target, &[]).await,
+        );
     }
     provider.shutdown(Duration::from_secs(1)).await;
 }
@@ -163,35 +140,7 @@ async fn check_fault_allowing(fault: Fault, expected: &[&str], may_fail: &[&str]
     {
         eprintln!("  slow: {} took {:?}", result.spec.id, result.duration);
     }
-    let explained = explain(&results);
-    // The cases that may fail either way must still be judged (pass or
-    // fail), and are left out of the rest.
-    for result in results
-        .iter()
-        .filter(|result| may_fail.contains(&result.spec.id))
-    {
-        let name = result.verdict.name();
-        assert!(
-            name == "pass" || name == "fail",
-            "{fault:?}: {} is {name}:{explained}",
-            result.spec.id
-        );
-    }
-    let results: Vec<_> = results
-        .into_iter()
-        .filter(|result| !may_fail.contains(&result.spec.id) || expected.contains(&result.spec.id))
-        .collect();
-    let failed = with_verdict(&results, "fail");
-    assert_eq!(failed, expected, "{fault:?}: the failing cases:{explained}");
-    let others: Vec<(&str, &str)> = results
-        .iter()
-        .filter(|result| !expected.contains(&result.spec.id) && result.verdict.name() != "pass")
-        .map(|result| (result.spec.id, result.verdict.name()))
-        .collect();
-    assert!(
-        others.is_empty(),
-        "{fault:?}: every other case keeps its verdict (pass): {others:?}{explained}"
-    );
+    assert_only_allowing(&results, &format!("{fault:?}"), expected, may_fail);
 }
 
 macro_rules! fault_tests {

@@ -194,14 +194,13 @@ pub fn steps(seed: u64) -> Vec<Step> {
 /// The case: [`SESSIONS`] sessions from consecutive seeds within the
 /// target's session budget, a failing one shrunk.
 pub(crate) async fn sessions(ctx: &mut Ctx) -> Result<(), Stop> {
-    let plan = SessionPlan {
-        seed: ctx.target.seed,
-        sessions: SESSIONS,
-        budget: ctx.target.session_budget,
-        shrink_runs: SHRINK_RUNS,
+    let plan = SessionPlan::new(
+        ctx.target.seed,
+        SESSIONS,
+        ctx.target.session_budget,
+        SHRINK_RUNS,
         steps,
-        budget_flag: "--session-budget",
-    };
+    );
     run_sessions(ctx, &plan, boxed).await
 }
 

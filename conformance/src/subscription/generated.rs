@@ -31,8 +31,8 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::time::Instant;
 
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -41,6 +41,7 @@ use super::events::{self, EventKind, Experiment, Kind, Resource};
 use super::session::{describe, Conn, Msg, SubMsg};
 use super::target::Ctx;
 pub use crate::suite::join;
+use crate::suite::{run_sessions, SessionPlan};
 use crate::verdict::{fail, Stop};
 
 /// A resource of a session's hierarchy.
@@ -306,100 +307,26 @@ impl Universe {
 }
 
 /// The case: [`SESSIONS`] sessions from consecutive seeds, within the
-/// target's session budget (at least one session always runs).
+/// target's session budget (at least one session always runs), a failing
+/// one shrunk ([`run_sessions`]).
 pub(crate) async fn sessions(ctx: &mut Ctx) -> Result<(), Stop> {
-    let deadline = Instant::now() + ctx.target.session_budget;
-    let base = ctx.target.seed;
-    for n in 0..SESSIONS {
-        if n > 0 && Instant::now() >= deadline {
-            ctx.note(&format!(
-                "the session budget of {} allowed {n} of {SESSIONS} sessions (--session-budget)",
-                humantime::format_duration(ctx.target.session_budget)
-            ));
-            break;
-        }
-        let seed = base.wrapping_add(n);
-        let steps = steps(seed, LENGTH);
-        ctx.note(&format!("session seed {seed}: {}", join(&steps)));
-        match run(ctx, &steps).await {
-            Ok(()) => {}
-            Err(Stop::Fail(reason)) => return Err(report(ctx, seed, steps, reason, deadline).await),
-            Err(other) => return Err(other),
-        }
-    }
-    Ok(())
+    let plan = SessionPlan::new(
+        ctx.target.seed,
+        SESSIONS,
+        ctx.target.session_budget,
+        SHRINK_RUNS,
+        |seed| steps(seed, LENGTH),
+    );
+    run_sessions(ctx, &plan, boxed).await
 }
 
-/// Shrinks a failing session within the budget and makes the failure to
-/// report; the session is recorded for the replay bundle at once and after
-/// every step that still fails.
-async fn report(
-    ctx: &mut Ctx,
-    seed: u64,
-    steps: Vec<Step>,
-    reason: String,
-    deadline: Instant,
-) -> Stop {
-    ctx.session_failed(seed, &steps, &reason);
-    ctx.note(&format!("session seed {seed} failed: {reason}; shrinking"));
-    let (shrunk, why, stopped) = shrink(ctx, seed, steps, reason, deadline).await;
-    ctx.session_failed(seed, &shrunk, &why);
-    Stop::Fail(format!(
-        "session with seed {seed} (rerun with --seed {seed}, or replay the bundle): steps [{}]: {why}{}",
-        join(&shrunk),
-        stopped.unwrap_or_default()
-    ))
+/// [`run`], boxed (a [`SessionFn`](crate::suite::SessionFn)).
+pub(crate) fn boxed<'a>(ctx: &'a mut Ctx, steps: &'a [Step]) -> BoxFuture<'a, Result<(), Stop>> {
+    Box::pin(run(ctx, steps))
 }
 
 /// Most sessions a shrink may run (the budget may stop it sooner).
 const SHRINK_RUNS: usize = 40;
-
-/// Removes steps while the session still fails, each in turn, later steps
-/// first; stops at [`SHRINK_RUNS`] runs, at `deadline`, or when a run
-/// cannot be carried out. Returns the smallest failing session found, its
-/// reason, and why shrinking stopped early, if it did.
-async fn shrink(
-    ctx: &mut Ctx,
-    seed: u64,
-    mut steps: Vec<Step>,
-    mut reason: String,
-    deadline: Instant,
-) -> (Vec<Step>, String, Option<String>) {
-    let mut runs = 0;
-    let mut index = steps.len();
-    while index > 0 && runs < SHRINK_RUNS {
-        index -= 1;
-        if Instant::now() >= deadline {
-            let stopped = format!(
-                " (shrinking stopped after {runs} runs: the session budget ran out; --session-budget)"
-            );
-            return (steps, reason, Some(stopped));
-        }
-        let mut candidate = steps.clone();
-        candidate.remove(index);
-        runs += 1;
-        match run(ctx, &candidate).await {
-            Err(Stop::Fail(why)) => {
-                ctx.note(&format!(
-                    "still fails without step {index}: {}",
-                    join(&candidate)
-                ));
-                steps = candidate;
-                reason = why;
-                ctx.session_failed(seed, &steps, &reason);
-            }
-            Err(other) => {
-                let stopped = format!(
-                    " (shrinking stopped after {runs} runs: a run could not be carried out: {})",
-                    other.verdict().reason().unwrap_or("")
-                );
-                return (steps, reason, Some(stopped));
-            }
-            Ok(()) => {}
-        }
-    }
-    (steps, reason, None)
-}
 
 /// What a session saw, and what it owes.
 #[derive(Default)]

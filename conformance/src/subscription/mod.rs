@@ -106,7 +106,7 @@ impl Suite for SubscriptionSuite {
         ctx: &'a mut Ctx,
         steps: &'a [generated::Step],
     ) -> BoxFuture<'a, Result<(), Stop>> {
-        Box::pin(generated::run(ctx, steps))
+        generated::boxed(ctx, steps)
     }
 }
 

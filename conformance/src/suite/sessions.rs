@@ -1,12 +1,14 @@
 //! Generated sessions for any family: sessions from consecutive seeds
 //! within a budget, and a failing one shrunk (steps removed, later ones
-//! first, while it still fails) with what is left of the budget. The
-//! failed session is recorded in the [`CaseContext`] at once and after
-//! every smaller failing session found, so its replay bundle is written
-//! however the case ends.
+//! first, while it still fails) with what is left of the budget, and, if
+//! the family asks, run once more before it is reported. The failed
+//! session is recorded in the [`CaseContext`] at once and after every
+//! smaller failing session found, so its replay bundle is written however
+//! the case ends.
 //!
 //! A family gives its step generator and the function that runs (and
-//! judges) one session: [`SessionPlan`] and [`SessionFn`].
+//! judges) one session: [`SessionPlan`] and a [`SessionFn`] (or a closure
+//! of that shape, for a session that needs what the case learnt first).
 
 use std::fmt::Display;
 use std::ops::DerefMut;
@@ -30,26 +32,62 @@ pub struct SessionPlan<S> {
     /// How long they may take in all, shrinking included (at least one
     /// session always runs).
     pub budget: Duration,
+    /// When the budget started (the case's start: what the case does
+    /// before its sessions counts).
+    pub started: Instant,
     /// Most sessions a shrink may run.
     pub shrink_runs: usize,
     /// A session's steps from its seed.
     pub steps: fn(u64) -> Vec<S>,
+    /// Whether step `index` of `steps` may be removed when shrinking (a
+    /// step others refer to may not); [`any_step`] for every step.
+    pub removable: fn(&[S], usize) -> bool,
+    /// Whether a shrunk session must fail once more, if the budget allows,
+    /// before it is reported (else the original session is).
+    pub recheck: bool,
     /// The option that sets the budget, for notes (`--session-budget`).
     pub budget_flag: &'static str,
 }
 
+impl<S> SessionPlan<S> {
+    /// The plan of `sessions` sessions from `seed` within `budget`, which
+    /// starts now; any step may go when shrinking, a shrunk session is
+    /// not checked again, and `--session-budget` sets the budget.
+    pub fn new(
+        seed: u64,
+        sessions: u64,
+        budget: Duration,
+        shrink_runs: usize,
+        steps: fn(u64) -> Vec<S>,
+    ) -> SessionPlan<S> {
+        SessionPlan {
+            seed,
+            sessions,
+            budget,
+            started: Instant::now(),
+            shrink_runs,
+            steps,
+            removable: any_step,
+            recheck: false,
+            budget_flag: "--session-budget",
+        }
+    }
+}
+
+/// [`SessionPlan::removable`] when any step may go.
+pub fn any_step<S>(_: &[S], _: usize) -> bool {
+    true
+}
+
 /// Runs the sessions of `plan` with `run`; the first that fails is
 /// shrunk and reported (its seed, its steps, why).
-pub async fn run_sessions<C, S>(
-    ctx: &mut C,
-    plan: &SessionPlan<S>,
-    run: SessionFn<C, S>,
-) -> Result<(), Stop>
+pub async fn run_sessions<C, S, F>(ctx: &mut C, plan: &SessionPlan<S>, run: F) -> Result<(), Stop>
 where
     C: DerefMut<Target = CaseContext>,
     S: Serialize + Display + Clone,
+    F: for<'a> Fn(&'a mut C, &'a [S]) -> BoxFuture<'a, Result<(), Stop>>,
 {
-    let deadline = Instant::now() + plan.budget;
+    let deadline = plan.started + plan.budget;
     for n in 0..plan.sessions {
         if n > 0 && Instant::now() >= deadline {
             ctx.note(&format!(
@@ -66,7 +104,7 @@ where
         match run(ctx, &steps).await {
             Ok(()) => {}
             Err(Stop::Fail(reason)) => {
-                return Err(report(ctx, plan, run, seed, steps, reason, deadline).await)
+                return Err(report(ctx, plan, &run, seed, steps, reason, deadline).await)
             }
             Err(other) => return Err(other),
         }
@@ -74,12 +112,13 @@ where
     Ok(())
 }
 
-/// Shrinks a failing session within the budget and makes the failure to
+/// Shrinks a failing session within the budget, checks the result once
+/// more if the plan asks and time is left, and makes the failure to
 /// report.
-async fn report<C, S>(
+async fn report<C, S, F>(
     ctx: &mut C,
     plan: &SessionPlan<S>,
-    run: SessionFn<C, S>,
+    run: &F,
     seed: u64,
     steps: Vec<S>,
     reason: String,
@@ -88,26 +127,65 @@ async fn report<C, S>(
 where
     C: DerefMut<Target = CaseContext>,
     S: Serialize + Display + Clone,
+    F: for<'a> Fn(&'a mut C, &'a [S]) -> BoxFuture<'a, Result<(), Stop>>,
 {
     ctx.session_failed(seed, &steps, &reason);
     ctx.note(&format!("session seed {seed} failed: {reason}; shrinking"));
-    let (shrunk, why, stopped) = shrink(ctx, plan, run, seed, steps, reason, deadline).await;
-    ctx.session_failed(seed, &shrunk, &why);
+    let (mut reported, mut why, stopped) = shrink(
+        ctx,
+        plan,
+        run,
+        seed,
+        steps.clone(),
+        reason.clone(),
+        deadline,
+    )
+    .await;
+    let mut note = stopped.unwrap_or_default();
+    if plan.recheck && reported.len() < steps.len() {
+        if Instant::now() >= deadline {
+            note.push_str(
+                " (the shrunk session was not checked again: the session budget ran out)",
+            );
+        } else {
+            // Before reporting, the shrunk session must fail once more.
+            ctx.note(&format!(
+                "checking the shrunk session again: {}",
+                join(&reported)
+            ));
+            match run(ctx, &reported).await {
+                Err(Stop::Fail(again)) => why = again,
+                outcome => {
+                    let how = match outcome {
+                        Ok(()) => "passed".to_owned(),
+                        Err(stop) => format!("could not be run ({})", stop.verdict().name()),
+                    };
+                    note.push_str(&format!(
+                        " (the shrunk session [{}] failed with \"{why}\" but {how} when checked again; reporting the original)",
+                        join(&reported)
+                    ));
+                    reported = steps;
+                    why = reason;
+                }
+            }
+        }
+    }
+    ctx.session_failed(seed, &reported, &why);
     Stop::Fail(format!(
-        "session with seed {seed} (rerun with --seed {seed}, or replay the bundle): steps [{}]: {why}{}",
-        join(&shrunk),
-        stopped.unwrap_or_default()
+        "session with seed {seed} (rerun with --seed {seed}, or replay the bundle): steps [{}]: {why}{note}",
+        join(&reported)
     ))
 }
 
-/// Removes steps while the session still fails, each in turn, later steps
-/// first; stops after [`SessionPlan::shrink_runs`] runs, at `deadline`,
-/// or when a run cannot be carried out. Returns the smallest failing
-/// session found, its reason, and why shrinking stopped early, if it did.
-async fn shrink<C, S>(
+/// Removes steps while the session still fails, each removable one in
+/// turn, later steps first; stops after [`SessionPlan::shrink_runs`]
+/// runs, at `deadline`, or when a run cannot be carried out. Returns the
+/// smallest failing session found, its reason, and why shrinking stopped
+/// early, if it did.
+async fn shrink<C, S, F>(
     ctx: &mut C,
     plan: &SessionPlan<S>,
-    run: SessionFn<C, S>,
+    run: &F,
     seed: u64,
     mut steps: Vec<S>,
     mut reason: String,
@@ -116,11 +194,15 @@ async fn shrink<C, S>(
 where
     C: DerefMut<Target = CaseContext>,
     S: Serialize + Display + Clone,
+    F: for<'a> Fn(&'a mut C, &'a [S]) -> BoxFuture<'a, Result<(), Stop>>,
 {
     let mut runs = 0;
     let mut index = steps.len();
     while index > 0 && runs < plan.shrink_runs {
         index -= 1;
+        if !(plan.removable)(&steps, index) {
+            continue;
+        }
         if Instant::now() >= deadline {
             let stopped = format!(
                 " (shrinking stopped after {runs} runs: the session budget ran out; {})",
@@ -180,8 +262,11 @@ mod tests {
             seed,
             sessions: 3,
             budget: Duration::from_secs(5),
+            started: Instant::now(),
             shrink_runs: 40,
             steps: |seed| (0..6).map(|n| (seed as u32 + n) % 10).collect(),
+            removable: any_step,
+            recheck: false,
             budget_flag: "--session-budget",
         }
     }
@@ -206,5 +291,36 @@ mod tests {
         let mut all_small = plan(0);
         all_small.steps = |_| vec![1, 2];
         assert_eq!(run_sessions(&mut passing, &all_small, run).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn unremovable_steps_stay_and_a_shrunk_session_that_passes_again_is_not_reported() {
+        let mut ctx = Ctx {
+            case: CaseContext::new("x.generated.sessions", Arc::default()),
+        };
+        let mut keep_first = plan(1);
+        keep_first.removable = |_, index| index > 0;
+        let stop = run_sessions(&mut ctx, &keep_first, run).await.unwrap_err();
+        assert!(format!("{stop:?}").contains("steps [1, 6]"), "{stop:?}");
+        // A session passes when it runs again: the shrunk one passes when
+        // checked again, so the original is reported.
+        let mut ctx = Ctx {
+            case: CaseContext::new("x.generated.sessions", Arc::default()),
+        };
+        let mut rechecked = plan(1);
+        rechecked.recheck = true;
+        let ran = std::cell::RefCell::new(Vec::new());
+        let stop = run_sessions(&mut ctx, &rechecked, |ctx: &mut Ctx, steps: &[u32]| {
+            if ran.borrow().contains(&steps.to_vec()) {
+                return Box::pin(async { Ok(()) });
+            }
+            ran.borrow_mut().push(steps.to_vec());
+            run(ctx, steps)
+        })
+        .await
+        .unwrap_err();
+        let text = format!("{stop:?}");
+        assert!(text.contains("steps [1, 2, 3, 4, 5, 6]"), "{text}");
+        assert!(text.contains("passed when checked again"), "{text}");
     }
 }

@@ -35,6 +35,7 @@ use super::session::{Conn, Event, Msg, Outgoing, TaskMsg};
 use super::stimuli::{assignment, unknown_operation_task, unknown_type_message};
 use super::target::Ctx;
 pub use crate::suite::join;
+use crate::suite::{run_sessions, SessionPlan};
 use crate::verdict::{fail, Stop};
 
 /// One step of a session.
@@ -246,155 +247,35 @@ impl fmt::Display for Pace {
 }
 
 /// The case: [`SESSIONS`] sessions from consecutive seeds, within the
-/// target's session budget (at least one session always runs). A failing
-/// session is shrunk with what is left of the budget and reported with
-/// its replay bundle however far shrinking got.
+/// target's session budget (at least one session always runs), paced on
+/// what the target showed. A failing session is shrunk with what is left
+/// of the budget (every step but the first assign, and an assign only
+/// when nothing later refers to its task: [`removable`]), checked once
+/// more, and reported with its replay bundle however far shrinking got.
 pub(crate) async fn sessions(ctx: &mut Ctx) -> Result<(), Stop> {
-    let deadline = Instant::now() + ctx.target.session_budget;
+    let started = Instant::now();
     let pace = Pace::learn(ctx).await?;
     ctx.note(&format!("pacing on what the target showed: {pace}"));
-    let base = ctx.target.seed;
-    for n in 0..SESSIONS {
-        if n > 0 && Instant::now() >= deadline {
-            ctx.note(&format!(
-                "the session budget of {} allowed {n} of {SESSIONS} sessions (--session-budget)",
-                humantime::format_duration(ctx.target.session_budget)
-            ));
-            break;
-        }
-        let seed = base.wrapping_add(n);
-        let steps = steps(seed, LENGTH);
-        ctx.note(&format!("session seed {seed}: {}", join(&steps)));
-        match run_paced(ctx, &steps, &pace).await {
-            Ok(()) => {}
-            Err(Stop::Fail(reason)) => {
-                return Err(report(ctx, seed, steps, reason, &pace, deadline).await)
-            }
-            Err(other) => return Err(other),
-        }
-    }
-    Ok(())
-}
-
-/// Shrinks a failing session within the budget, checks the result once
-/// more if time is left, and makes the failure to report. The session is
-/// recorded for the replay bundle at once and after every step.
-async fn report(
-    ctx: &mut Ctx,
-    seed: u64,
-    steps: Vec<Step>,
-    reason: String,
-    pace: &Pace,
-    deadline: Instant,
-) -> Stop {
-    ctx.session_failed(seed, &steps, &reason);
-    ctx.note(&format!("session seed {seed} failed: {reason}; shrinking"));
-    let shrunk = shrink(ctx, seed, steps.clone(), reason.clone(), pace, deadline).await;
-    let mut note = shrunk.stopped.clone().unwrap_or_default();
-    let (mut reported, mut why) = (shrunk.steps, shrunk.reason);
-    if reported.len() < steps.len() {
-        if Instant::now() >= deadline {
-            note.push_str(
-                " (the shrunk session was not checked again: the session budget ran out)",
-            );
-        } else {
-            // Before reporting, the shrunk session must fail once more.
-            ctx.note(&format!(
-                "checking the shrunk session again: {}",
-                join(&reported)
-            ));
-            match run_paced(ctx, &reported, pace).await {
-                Err(Stop::Fail(again)) => why = again,
-                outcome => {
-                    let how = match outcome {
-                        Ok(()) => "passed".to_owned(),
-                        Err(stop) => format!("could not be run ({})", stop.verdict().name()),
-                    };
-                    note.push_str(&format!(
-                        " (the shrunk session [{}] failed with \"{why}\" but {how} when checked again; reporting the original)",
-                        join(&reported)
-                    ));
-                    reported = steps;
-                    why = reason;
-                }
-            }
-        }
-    }
-    ctx.session_failed(seed, &reported, &why);
-    Stop::Fail(format!(
-        "session with seed {seed} (rerun with --seed {seed}, or replay the bundle): steps [{}]: {why}{note}",
-        join(&reported)
-    ))
+    let plan = SessionPlan {
+        started,
+        removable: |steps, index| index > 0 && removable(steps, index),
+        recheck: true,
+        ..SessionPlan::new(
+            ctx.target.seed,
+            SESSIONS,
+            ctx.target.session_budget,
+            SHRINK_RUNS,
+            |seed| steps(seed, LENGTH),
+        )
+    };
+    run_sessions(ctx, &plan, move |ctx, steps| {
+        Box::pin(async move { run_paced(ctx, steps, &pace).await })
+    })
+    .await
 }
 
 /// Most sessions a shrink may run (the budget may stop it sooner).
 const SHRINK_RUNS: usize = 24;
-
-/// The outcome of a shrink.
-struct Shrunk {
-    steps: Vec<Step>,
-    reason: String,
-    /// Why it stopped before trying every step, for the report.
-    stopped: Option<String>,
-}
-
-/// Removes steps while the session still fails: each step but the first
-/// assign in turn, later steps first (references to the `n`th task stay
-/// valid because a removed `Assign` is only tried when nothing refers to a
-/// task at or after it). Stops at [`SHRINK_RUNS`] runs, at `deadline`, or
-/// when a run cannot be carried out; returns the smallest failing session
-/// found.
-async fn shrink(
-    ctx: &mut Ctx,
-    seed: u64,
-    mut steps: Vec<Step>,
-    mut reason: String,
-    pace: &Pace,
-    deadline: Instant,
-) -> Shrunk {
-    let mut runs = 0;
-    let mut index = steps.len();
-    let mut stopped = None;
-    while index > 1 && runs < SHRINK_RUNS {
-        index -= 1;
-        if !removable(&steps, index) {
-            continue;
-        }
-        if Instant::now() >= deadline {
-            stopped = Some(format!(
-                " (shrinking stopped after {runs} runs: the session budget ran out; --session-budget)"
-            ));
-            break;
-        }
-        let mut candidate = steps.clone();
-        candidate.remove(index);
-        runs += 1;
-        match run_paced(ctx, &candidate, pace).await {
-            Err(Stop::Fail(why)) => {
-                ctx.note(&format!(
-                    "still fails without step {index}: {}",
-                    join(&candidate)
-                ));
-                steps = candidate;
-                reason = why;
-                ctx.session_failed(seed, &steps, &reason);
-            }
-            Err(other) => {
-                stopped = Some(format!(
-                    " (shrinking stopped after {runs} runs: a run could not be carried out: {})",
-                    other.verdict().reason().unwrap_or("")
-                ));
-                break;
-            }
-            Ok(()) => {}
-        }
-    }
-    Shrunk {
-        steps,
-        reason,
-        stopped,
-    }
-}
 
 /// Whether step `index` can go without breaking a later reference.
 fn removable(steps: &[Step], index: usize) -> bool {

@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use specwire_conformance::device::{self, DeviceTarget};
-use specwire_conformance::runner::Selection;
 use specwire_conformance::verdict::CaseResult;
 use specwire_runtime::device::{DeviceHub, DeviceHubConfig, Registry};
 use specwire_testsupport::within;
@@ -28,7 +27,7 @@ mod rules;
 #[allow(unused_imports)]
 pub use proxy::{Fault, FaultProxy};
 #[allow(unused_imports)]
-pub use results::{explain, verdicts, with_verdict};
+pub use results::*;
 
 /// The hub's ping interval (the suite is told the same).
 pub const PING_INTERVAL: Duration = Duration::from_millis(200);
@@ -97,9 +96,5 @@ pub fn target(endpoint: &str) -> DeviceTarget {
 
 /// Runs the cases `only` admits (all when empty) against `target`.
 pub async fn run_results(target: &DeviceTarget, only: &[&str]) -> Vec<CaseResult> {
-    let selection = Selection {
-        only: only.iter().map(|id| (*id).to_owned()).collect(),
-        skip: Vec::new(),
-    };
-    device::run(target, &selection, &mut ()).await
+    results::run_only::<device::DeviceSuite>(target, only).await
 }

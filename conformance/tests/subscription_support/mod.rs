@@ -12,7 +12,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use specwire_conformance::runner::Selection;
 use specwire_conformance::subscription::{self, SubscriptionTarget};
 use specwire_conformance::verdict::CaseResult;
 use specwire_runtime::subscription::{Hub, HubConfig, Secret};
@@ -27,7 +26,7 @@ pub mod rules;
 #[allow(unused_imports)]
 pub use proxy::{Fault, FaultProxy};
 #[allow(unused_imports)]
-pub use results::{explain, verdicts, with_verdict};
+pub use results::*;
 
 /// The secret the reference hub verifies tokens with.
 pub const SECRET: &[u8] = b"specwire-subscription-suite-test-secret";
@@ -105,9 +104,5 @@ pub fn target(endpoint: &str) -> SubscriptionTarget {
 
 /// Runs the cases `only` admits (all when empty) against `target`.
 pub async fn run_results(target: &SubscriptionTarget, only: &[&str]) -> Vec<CaseResult> {
-    let selection = Selection {
-        only: only.iter().map(|id| (*id).to_owned()).collect(),
-        skip: Vec::new(),
-    };
-    subscription::run(target, &selection, &mut ()).await
+    results::run_only::<subscription::SubscriptionSuite>(target, only).await
 }

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use specwire_conformance::runner::Selection;
 use specwire_conformance::task::{self, Recipes, TaskTarget};
 use specwire_conformance::verdict::CaseResult;
 use specwire_protocol::discovery::ServiceAdvertisement;
@@ -41,7 +40,7 @@ mod rewrite;
 // Each test uses a different part of this module.
 #[allow(unused_imports)]
 pub use proxy::{Fault, FaultProxy};
-pub use results::{explain, verdicts, with_verdict};
+pub use results::*;
 
 /// The API key of the authenticated reference provider.
 pub const API_KEY: &str = "specwire-suite-test-key";
@@ -131,11 +130,7 @@ pub fn target(endpoint: &str, access: Access) -> TaskTarget {
 
 /// Runs the cases `only` admits (all when empty) against `target`.
 pub async fn run_results(target: &TaskTarget, only: &[&str]) -> Vec<CaseResult> {
-    let selection = Selection {
-        only: only.iter().map(|id| (*id).to_owned()).collect(),
-        skip: Vec::new(),
-    };
-    task::run(target, &selection, &mut ()).await
+    results::run_only::<task::TaskSuite>(target, only).await
 }
 
 /// Runs the suite and returns case id → verdict name.
