@@ -210,3 +210,25 @@ pub(super) fn finish(
     write_reports(report, paths)?;
     Ok(ExitCode::from(report.exit_code()))
 }
+
+/// A duration in whole seconds, rounded up, for announcements.
+pub(super) fn whole_seconds(duration: std::time::Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(std::time::Duration::from_secs(
+        duration.as_secs_f64().ceil() as u64,
+    ))
+}
+
+/// Says which options were not given (`(flag, missing)`) and that the
+/// cases needing them are skipped.
+pub(super) fn announce_skips(options: &[(&str, bool)]) {
+    let skipped: Vec<&str> = options
+        .iter()
+        .filter_map(|&(flag, missing)| missing.then_some(flag))
+        .collect();
+    if !skipped.is_empty() {
+        eprintln!(
+            "specwire: without {} the cases that need them are skipped",
+            skipped.join(", ")
+        );
+    }
+}

@@ -125,26 +125,14 @@ impl SuiteArgs for DeviceArgs {
     }
 
     fn announce(&self, target: &DeviceTarget, plan: &[&'static CaseSpec]) {
-        let seconds = |duration: Duration| {
-            humantime::format_duration(Duration::from_secs(duration.as_secs_f64().ceil() as u64))
-        };
-        let skipped: Vec<&str> = [
+        super::common::announce_skips(&[
             ("--ping-interval", target.ping_interval.is_none()),
             ("--stale-timeout", target.stale_timeout.is_none()),
-        ]
-        .into_iter()
-        .filter_map(|(flag, missing)| missing.then_some(flag))
-        .collect();
-        if !skipped.is_empty() {
-            eprintln!(
-                "specwire: without {} the liveness cases that need them are skipped",
-                skipped.join(" and ")
-            );
-        }
+        ]);
         eprintln!(
             "specwire: {} cases; whatever the hub does, the run ends within {} (limits from --timeout, --ping-interval, --stale-timeout, --session-budget)",
             plan.len(),
-            seconds(specwire_conformance::suite::run_bound::<DeviceSuite>(target, plan))
+            super::common::whole_seconds(specwire_conformance::suite::run_bound::<DeviceSuite>(target, plan))
         );
     }
 }

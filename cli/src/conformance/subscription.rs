@@ -140,28 +140,16 @@ impl SuiteArgs for SubscriptionArgs {
     }
 
     fn announce(&self, target: &SubscriptionTarget, plan: &[&'static CaseSpec]) {
-        let seconds = |duration: Duration| {
-            humantime::format_duration(Duration::from_secs(duration.as_secs_f64().ceil() as u64))
-        };
-        let skipped: Vec<&str> = [
+        super::common::announce_skips(&[
             ("--ping-wait", target.ping_wait.is_none()),
             ("--rate-limit", target.rate_limit.is_none()),
             ("--user-limit", target.user_limit.is_none()),
             ("--ip-limit", target.ip_limit.is_none()),
-        ]
-        .into_iter()
-        .filter_map(|(flag, missing)| missing.then_some(flag))
-        .collect();
-        if !skipped.is_empty() {
-            eprintln!(
-                "specwire: without {} the cases that need them are skipped",
-                skipped.join(", ")
-            );
-        }
+        ]);
         eprintln!(
             "specwire: {} cases; whatever the hub does, the run ends within {} (limits from --timeout, --ping-wait, --session-budget)",
             plan.len(),
-            seconds(specwire_conformance::suite::run_bound::<SubscriptionSuite>(target, plan))
+            super::common::whole_seconds(specwire_conformance::suite::run_bound::<SubscriptionSuite>(target, plan))
         );
     }
 }

@@ -160,9 +160,7 @@ impl SuiteArgs for TaskArgs {
     }
 
     fn announce(&self, target: &TaskTarget, plan: &[&'static CaseSpec]) {
-        let seconds = |duration: Duration| {
-            humantime::format_duration(Duration::from_secs(duration.as_secs_f64().ceil() as u64))
-        };
+        let seconds = super::common::whole_seconds;
         let generated = TaskSuite::generated().unwrap_or("the generated case");
         eprintln!(
             "specwire: {} cases; whatever the target does, a case ends within {} ({generated} within {}) and the run within {} (limits from --timeout, --task-timeout, --settle, --session-budget)",
