@@ -21,7 +21,8 @@ any split over reads. Framing is a resumable scanner (strings and escapes tracke
 inside a string is text), then the value is parsed with ``json.JSONDecoder().raw_decode``:
 
 * white space (space, tab, CR, LF) between values is skipped;
-* a value starts at ``{`` or ``[`` and ends where its brackets close; it gets exactly one
+* a value starts at ``{`` or ``[`` and ends where the brackets of that kind balance (the other
+  kind is not counted: ``{]}`` is one value, and not JSON); it gets exactly one
   response: ``-32700`` when it is not JSON (also: invalid UTF-8, ``NaN``, a number out of
   double range, an unpaired surrogate escape, nesting deeper than 127, as serde_json refuses
   them), ``-32600`` when it is not an object or has no string ``method``, ``-32601`` for an
@@ -54,6 +55,7 @@ import selectors
 import signal
 import socket
 import sys
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -148,7 +150,9 @@ class Framer:
         self.buf = bytearray()
         self.pos = 0  # scan position in buf
         self.in_value = False
-        self.depth = 0
+        self.open = 0x7B  # the value's opening bracket: only its own kind can end it
+        self.depth = 0  # brackets of that kind open
+        self.nesting = 0  # brackets of both kinds open, for the depth limit
         self.max_depth = 0
         self.in_string = False
         self.escape = False
@@ -181,7 +185,9 @@ class Framer:
                 self.pos = 0
                 if buf[0] in b"{[":
                     self.in_value = True
+                    self.open = buf[0]
                     self.depth = 0
+                    self.nesting = 0
                     self.max_depth = 0
                     self.skipped = 0
                 else:
@@ -248,13 +254,16 @@ class Framer:
             if char == 0x22:  # "
                 self.in_string = True
             elif char in b"{[":
-                self.depth += 1
-                self.max_depth = max(self.max_depth, self.depth)
+                self.nesting += 1
+                self.max_depth = max(self.max_depth, self.nesting)
+                self.depth += char == self.open
             else:
-                self.depth -= 1
-                if self.depth == 0:
-                    self.pos = pos
-                    return pos
+                self.nesting -= 1
+                if char == self.open + 2:  # } is { + 2, ] is [ + 2
+                    self.depth -= 1
+                    if self.depth == 0:
+                        self.pos = pos
+                        return pos
         self.pos = pos
         return None
 
@@ -300,6 +309,9 @@ class RpcServer:
         self.clients: dict[socket.socket, Client] = {}
         self.handlers: dict[str, Handler] = {}
         self.on_disconnect: Callable[[Client], None] = lambda client: None
+        #: Work put off until after the current batch of events: announcing a disconnect may
+        #: close other clients (a failed send), whose announcements must not recurse.
+        self.later: deque[Callable[[], None]] = deque()
         self.running = True
         self.wake_read, self.wake_write = socket.socketpair()
         for end in (self.wake_read, self.wake_write):
@@ -331,6 +343,8 @@ class RpcServer:
                         self.flush(client)
                     if events & selectors.EVENT_READ and client.sock in self.clients:
                         self.read(client)
+            while self.later:
+                self.later.popleft()()
         for client in list(self.clients.values()):
             client.sock.close()
         self.selector.close()
@@ -523,7 +537,8 @@ class ChatServer:
             name = client.name
             del self.users[name]
             client.name = None
-            self.others(system(f"{name} has left the chat!"), client)
+            # Sending may fail and disconnect another client: announced after this event.
+            self.rpc.later.append(lambda: self.others(system(f"{name} has left the chat!"), client))
 
 
 def main(argv: list[str]) -> int:

@@ -1,5 +1,5 @@
 //! Helpers shared by specwire's load tools (`task-load`, `hub-load`,
-//! `idle-clients`).
+//! `device-load`, `chat-load`, `idle-clients`).
 //!
 //! The tools themselves are the binaries; this library only holds what they
 //! share: argument parsing, the loopback check, latency percentiles, the
@@ -8,6 +8,8 @@
 //! specwire's own token code).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub mod chat;
 
 use tokio_tungstenite::tungstenite::http::Uri;
 
