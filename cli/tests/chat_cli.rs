@@ -3,19 +3,8 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
-
 use specwire_testsupport::{Pipe, Running};
-use support::specwire;
-
-fn output(command: &mut Command) -> (i32, String, String) {
-    let output = command.stdin(Stdio::null()).output().expect("run specwire");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use support::{output, specwire};
 
 /// `specwire serve chat` on a free port with `extra` options, and its
 /// `HOST:PORT`.
