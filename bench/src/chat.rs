@@ -10,12 +10,14 @@
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch, Semaphore};
 
 /// `tcp://HOST:PORT` or `HOST:PORT` on the loopback interface, resolved;
 /// the load tools never point traffic anywhere else.
@@ -220,6 +222,226 @@ impl Conn {
             Ok(())
         } else {
             Err(format!("join_chat {name}: {}", response.describe))
+        }
+    }
+}
+
+/// What an idle chat connection is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Joined: reading and dropping broadcasts.
+    Hold,
+    /// Prove it is live: a second `join_chat` must be refused.
+    Verify,
+    Close,
+}
+
+/// What one idle connection reports.
+enum Event {
+    Joined(Result<(), String>),
+    /// `Ok(Some(count))` from the connection that asked `get_users`.
+    Verified(Result<Option<u64>, String>),
+}
+
+/// N joined connections that send nothing, each draining what the server
+/// sends it (the join announcements of everyone after it), for
+/// `idle-clients --verify chat`.
+pub struct IdleChat {
+    phase: watch::Sender<Phase>,
+    events: mpsc::UnboundedReceiver<Event>,
+    tasks: tokio::task::JoinSet<()>,
+    /// Connections joined, failed, and the first failures.
+    pub joined: usize,
+    pub failed: usize,
+    pub failures: Vec<String>,
+}
+
+impl IdleChat {
+    /// Connects and joins `clients` connections (`idle-<n>-<tag>`), at most
+    /// `concurrency` at a time, each bounded by `timeout`.
+    pub async fn open(
+        address: SocketAddr,
+        clients: usize,
+        concurrency: usize,
+        timeout: Duration,
+        tag: &str,
+    ) -> IdleChat {
+        let (phase, _) = watch::channel(Phase::Hold);
+        let (report, events) = mpsc::unbounded_channel();
+        let gate = Arc::new(Semaphore::new(concurrency.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for index in 0..clients {
+            let name = format!("idle-{index}-{tag}");
+            let (gate, phase, report) = (Arc::clone(&gate), phase.subscribe(), report.clone());
+            // The last to join asks get_users: it must count everyone.
+            let ask = index + 1 == clients;
+            tasks.spawn(idle_connection(
+                address, name, timeout, gate, phase, report, ask,
+            ));
+        }
+        let mut idle = IdleChat {
+            phase,
+            events,
+            tasks,
+            joined: 0,
+            failed: 0,
+            failures: Vec::new(),
+        };
+        for _ in 0..clients {
+            match idle.events.recv().await {
+                Some(Event::Joined(Ok(()))) => idle.joined += 1,
+                Some(Event::Joined(Err(error))) => idle.fail(error),
+                Some(Event::Verified(_)) | None => break,
+            }
+        }
+        idle
+    }
+
+    fn fail(&mut self, error: String) {
+        self.failed += 1;
+        if self.failures.len() < 5 {
+            self.failures.push(error);
+        }
+    }
+
+    /// Every joined connection proves it is live; returns how many did and
+    /// what `get_users` counted.
+    pub async fn verify(&mut self) -> (usize, Option<u64>) {
+        self.phase.send_replace(Phase::Verify);
+        let (mut verified, mut counted) = (0, None);
+        for _ in 0..self.joined {
+            match self.events.recv().await {
+                Some(Event::Verified(Ok(count))) => {
+                    verified += 1;
+                    counted = counted.or(count);
+                }
+                Some(Event::Verified(Err(error))) => self.fail(error),
+                Some(Event::Joined(_)) | None => break,
+            }
+        }
+        (verified, counted)
+    }
+
+    /// Closes every connection (each close is a leave the server announces
+    /// to those still joined).
+    pub async fn close(mut self) {
+        self.phase.send_replace(Phase::Close);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Drops every complete line of `buffer` (both servers end each object
+/// with `\n`): what is left starts at an object.
+fn drop_lines(buffer: &mut Vec<u8>) {
+    if let Some(last) = buffer.iter().rposition(|&byte| byte == b'\n') {
+        buffer.drain(..=last);
+    }
+}
+
+/// Reads and drops until the phase moves on; the new phase.
+async fn drain(conn: &mut Conn, phase: &mut watch::Receiver<Phase>) -> Result<Phase, String> {
+    loop {
+        let now = *phase.borrow_and_update();
+        if now != Phase::Hold {
+            return Ok(now);
+        }
+        conn.buffer.reserve(4096);
+        tokio::select! {
+            read = conn.stream.read_buf(&mut conn.buffer) => match read {
+                Ok(0) => return Err("the server closed the connection".to_owned()),
+                Ok(_) => drop_lines(&mut conn.buffer),
+                Err(error) => return Err(format!("receive: {error}")),
+            },
+            changed = phase.changed() => if changed.is_err() { return Ok(Phase::Close) },
+        }
+    }
+}
+
+async fn idle_connection(
+    address: SocketAddr,
+    name: String,
+    timeout: Duration,
+    gate: Arc<Semaphore>,
+    mut phase: watch::Receiver<Phase>,
+    report: mpsc::UnboundedSender<Event>,
+    ask_users: bool,
+) {
+    let permit = gate.acquire_owned().await;
+    let joined = match Conn::connect(address, timeout).await {
+        Ok(mut conn) => conn.join(&name, timeout).await.map(|()| conn),
+        Err(error) => Err(error),
+    };
+    drop(permit);
+    let mut conn = match joined {
+        Ok(conn) => {
+            let _ = report.send(Event::Joined(Ok(())));
+            conn
+        }
+        Err(error) => {
+            let _ = report.send(Event::Joined(Err(format!("{name}: {error}"))));
+            return;
+        }
+    };
+    match drain(&mut conn, &mut phase).await {
+        Ok(Phase::Verify) => {}
+        Ok(_) => return,
+        Err(error) => {
+            let _ = report.send(Event::Verified(Err(format!("{name}: {error}"))));
+            return;
+        }
+    }
+    let verified = verify_idle(&mut conn, &name, timeout, ask_users).await;
+    let _ = report.send(Event::Verified(verified));
+    // Hold (reading) until told to close.
+    while let Ok(Phase::Verify | Phase::Hold) = drain_any(&mut conn, &mut phase).await {}
+}
+
+/// A second `join_chat` must be refused (the connection is joined and
+/// live); with `ask_users`, `get_users` too.
+async fn verify_idle(
+    conn: &mut Conn,
+    name: &str,
+    timeout: Duration,
+    ask_users: bool,
+) -> Result<Option<u64>, String> {
+    let again = conn
+        .call(&request("join_chat", json!({"username": name})), timeout)
+        .await
+        .map_err(|error| format!("{name}: {error}"))?;
+    if again.success {
+        return Err(format!(
+            "{name}: a second join_chat succeeded: not joined before?"
+        ));
+    }
+    if !ask_users {
+        return Ok(None);
+    }
+    let users = conn
+        .call(&request("get_users", json!({})), timeout)
+        .await
+        .map_err(|error| format!("{name}: get_users: {error}"))?;
+    match (users.success, users.count) {
+        (true, Some(count)) => Ok(Some(count)),
+        _ => Err(format!("{name}: get_users answered {}", users.describe)),
+    }
+}
+
+/// Reads and drops until the phase changes (whatever it was).
+async fn drain_any(conn: &mut Conn, phase: &mut watch::Receiver<Phase>) -> Result<Phase, String> {
+    loop {
+        conn.buffer.reserve(4096);
+        tokio::select! {
+            read = conn.stream.read_buf(&mut conn.buffer) => match read {
+                Ok(0) => return Err("closed".to_owned()),
+                Ok(_) => drop_lines(&mut conn.buffer),
+                Err(error) => return Err(format!("receive: {error}")),
+            },
+            changed = phase.changed() => {
+                return match changed {
+                    Ok(()) if *phase.borrow_and_update() != Phase::Close => Ok(Phase::Hold),
+                    _ => Ok(Phase::Close),
+                };
+            }
         }
     }
 }

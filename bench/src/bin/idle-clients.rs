@@ -16,15 +16,21 @@
 //! (seed 002), `id:idle-<uuid>` then the text `ping` by the text `pong`
 //! (`--verify device`: each connection is then a registered device; the
 //! hub's own `ping`s are not answered, so keep `--hold` under its stale
-//! timeout). It warns when the
+//! timeout), or, for a chat server (seed 003, `--endpoint tcp://HOST:PORT`),
+//! `join_chat` as `idle-<n>-<run>` over raw TCP (`--verify chat`: each
+//! connection is then a joined user; it reads and drops every join
+//! announcement of those after it, N²/2 of them in all, so that the
+//! server's queues are empty when it is measured; a second `join_chat` must
+//! then be refused, and one `get_users` must count N). It warns when the
 //! provider's own open-file limit is below N. At the end it closes every
 //! connection with the close handshake.
 //!
 //! ```sh
 //! cargo build --release -p specwire-bench
 //! target/release/idle-clients --endpoint ws://127.0.0.1:PORT --clients 10000 --pid PID \
-//!     [--hold 2s] [--concurrency 256] [--verify ping|get-status] [--label NAME] [--json] \
+//!     [--hold 2s] [--concurrency 256] [--verify ping|get-status|device] [--label NAME] [--json] \
 //!     [--path /ws/experiments/E --secret-file SECRET]
+//! target/release/idle-clients --endpoint tcp://127.0.0.1:PORT --verify chat --clients 10000 --pid PID
 //! ```
 //!
 //! For a subscription hub (seed 001), `--path /ws/experiments/E` (or any of
@@ -36,7 +42,8 @@
 //! Every await is bounded by `--timeout`, and the whole run by a hard cap.
 //! Loopback endpoints only. `bench/run-task-bench` runs it for the specwire
 //! provider at 1,000 and 10,000 connections and for the Python baseline at
-//! 1,000; `bench/run-hub-bench` likewise for the subscription hubs.
+//! 1,000; `bench/run-hub-bench` likewise for the subscription hubs,
+//! `bench/run-device-bench` and `bench/run-chat-bench` for theirs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +52,7 @@ use std::time::{Duration, Instant, SystemTime};
 use clap::{Parser, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
+use specwire_bench::chat::{loopback_tcp, IdleChat};
 use specwire_bench::{
     check_loopback, hub_token, memory, open_files_limit, parse_duration, raise_open_files_limit,
     read_secret, Memory,
@@ -109,6 +117,10 @@ enum Verify {
     /// `id:idle-<uuid>` (a device registers), then the text `ping`,
     /// answered with the text `pong` (device hubs, seed 002).
     Device,
+    /// Raw TCP (`--endpoint tcp://...`): `join_chat`, every broadcast read;
+    /// a second `join_chat` refused, one `get_users` counting N (chat
+    /// servers, seed 003).
+    Chat,
 }
 
 fn config() -> WebSocketConfig {
@@ -147,6 +159,7 @@ async fn verify(ws: &mut Ws, how: Verify, timeout: Duration) -> Result<(), Strin
                     .await
                     .map_err(|error| format!("GetStatus: {error}"))?
             }
+            Verify::Chat => return Err("--verify chat speaks raw TCP, not WebSocket".to_owned()),
             Verify::Device => {
                 let id = format!("id:idle-{}", uuid::Uuid::new_v4().simple());
                 for line in [id, "ping".to_owned()] {
@@ -215,6 +228,9 @@ fn urls(args: &Args, secret: Option<&[u8]>) -> Vec<String> {
 }
 
 async fn measure(args: &Args, urls: &[String]) -> Result<Outcome, String> {
+    if args.verify == Verify::Chat {
+        return measure_chat(args).await;
+    }
     let before = memory(args.pid)?;
     let started = Instant::now();
     let results: Vec<Result<Ws, String>> = futures_util::stream::iter(urls)
@@ -284,9 +300,48 @@ async fn measure(args: &Args, urls: &[String]) -> Result<Outcome, String> {
     })
 }
 
+/// `--verify chat`: N joined raw-TCP connections (see the module docs).
+async fn measure_chat(args: &Args) -> Result<Outcome, String> {
+    let address = loopback_tcp(&args.endpoint)?;
+    let before = memory(args.pid)?;
+    let started = Instant::now();
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let mut idle =
+        IdleChat::open(address, args.clients, args.concurrency, args.timeout, &tag).await;
+    let connect_time = started.elapsed();
+    let (verified, counted) = idle.verify().await;
+    if verified == idle.joined && counted != Some(args.clients as u64) {
+        idle.failed += 1;
+        idle.failures.push(format!(
+            "get_users counted {counted:?} users, not {}",
+            args.clients
+        ));
+    }
+    tokio::time::sleep(args.hold).await;
+    let after = memory(args.pid)?;
+    let (connected, failed, failures) = (idle.joined, idle.failed, idle.failures.clone());
+    idle.close().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let closed = memory(args.pid)?;
+    Ok(Outcome {
+        before,
+        after,
+        closed,
+        connected,
+        verified,
+        failures,
+        failed,
+        connect_time,
+    })
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Err(error) = check_loopback(&args.endpoint) {
+    let checked = match args.verify {
+        Verify::Chat => loopback_tcp(&args.endpoint).map(|_| ()),
+        _ => check_loopback(&args.endpoint),
+    };
+    if let Err(error) = checked {
         eprintln!("idle-clients: {error}");
         return ExitCode::from(2);
     }
