@@ -17,6 +17,7 @@
 //! Every message sent or received is one of the generated
 //! `specwire_protocol` types and is checked against its schema.
 
+pub mod chat;
 pub mod clock;
 pub mod device;
 pub mod discovery;

@@ -13,6 +13,7 @@
 //!   [`Backoff`] with jitter and a [`retry`] loop.
 //! - [`auth`]: the [`Authenticator`] trait and [`ApiKeys`]; [`jwt`]: HS256
 //!   tokens, minted and verified (algorithm pinned).
+//! - [`json_stream`]: the codec for a TCP stream of JSON values (chat).
 //! - [`limits`]: the [`Limits`] all of the above apply.
 //!
 //! The task family is the first user: `task::Provider` is a
@@ -24,6 +25,7 @@ pub mod auth;
 pub mod client;
 pub mod http;
 pub mod inbound;
+pub mod json_stream;
 pub mod jwt;
 pub mod limits;
 pub mod outbox;

@@ -7,9 +7,11 @@
 //! byte-stuffed frames for uart) and a [`TcpSession`] per connection that
 //! gets every decoded frame and answers through its [`Outbox`]. A codec
 //! error closes the connection (a codec that resynchronises instead simply
-//! does not return one). There is no ping in raw TCP: a connection silent
-//! for twice [`Limits::keepalive`](super::Limits::keepalive) is closed. On
-//! shutdown, what is queued is written and the write side is shut.
+//! does not return one). There is no ping in raw TCP: by default a
+//! connection silent for twice [`Limits::keepalive`](super::Limits::keepalive)
+//! is closed; a protocol without a heartbeat (chat) turns that off with
+//! [`TcpService::idle_timeout`]. On shutdown, what is queued is written and
+//! the write side is shut.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -72,6 +74,17 @@ pub trait TcpService: Send + Sync + 'static {
     /// A fresh codec for one connection.
     fn codec(&self) -> Self::Codec;
 
+    /// Bytes reserved for each connection's read and write buffers at
+    /// first (they grow as needed): small for protocols that hold many
+    /// idle connections.
+    const BUFFER_CAPACITY: usize = 8 * 1024;
+
+    /// How long a connection may stay silent before it is closed (`None`:
+    /// forever). Default: twice `limits.keepalive`.
+    fn idle_timeout(&self, limits: &Limits) -> Option<Duration> {
+        Some(limits.keepalive * 2)
+    }
+
     /// A connection from `peer` arrived; `None` closes it at once.
     fn accept(&self, peer: Peer, outbox: Outbox<Self::Out>) -> Option<Self::Session>;
 }
@@ -116,8 +129,17 @@ impl<S: TcpService> Serve for Handler<S> {
         let Some(mut session) = self.service.accept(peer, outbox.clone()) else {
             return Ok(());
         };
-        let framed = Framed::new(stream, self.service.codec());
-        let result = run(framed, &mut session, &outbox, &self.limits, closing).await;
+        let framed = Framed::with_capacity(stream, self.service.codec(), S::BUFFER_CAPACITY);
+        let silence = self.service.idle_timeout(&self.limits);
+        let result = run(
+            framed,
+            &mut session,
+            &outbox,
+            &self.limits,
+            silence,
+            closing,
+        )
+        .await;
         session.on_close();
         result
     }
@@ -128,6 +150,7 @@ async fn run<T, C, X, O>(
     session: &mut X,
     outbox: &Outbox<O>,
     limits: &Limits,
+    silence: Option<Duration>,
     closing: CancellationToken,
 ) -> Result<(), String>
 where
@@ -138,7 +161,8 @@ where
     <C as Encoder<O>>::Error: fmt::Display,
 {
     let _closed_when_done = CloseOnDrop(outbox.clone());
-    let silence = limits.keepalive * 2;
+    // Without an idle limit the timer never fires (a year is forever here).
+    let silence = silence.unwrap_or(Duration::from_secs(365 * 24 * 3600));
     let idle = tokio::time::sleep(silence);
     tokio::pin!(idle);
     loop {

@@ -25,6 +25,7 @@
 //! ```
 
 mod protocol;
+pub mod stream;
 
 use std::fmt;
 use std::sync::OnceLock;
