@@ -1,0 +1,5 @@
+//! stub
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    None,
+}
