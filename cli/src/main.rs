@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod chat;
 mod conformance;
 mod demo;
 mod device;
@@ -40,7 +41,8 @@ enum Command {
     Validate(validate::Args),
     /// Run a reference server: `specwire serve task` (task services over
     /// WebSocket, advertised over UDP discovery), `specwire serve
-    /// subscription` (the event hub).
+    /// subscription` (the event hub), `specwire serve device` (the device
+    /// hub), `specwire serve chat` (JSON chat over raw TCP).
     Serve(serve::Args),
     /// List the services that answer UDP discovery (`--watch` for a live view).
     Discover(discover::Args),
@@ -51,6 +53,11 @@ enum Command {
     /// the stream, `specwire device send --target URL DEVICE|all COMMAND
     /// [PARAMS]` sends a command.
     Device(device::Args),
+    /// Talk on a chat server: `specwire chat --target HOST:PORT --username
+    /// NAME` (interactive on a terminal: messages from others appear above
+    /// the line being typed; `/users`, `/quit`), or `--send TEXT` from a
+    /// script.
+    Chat(chat::Args),
     /// Simulate peers: `specwire simulate devices --target URL --count N`
     /// runs a swarm of virtual devices against a device hub.
     Simulate(simulate::Args),
@@ -91,6 +98,7 @@ fn main() -> ExitCode {
         Command::Discover(args) => discover::run(args),
         Command::Task(args) => task::run(args),
         Command::Device(args) => device::run(args),
+        Command::Chat(args) => chat::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Token(args) => subscription::token::run(&args),
         Command::Subscribe(args) => subscription::subscribe::run(args),

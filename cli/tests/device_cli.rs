@@ -4,19 +4,8 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
-
 use specwire_testsupport::{scratch, Pipe, Running};
-use support::{serve_device, specwire};
-
-fn output(command: &mut Command) -> (i32, String, String) {
-    let output = command.stdin(Stdio::null()).output().expect("run specwire");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use support::{output, serve_device, specwire};
 
 #[test]
 fn a_bad_or_missing_registry_stops_the_hub_with_a_clear_error() {

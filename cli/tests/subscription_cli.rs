@@ -5,10 +5,10 @@
 mod support;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use specwire_testsupport::{scratch, Pipe, Running};
-use support::{serve_subscription, specwire};
+use support::{output, serve_subscription, specwire};
 
 /// A secret file in a fresh scratch directory.
 fn secret_file(name: &str) -> std::path::PathBuf {
@@ -16,15 +16,6 @@ fn secret_file(name: &str) -> std::path::PathBuf {
     let path = dir.join("hub.secret");
     std::fs::write(&path, "cli test secret\n").unwrap();
     path
-}
-
-fn output(command: &mut Command) -> (i32, String, String) {
-    let output = command.stdin(Stdio::null()).output().expect("run specwire");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 const EVENT: &str = r#"{"type":"experiment_progress","id":"exp_e1_1","timestamp":"2024-01-15T10:32:00Z","data":{"experimentId":"e1","totalTasks":10,"completedTasks":5,"failedTasks":0,"runningTasks":1,"progressPercent":50.0,"lastUpdated":"2024-01-15T10:32:00Z"}}"#;

@@ -11,8 +11,9 @@
 //! let (_status, _stdout, _stderr) = server.finish();
 //! ```
 
+use std::io::Write;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,8 @@ pub struct Running {
     child: Child,
     stdout: Receiver<String>,
     stderr: Receiver<String>,
+    /// Its stdin, when started with [`Running::start_with_stdin`].
+    stdin: Option<ChildStdin>,
     /// Every line seen so far, for failure messages.
     seen: Vec<String>,
 }
@@ -53,8 +56,18 @@ fn lines(pipe: impl std::io::Read + Send + 'static) -> Receiver<String> {
 impl Running {
     /// Spawns `command` with stdin closed and both output pipes read.
     pub fn start(command: &mut Command) -> Running {
+        Running::spawn(command.stdin(Stdio::null()))
+    }
+
+    /// Like [`start`](Self::start), with stdin a pipe the test writes with
+    /// [`write_line`](Self::write_line) and ends with
+    /// [`close_stdin`](Self::close_stdin).
+    pub fn start_with_stdin(command: &mut Command) -> Running {
+        Running::spawn(command.stdin(Stdio::piped()))
+    }
+
+    fn spawn(command: &mut Command) -> Running {
         let mut child = command
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -62,11 +75,27 @@ impl Running {
         let stdout = lines(child.stdout.take().expect("a stdout pipe"));
         let stderr = lines(child.stderr.take().expect("a stderr pipe"));
         Running {
+            stdin: child.stdin.take(),
             child,
             stdout,
             stderr,
             seen: Vec::new(),
         }
+    }
+
+    /// Writes `line` and a newline to its stdin.
+    pub fn write_line(&mut self, line: &str) {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .expect("started with start_with_stdin, stdin not closed");
+        writeln!(stdin, "{line}").expect("write to the process's stdin");
+        stdin.flush().expect("flush the process's stdin");
+    }
+
+    /// Closes its stdin (the end of its input).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
     }
 
     /// The process id.

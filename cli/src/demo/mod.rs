@@ -6,6 +6,7 @@ use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod chat;
 mod device;
 mod subscription;
 mod task;
@@ -29,6 +30,10 @@ enum Family {
     /// The device hub on loopback: five virtual devices, a watcher, a
     /// command to one device and to all, unknown ones refused.
     Device,
+    /// The chat server on loopback: three clients join, talk, list users;
+    /// protocol faults are answered; a dropped connection is announced as
+    /// having left.
+    Chat,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -36,6 +41,7 @@ pub fn run(args: Args) -> ExitCode {
         Family::Task(args) => run_demo("task", task::demo(args)),
         Family::Subscription => run_demo("subscription", subscription::demo()),
         Family::Device => run_demo("device", device::demo()),
+        Family::Chat => run_demo("chat", chat::demo()),
     }
 }
 

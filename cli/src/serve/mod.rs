@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod chat;
 mod device;
 mod subscription;
 mod task;
@@ -55,6 +56,20 @@ enum Family {
     /// Prints `listening on ws://ADDR` once ready; Ctrl-C (or SIGTERM)
     /// closes every connection with the close handshake.
     Device(device::DeviceArgs),
+    /// Serve the chat family: JSON requests over raw TCP.
+    ///
+    /// Clients send `join_chat`, `send_message`, `get_users` and
+    /// `leave_chat` as JSON objects (back to back or one per line, split
+    /// over reads or several per read); each gets one response, in
+    /// request order. Messages and joins/leaves are broadcast to the other
+    /// joined clients; a client that disconnects without `leave_chat` is
+    /// announced as having left. Parse errors, unknown methods and bad
+    /// params get `{"error","code"}` with JSON-RPC codes; the connection
+    /// stays open. Talk to it with `specwire chat`.
+    ///
+    /// Prints `listening on tcp://ADDR` once ready; Ctrl-C (or SIGTERM)
+    /// writes what is queued and closes every connection.
+    Chat(chat::ChatArgs),
 }
 
 /// TLS for a server: both flags or neither.
@@ -87,6 +102,9 @@ pub fn run(args: Args) -> ExitCode {
         }),
         Family::Device(args) => crate::run_async("specwire serve device", async {
             exit("specwire serve device", device::serve_device(args).await)
+        }),
+        Family::Chat(args) => crate::run_async("specwire serve chat", async {
+            exit("specwire serve chat", chat::serve_chat(args).await)
         }),
         Family::Subscription(args) => crate::run_async("specwire serve subscription", async {
             exit(

@@ -6,7 +6,7 @@
 // Each test file uses a different part of this module.
 #![allow(dead_code)]
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use specwire_testsupport::Running;
 
@@ -15,6 +15,16 @@ pub fn specwire() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_specwire"));
     command.env("NO_COLOR", "1");
     command
+}
+
+/// Runs `command` to its end with stdin closed: exit code, stdout, stderr.
+pub fn output(command: &mut Command) -> (i32, String, String) {
+    let output = command.stdin(Stdio::null()).output().expect("run specwire");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// `specwire serve task` on `127.0.0.1:0`, advertising on the private
