@@ -618,7 +618,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "Params of the wrong type get -32602",
         spec: "Parse errors, unknown methods and bad params get `{\"error\", \"code\"}` with the seed's JSON-RPC codes.",
         source: "seeds/003_eab85131eb357026.txt (Error Codes), PROFILE.md#chat-seed-003",
-        accepts: "On a joined connection, `join_chat` with `username: 42` and `send_message` with `message: [\"hi\"]` each get `{\"error\": <text>, \"code\": -32602}`. (A string of the wrong length is `status: error`, another case's point.)",
+        accepts: "`join_chat` with `username: 42` on a new connection, and `send_message` with `message: [\"hi\"]` on a joined one, each get `{\"error\": <text>, \"code\": -32602}`. (A string of the wrong length is `status: error`, another case's point; on a connection in the other state the profile does not say which check comes first.)",
         needs: &[],
     },
     CaseSpec {
@@ -629,7 +629,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "The connection stays usable after JSON-RPC errors",
         spec: "Parse errors, unknown methods and bad params get `{\"error\", \"code\"}` with the seed's JSON-RPC codes.",
         source: "PROFILE.md#chat-seed-003",
-        accepts: "After a parse error, an unknown method and bad params on a joined connection, the connection is still open and still joined: a `get_users` gets `{\"status\": \"success\"}` listing its name. The profile does not say so in words, hence a warning at most.",
+        accepts: "After a parse error, an unknown method and bad params on a joined connection, the connection is still open and still joined: a `get_users` gets `{\"status\": \"success\"}` (a client no longer joined would be refused; whom it lists is `chat.users.listed`'s point). The profile does not say so in words, hence a warning at most.",
         needs: &[],
     },
     CaseSpec {

@@ -62,11 +62,12 @@ pub async fn start_server(choices: Choices) -> ChatServer {
 }
 
 /// A target for `address` (`HOST:PORT`): short reply timeouts, the
-/// default seed.
+/// default seed, a 5 s session budget.
 pub fn target(address: &str) -> ChatTarget {
     let mut target = ChatTarget::new(address).expect("a HOST:PORT target");
     target.reply_timeout = Duration::from_secs(2);
     target.seed = DEFAULT_SEED;
+    target.session_budget = Duration::from_secs(5);
     target
 }
 
