@@ -128,10 +128,7 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
             biased;
             Some(bytes) = injected.recv() => vec![Out::ToClient(bytes)],
             read = client.read(&mut from_client) => match read {
-                Ok(0) | Err(_) => {
-                    state.client_closed();
-                    break;
-                }
+                Ok(0) | Err(_) => break,
                 Ok(n) => state.on_client(&from_client[..n]),
             },
             read = server.read(&mut from_server) => match read {
@@ -143,6 +140,9 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
             break;
         }
     }
+    // However the connection ends (the client's end read, or a write to
+    // it failing because it is gone), the server learns it only now.
+    state.client_closed();
     lock(&shared.peers).remove(&id);
 }
 

@@ -191,10 +191,22 @@ impl ConnState {
         }
     }
 
+    /// The whole request `object` reaches the server (now, or with the
+    /// bytes the caller forwards): its response is owed. A `leave_chat`
+    /// names its user as leaving before the server can announce it.
+    fn owe(&mut self, object: &[u8]) {
+        let request: Value = serde_json::from_slice(object).unwrap_or(Value::Null);
+        if request.get("method").and_then(Value::as_str) == Some("leave_chat") {
+            if let Some(name) = self.name() {
+                lock(&self.shared.left_names).insert(name);
+            }
+        }
+        self.pending.push_back(Pending::Forwarded(request));
+    }
+
     /// `object` goes to the server: its response is owed.
     fn forward(&mut self, object: &[u8], outs: &mut Vec<Out>) {
-        let request = serde_json::from_slice(object).unwrap_or(Value::Null);
-        self.pending.push_back(Pending::Forwarded(request));
+        self.owe(object);
         outs.push(Out::ToServer(object.to_vec()));
     }
 
@@ -252,8 +264,7 @@ impl ConnState {
                                 self.run.clear();
                             }
                             if let Some(object) = complete {
-                                let request = serde_json::from_slice(object).unwrap_or(Value::Null);
-                                self.pending.push_back(Pending::Forwarded(request));
+                                self.owe(object);
                             }
                         }
                     }
@@ -280,8 +291,7 @@ impl ConnState {
                         self.discarding = true;
                         self.answer(parse_error());
                     } else if let Some(object) = complete {
-                        let request = serde_json::from_slice(&object).unwrap_or(Value::Null);
-                        self.pending.push_back(Pending::Forwarded(request));
+                        self.owe(&object);
                         outs.push(Out::ToServer(bytes));
                     } else {
                         outs.push(Out::ToServer(bytes));
@@ -313,8 +323,7 @@ impl ConnState {
                             continue;
                         }
                         for object in &objects {
-                            let request = serde_json::from_slice(object).unwrap_or(Value::Null);
-                            self.pending.push_back(Pending::Forwarded(request));
+                            self.owe(object);
                         }
                         outs.push(Out::ToServer(line));
                     }
@@ -451,9 +460,6 @@ impl ConnState {
                 });
             }
             Some("leave_chat") => {
-                if let Some(name) = self.name() {
-                    lock(&self.shared.left_names).insert(name);
-                }
                 self.shared.update(self.id, |peer| {
                     peer.name = None;
                     peer.left = true;
