@@ -214,7 +214,10 @@ impl TcpReader {
             Some((_, after)) => !(after.is_empty() || after.as_slice() == b"\r"),
             None => false,
         };
-        if let (true, Some((text, after))) = (known, self.unended.take()) {
+        if !known {
+            return;
+        }
+        if let Some((text, after)) = self.unended.take() {
             let newline = after.starts_with(b"\n") || after.starts_with(b"\r\n");
             self.endings.push(Ending { text, newline });
         }
@@ -241,6 +244,8 @@ pub struct Session<P: JsonProtocol> {
     log: Arc<RunLog>,
     /// Replies shorter waits wait for.
     pub reply_timeout: Duration,
+    /// Endings of a TCP stream that ended, not yet taken.
+    endings: Vec<Ending>,
     protocol: PhantomData<fn() -> P>,
 }
 
@@ -259,6 +264,7 @@ impl<P: JsonProtocol> Session<P> {
             transcript,
             log,
             reply_timeout,
+            endings: Vec::new(),
             protocol: PhantomData,
         }
     }
@@ -379,7 +385,7 @@ impl<P: JsonProtocol> Session<P> {
             Ok(Ok(false)) => Err(Stop::Fail("the target had closed the connection".into())),
             Ok(Err(error)) => {
                 self.note(&format!("send failed: {error}"));
-                self.link = None;
+                self.drop_link();
                 Err(Stop::Fail(format!(
                     "the target closed the connection (send failed: {error})"
                 )))
@@ -520,24 +526,38 @@ impl<P: JsonProtocol> Session<P> {
     /// `\n` followed each. An object nothing has followed yet is left for
     /// a later call.
     pub fn take_endings(&mut self) -> Vec<Ending> {
-        match self.link.as_mut() {
-            Some(Link::Tcp(tcp)) => std::mem::take(&mut tcp.endings),
-            _ => Vec::new(),
+        let mut endings = std::mem::take(&mut self.endings);
+        if let Some(Link::Tcp(tcp)) = self.link.as_mut() {
+            endings.append(&mut tcp.endings);
         }
+        endings
     }
 
     /// Drops the connection at once, without any closing handshake (on
     /// TCP: the socket closes).
     pub fn disconnect(&mut self) {
-        if self.link.take().is_some() {
+        if self.drop_link() {
             self.record(Direction::Note, "close", "the suite closed the connection");
         }
     }
 
     fn ended(&mut self, why: &str) -> Event {
         self.record(Direction::Note, "close", why);
-        self.link = None;
+        self.drop_link();
         Event::Closed(None)
+    }
+
+    /// Drops the connection, keeping what is known of its objects'
+    /// endings.
+    fn drop_link(&mut self) -> bool {
+        match self.link.take() {
+            Some(Link::Tcp(tcp)) => {
+                self.endings.extend(tcp.endings);
+                true
+            }
+            Some(Link::WebSocket(_)) => true,
+            None => false,
+        }
     }
 
     fn check(&self, text: String) -> Msg {
@@ -686,7 +706,62 @@ mod tests {
             panic!("a message")
         };
         assert!(third.invalid.unwrap().contains("not JSON"));
+        assert_eq!(third.text, "not json");
         assert_eq!(session.next(wait).await, Some(Event::Closed(None)));
         assert_eq!(log.invalid_messages().len(), 3);
+        let endings: Vec<bool> = session
+            .take_endings()
+            .iter()
+            .map(|ending| ending.newline)
+            .collect();
+        assert_eq!(
+            endings,
+            [false, true],
+            "a space after the first, `\\n` after the second"
+        );
+    }
+
+    #[tokio::test]
+    async fn raw_writes_go_out_as_given_and_a_broadcast_is_a_server_message() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut got = vec![0u8; 5];
+            stream.read_exact(&mut got).await.unwrap();
+            stream
+                .write_all(b"{\"type\":\"system\",\"message\":\"x\",\"username\":\"SYSTEM\"}\r")
+                .await
+                .unwrap();
+            stream.flush().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            stream.write_all(b"\n").await.unwrap();
+            got
+        });
+        let stream = TcpStream::connect(address).await.unwrap();
+        let mut session = Session::<Chat>::new(
+            Link::tcp(stream, 1024),
+            1,
+            Arc::new(Mutex::new(Transcript::new())),
+            Arc::new(RunLog::default()),
+            Duration::from_secs(5),
+        );
+        session.write_raw(b"{\"a\"").await.unwrap();
+        session.write_raw(b"}").await.unwrap();
+        let Some(Event::Message(broadcast)) = session.next(Duration::from_secs(5)).await else {
+            panic!("a message")
+        };
+        assert_eq!(broadcast.invalid, None, "a broadcast is a server message");
+        assert!(
+            session.take_endings().is_empty(),
+            "`\\r` alone does not tell"
+        );
+        assert_eq!(
+            session.next(Duration::from_secs(5)).await,
+            Some(Event::Closed(None))
+        );
+        let endings = session.take_endings();
+        assert!(endings.len() == 1 && endings[0].newline, "{endings:?}");
+        assert_eq!(server.await.unwrap(), b"{\"a\"}");
     }
 }
