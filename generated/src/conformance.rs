@@ -332,7 +332,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "A request split over several writes is one request",
         spec: "TCP, default `127.0.0.1:65432`. The stream is a sequence of JSON objects, optionally separated by whitespace. Receivers MUST handle several objects in one read and one object split over reads. Senders SHOULD end each object with `\\n`.",
         source: "PROFILE.md#chat-seed-003",
-        accepts: "A `get_users` written in five pieces (cut inside a key, between a key and its value, inside a string, before the closing brace), each piece its own write with the socket's delay off, then a `\\n`, gets exactly one response (a `status` or an `error`+`code`): the one a whole request gets. The response's content is other cases' point.",
+        accepts: "A `get_users` written in five pieces (cut inside a key, between a key and its value, inside a string, before the closing braces), each its own write a few milliseconds apart with the socket's delay off, then a `\\n`, gets exactly one response, a `status` (not an `error`+`code`: the pieces were one request). Counted on a joined connection: every `get_users` is answered with a `users` list, and a `leave_chat` sent afterwards marks the end (its response is a `status` without `users`), so a lost or doubled request shows without waiting.",
         needs: &[],
     },
     CaseSpec {
@@ -343,7 +343,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "A request written one byte at a time is one request",
         spec: "TCP, default `127.0.0.1:65432`. The stream is a sequence of JSON objects, optionally separated by whitespace. Receivers MUST handle several objects in one read and one object split over reads. Senders SHOULD end each object with `\\n`.",
         source: "PROFILE.md#chat-seed-003",
-        accepts: "A `get_users`, each of its bytes its own write, then a `\\n`, gets exactly one response (a `status` or an `error`+`code`). Broadcasts in between are allowed and ignored.",
+        accepts: "A `get_users` written one byte per write (a millisecond apart), then a `\\n`, gets exactly one response, a `status`. Broadcasts in between are allowed and ignored. Counted on a joined connection: every `get_users` is answered with a `users` list, and a `leave_chat` sent afterwards marks the end (its response is a `status` without `users`), so a lost or doubled request shows without waiting.",
         needs: &[],
     },
     CaseSpec {
@@ -354,7 +354,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "Several requests in one write are each answered",
         spec: "TCP, default `127.0.0.1:65432`. The stream is a sequence of JSON objects, optionally separated by whitespace. Receivers MUST handle several objects in one read and one object split over reads. Senders SHOULD end each object with `\\n`.",
         source: "PROFILE.md#chat-seed-003",
-        accepts: "Three requests (`get_users`, a `send_message` too long to be accepted, `get_users`), each ended by `\\n`, in one write: exactly three responses arrive, and the next request is answered after them. Their kinds are matched as a set; their order is `chat.order.pipelined`'s point.",
+        accepts: "Three `get_users`, each ended by `\\n`, in one write: exactly three responses, each a `status`. Their order is `chat.order.pipelined`'s point. Counted on a joined connection: every `get_users` is answered with a `users` list, and a `leave_chat` sent afterwards marks the end (its response is a `status` without `users`), so a lost or doubled request shows without waiting.",
         needs: &[],
     },
     CaseSpec {
@@ -365,7 +365,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "Objects back to back without white space are each answered",
         spec: "TCP, default `127.0.0.1:65432`. The stream is a sequence of JSON objects, optionally separated by whitespace. Receivers MUST handle several objects in one read and one object split over reads. Senders SHOULD end each object with `\\n`.",
         source: "PROFILE.md#chat-seed-003",
-        accepts: "Three requests written as `{...}{...}{...}` with nothing between them (one write, a single `\\n` after the last): exactly three responses. Their kinds are matched as a set; their order is `chat.order.pipelined`'s point.",
+        accepts: "Three `get_users` written back to back (`}{`, nothing between them) in one write, then a `\\n`: exactly three responses, each a `status`. Counted on a joined connection: every `get_users` is answered with a `users` list, and a `leave_chat` sent afterwards marks the end (its response is a `status` without `users`), so a lost or doubled request shows without waiting.",
         needs: &[],
     },
     CaseSpec {
@@ -376,7 +376,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "White space before, between and after objects is skipped",
         spec: "TCP, default `127.0.0.1:65432`. The stream is a sequence of JSON objects, optionally separated by whitespace. Receivers MUST handle several objects in one read and one object split over reads. Senders SHOULD end each object with `\\n`.",
         source: "PROFILE.md#chat-seed-003",
-        accepts: "Requests separated by spaces, tabs, `\\r\\n` and blank lines, with white space before the first and after the last, sent in one write and again as one write per request: every request gets exactly one response, and the white space gets none (no parse error for it).",
+        accepts: "Five `get_users` with spaces, tabs, `\\r\\n` and blank lines before, between and after them (three in one write, then two in a write each): exactly five responses, each a `status`; the white space gets none (no parse error). Counted on a joined connection: every `get_users` is answered with a `users` list, and a `leave_chat` sent afterwards marks the end (its response is a `status` without `users`), so a lost or doubled request shows without waiting.",
         needs: &[],
     },
     CaseSpec {
@@ -409,7 +409,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "`join_chat` with a free name succeeds",
         spec: "`join_chat` with a valid username joins the chat: `{\"status\":\"success\",...}`. Broadcasts go to every other joined client, never back to the sender. A client that disconnects without `leave_chat` is announced as having left. A server MAY send the joiner its own \"Welcome\" system message; the join response MAY carry `users` and the name given.",
         source: "seeds/003_eab85131eb357026.txt (Join Chat), PROFILE.md#chat-seed-003",
-        accepts: "`{\"status\": \"success\"}` for a fresh name of 1–50 characters; `message`, `users` (names or `{username, address}` objects) and `username` may be present or not. A `system` message to the joiner (a \"Welcome\") is allowed and ignored.",
+        accepts: "`{\"status\": \"success\"}` for a fresh name with a space and a non-ASCII letter inside (`Zoë c1a2b3c-s0001`: any characters make a name of 1–50); `message`, `users` (names or `{username, address}` objects) and `username` may be present or not. A `system` message to the joiner (a \"Welcome\") is allowed and ignored.",
         needs: &[],
     },
     CaseSpec {
@@ -596,7 +596,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "A request that is not JSON gets -32700",
         spec: "Parse errors, unknown methods and bad params get `{\"error\", \"code\"}` with the seed's JSON-RPC codes.",
         source: "seeds/003_eab85131eb357026.txt (Error Codes), PROFILE.md#chat-seed-003",
-        accepts: "An object whose braces balance but whose text is not JSON (`{\"method\": \"get_users\" \"params\": {}}`, then `{method: get_users}`) each gets `{\"error\": <text>, \"code\": -32700}`. What the connection does afterwards is `chat.rpc.stays-open`'s point.",
+        accepts: "An object whose braces balance but whose text is not JSON (`{\"method\": \"get_users\" \"params\": {}}`, and `{method: get_users}` on a second connection) each gets `{\"error\": <text>, \"code\": -32700}`. What the connection does afterwards is `chat.rpc.stays-open`'s point.",
         needs: &[],
     },
     CaseSpec {
@@ -640,7 +640,7 @@ pub static CASES: &[CaseSpec] = &[
         title: "Pipelined requests are answered in request order",
         spec: "Requests `{\"method\", \"params\"}` carry no id: responses come back in request order on the same connection. A broadcast has a `type` and no `status`; a response has a `status` (or an `error`+`code`).",
         source: "PROFILE.md#chat-seed-003",
-        accepts: "Five requests in one write (`get_users`, a too-long `send_message`, a good `send_message`, an unknown method, `get_users`) get responses of those kinds in that order: users, `status: error`, `status: success` without users, `error`+`code`, users. Broadcasts may come in between.",
+        accepts: "Five requests in one write (`get_users`, a too-long `send_message`, a good `send_message`, an unknown method, `get_users`) are answered in request order: their responses have the same kinds, in the same order, as the same five sent one at a time on that connection (users, `status: error`, `status: success` without users, `error`+`code`, users, from a conforming server). Broadcasts may come in between. Comparing with the requests sent one at a time leaves what each response says to the other cases.",
         needs: &[],
     },
     CaseSpec {
