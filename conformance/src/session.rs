@@ -725,6 +725,7 @@ mod tests {
     async fn raw_writes_go_out_as_given_and_a_broadcast_is_a_server_message() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
+        let (seen, wait) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let (mut stream, _) = listener.accept().await.unwrap();
             let mut got = vec![0u8; 5];
@@ -733,8 +734,8 @@ mod tests {
                 .write_all(b"{\"type\":\"system\",\"message\":\"x\",\"username\":\"SYSTEM\"}\r")
                 .await
                 .unwrap();
-            stream.flush().await.unwrap();
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // The `\n` goes once the suite has read the object and its `\r`.
+            wait.await.unwrap();
             stream.write_all(b"\n").await.unwrap();
             got
         });
@@ -756,6 +757,7 @@ mod tests {
             session.take_endings().is_empty(),
             "`\\r` alone does not tell"
         );
+        seen.send(()).unwrap();
         assert_eq!(
             session.next(Duration::from_secs(5)).await,
             Some(Event::Closed(None))
