@@ -23,6 +23,16 @@
 //! reads wait and retry, writes are discarded (as a line with nothing on
 //! the other end would).
 //!
+//! Holding the slave has one more consequence, taken care of here: a
+//! gateway that opens the port exclusively (`TIOCEXCL`, the `serialport`
+//! crate's default) would leave it exclusive after closing it, since the
+//! kernel clears that flag only at the tty's last close, and the next
+//! non-root open would fail with `EBUSY`. On Linux the pty watches its
+//! slave with inotify and clears the flag (`TIOCNXCL`) as soon as an opener
+//! has closed it: a gateway reopening within a millisecond of its close may
+//! still meet `EBUSY` once; one that waits a moment (as a reconnect does)
+//! does not.
+//!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -41,7 +51,7 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -68,6 +78,9 @@ pub struct Pty {
     link: PathBuf,
     /// Set while a read waits out an `EIO`.
     eio_wait: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Closes of the slave by others (see the module docs); `None` where
+    /// inotify is missing or failed.
+    closes: Option<AsyncFd<CloseWatch>>,
 }
 
 impl Pty {
@@ -102,6 +115,7 @@ impl Pty {
         };
         Ok(Pty {
             master,
+            closes: CloseWatch::start(&tty_path),
             _slave: pair.slave,
             tty_path,
             link: link.to_path_buf(),
@@ -117,6 +131,70 @@ impl Pty {
     /// The slave's own path (`/dev/pts/N`), where the link points.
     pub fn tty_path(&self) -> &Path {
         &self.tty_path
+    }
+}
+
+impl Pty {
+    /// Clears a departed gateway's exclusive mode once per batch of
+    /// closes; registers for the next close while none is pending.
+    fn clear_exclusive_after_closes(&mut self, cx: &mut Context<'_>) {
+        let Some(closes) = &self.closes else { return };
+        loop {
+            let Poll::Ready(Ok(mut guard)) = closes.poll_read_ready(cx) else {
+                return;
+            };
+            match guard.try_io(|watch| watch.get_ref().closed()) {
+                Ok(Ok(true)) => clear_exclusive(&self._slave),
+                Ok(Ok(false)) => {}
+                Ok(Err(_)) => {
+                    // Stop watching rather than fail the line.
+                    self.closes = None;
+                    return;
+                }
+                Err(_would_block) => {}
+            }
+        }
+    }
+}
+
+/// `TIOCNXCL` on the slave: anyone may open it again.
+fn clear_exclusive(slave: &OwnedFd) {
+    // SAFETY: TIOCNXCL takes no argument and `slave` is an open tty we own;
+    // failure only leaves the flag as it was.
+    unsafe {
+        nix::libc::ioctl(slave.as_raw_fd(), nix::libc::TIOCNXCL);
+    }
+}
+
+/// An inotify watch for closes of the slave.
+#[derive(Debug)]
+struct CloseWatch(nix::sys::inotify::Inotify);
+
+impl AsRawFd for CloseWatch {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+impl CloseWatch {
+    /// Watches `tty_path`, or `None` where that cannot be done.
+    fn start(tty_path: &Path) -> Option<AsyncFd<CloseWatch>> {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
+        let closes = AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_CLOSE_NOWRITE;
+        inotify.add_watch(tty_path, closes).ok()?;
+        // SAFETY: the inotify descriptor is open and owned by the `AsyncFd`
+        // from here on; nothing closes or replaces it while registered.
+        unsafe { AsyncFd::register(CloseWatch(inotify)) }.ok()
+    }
+
+    /// Whether any close was reported since the last call (`WouldBlock`
+    /// when nothing is queued).
+    fn closed(&self) -> io::Result<bool> {
+        self.0
+            .read_events()
+            .map(|events| !events.is_empty())
+            .map_err(io::Error::from)
     }
 }
 
@@ -182,6 +260,7 @@ impl AsyncRead for Pty {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        this.clear_exclusive_after_closes(cx);
         loop {
             if let Some(wait) = this.eio_wait.as_mut() {
                 ready!(wait.as_mut().poll(cx));
@@ -295,6 +374,49 @@ mod tests {
         assert!(
             std::fs::symlink_metadata(&link).is_err(),
             "the link is removed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_gateways_exclusive_mode_ends_when_it_closes_the_port() {
+        use std::os::fd::AsRawFd;
+        let dir = specwire_testsupport::temp_dir();
+        let link = dir.path().join("tty");
+        let mut pty = Pty::open(&link).expect("open a pty");
+        let exclusive = |port: &std::fs::File| {
+            let mut flag: nix::libc::c_int = 0;
+            // SAFETY: TIOCGEXCL writes one int to the pointer given.
+            let status =
+                unsafe { nix::libc::ioctl(port.as_raw_fd(), nix::libc::TIOCGEXCL, &mut flag) };
+            assert_eq!(status, 0, "TIOCGEXCL");
+            flag != 0
+        };
+        let open = || {
+            std::fs::File::options()
+                .read(true)
+                .write(true)
+                .open(&link)
+                .expect("open the link")
+        };
+        let gateway = open();
+        // SAFETY: TIOCEXCL takes no argument.
+        assert_eq!(
+            unsafe { nix::libc::ioctl(gateway.as_raw_fd(), nix::libc::TIOCEXCL) },
+            0
+        );
+        assert!(exclusive(&gateway));
+        drop(gateway);
+        // Root may open an exclusive tty anyway: the next gateway, as root.
+        let mut next = open();
+        next.write_all(b"x").expect("write");
+        let mut buf = [0u8; 4];
+        tokio::time::timeout(Duration::from_secs(5), pty.read(&mut buf))
+            .await
+            .expect("a byte")
+            .expect("read");
+        assert!(
+            !exclusive(&next),
+            "the departed gateway's TIOCEXCL is cleared"
         );
     }
 
