@@ -207,17 +207,21 @@ impl Module {
 
     /// A `DATA_UPDATE` from every node (dropped while the line is backed up).
     fn data_updates(&mut self) -> Result<(), Stopped> {
-        for index in 0..self.network.nodes.len() {
-            let node = &mut self.network.nodes[index];
-            let update = DataUpdate {
-                entries: node
-                    .sensors
-                    .reading()
-                    .into_iter()
-                    .map(DataEntry::from)
-                    .collect(),
-            };
-            let src = node.entry.addr;
+        let updates: Vec<(u16, DataUpdate)> = self
+            .network
+            .nodes
+            .iter_mut()
+            .map(|node| {
+                let entries = node.sensors.reading().into_iter().map(DataEntry::from);
+                (
+                    node.entry.addr,
+                    DataUpdate {
+                        entries: entries.collect(),
+                    },
+                )
+            })
+            .collect();
+        for (src, update) in updates {
             self.offer_message(src, update.into())?;
         }
         Ok(())
