@@ -278,7 +278,7 @@ fn usage_errors_are_explained() {
             ],
             "not a case ID",
         ),
-        (&["conformance", "chat", "--list"], "no conformance cases"),
+        (&["conformance", "uart", "--list"], "no conformance cases"),
     ];
     for (args, expected) in cases {
         let output = specwire(args);
@@ -605,6 +605,125 @@ fn device_usage_errors_are_explained() {
         "1s",
         "--replay-dir",
         scratch("device-unreachable").to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(
+        text(&output).contains("cannot connect"),
+        "{}",
+        text(&output)
+    );
+}
+
+/// `specwire serve chat` on `127.0.0.1:0` with `extra` options, once it
+/// listens, and its `HOST:PORT`.
+fn serve_chat(extra: &[&str]) -> (Running, String) {
+    let mut command = support::specwire();
+    command.args(["serve", "chat", "--bind", "127.0.0.1:0"]);
+    command.args(extra);
+    let mut server = Running::start(&mut command);
+    let endpoint = server.endpoint();
+    let address = endpoint
+        .strip_prefix("tcp://")
+        .unwrap_or_else(|| panic!("a tcp:// endpoint, got {endpoint}"))
+        .to_owned();
+    (server, address)
+}
+
+#[test]
+fn the_reference_server_conforms_to_the_chat_suite_with_either_choice() {
+    let dir = scratch("chat");
+    let listed = specwire(&["conformance", "chat", "--list"]);
+    assert!(listed.status.success(), "{}", text(&listed));
+    for spec in specwire_protocol::conformance::cases_of("chat") {
+        assert!(text(&listed).contains(spec.id), "{} missing", spec.id);
+    }
+    let cases = specwire_protocol::conformance::cases_of("chat").count();
+    for choices in [
+        &[][..],
+        &["--on-taken", "suffix", "--users", "address", "--welcome"][..],
+    ] {
+        let (_server, address) = serve_chat(choices);
+        let json = dir.join("report.json");
+        let junit = dir.join("report.xml");
+        let output = specwire(&[
+            "conformance",
+            "chat",
+            "--target",
+            &address,
+            "--replay-dir",
+            dir.join("replays").to_str().unwrap(),
+            "--report",
+            &format!("json:{}", json.display()),
+            "--junit",
+            junit.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{choices:?}: {}",
+            text(&output)
+        );
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(report["summary"]["pass"], cases, "{choices:?}: {report:#}");
+        assert!(std::fs::read_to_string(&junit)
+            .unwrap()
+            .contains("chat.order.pipelined"));
+        // A bundle of a chat case replays against the server (it passes
+        // there now), `tcp://` or not.
+        let bundle = dir.join("bundle.json");
+        let written = serde_json::json!({
+            "format": "specwire-conformance-replay/1", "family": "chat",
+            "case": "chat.leave.announced", "target": format!("tcp://{address}"),
+            "reason": "an earlier failure", "transcript": []
+        });
+        std::fs::write(&bundle, written.to_string()).unwrap();
+        let output = specwire(&["conformance", "replay", bundle.to_str().unwrap()]);
+        assert!(output.status.success(), "{}", text(&output));
+        assert!(text(&output).contains("passes now"), "{}", text(&output));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn chat_usage_errors_are_explained() {
+    let cases: [(&[&str], &str); 3] = [
+        (&["conformance", "chat"], "--target HOST:PORT"),
+        (
+            &["conformance", "chat", "--target", "ws://127.0.0.1:1"],
+            "not HOST:PORT",
+        ),
+        (
+            &[
+                "conformance",
+                "chat",
+                "--target",
+                "127.0.0.1:1",
+                "--timeout",
+                "0s",
+            ],
+            "above zero",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = specwire(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output));
+        assert!(
+            text(&output).contains(expected),
+            "{args:?}: {}",
+            text(&output)
+        );
+    }
+    // A server that is not there is a harness error (exit 3), not a failure.
+    let output = specwire(&[
+        "conformance",
+        "chat",
+        "--target",
+        "127.0.0.1:1",
+        "--timeout",
+        "1s",
+        "--replay-dir",
+        scratch("chat-unreachable").to_str().unwrap(),
     ]);
     assert_eq!(output.status.code(), Some(3), "{}", text(&output));
     assert!(

@@ -20,11 +20,13 @@
 //! - [`subscription`]: an event hub at `ws://` or `wss://`, given its JWT secret.
 //! - [`device`]: a device hub at `ws://` or `wss://`, given its command
 //!   registry (text lines, checked against the device grammar).
+//! - [`chat`]: a chat server at `HOST:PORT` (a TCP stream of JSON objects).
 //! - [`runner`]: selection (`--only`, `--skip`), observers, expected failures.
 //! - [`report`]: the JSON, JUnit and HTML reports, the terminal summary, the
 //!   exit status.
 //! - [`replay`]: bundles of failed cases that `specwire conformance replay` runs again.
 
+pub mod chat;
 pub mod device;
 pub mod discovery;
 pub mod replay;

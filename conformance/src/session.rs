@@ -9,16 +9,23 @@
 //!
 //! The link is a WebSocket (task, subscription) or a TCP stream of JSON
 //! objects (chat: objects one after the other, optionally separated by
-//! white space).
+//! white space), cut into objects by the same
+//! [`JsonStreamDecoder`](specwire_wire::json::stream::JsonStreamDecoder)
+//! the runtime reads requests with. On a TCP stream the session also notes
+//! what followed each object (chat's senders SHOULD end each with `\n`:
+//! [`Session::take_endings`]) and can write bytes exactly as a case
+//! composes them ([`Session::write_raw`]), to drive the framing cases.
 
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use specwire_protocol::Direction as Wire;
 use specwire_protocol::JsonProtocol;
+use specwire_wire::json::stream::{JsonStreamDecoder, StreamItem};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -143,8 +150,90 @@ pub fn refused<P: JsonProtocol>(text: &str, direction: Wire) -> Option<String> {
 pub enum Link {
     /// A WebSocket.
     WebSocket(Box<WebSocket>),
-    /// A TCP stream of JSON objects, and what was read of the next.
-    Tcp(TcpStream, Vec<u8>),
+    /// A TCP stream of JSON objects.
+    Tcp(Box<TcpReader>),
+}
+
+impl Link {
+    /// A TCP stream of JSON objects, read with objects of at most
+    /// `max_object_bytes`.
+    pub fn tcp(stream: TcpStream, max_object_bytes: usize) -> Link {
+        Link::Tcp(Box::new(TcpReader {
+            stream,
+            buffer: BytesMut::new(),
+            decoder: JsonStreamDecoder::new(max_object_bytes),
+            unended: None,
+            endings: Vec::new(),
+        }))
+    }
+}
+
+/// How an object of a TCP stream ended: what followed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ending {
+    /// The object as received.
+    pub text: String,
+    /// Whether `\n` (or `\r\n`) followed it directly.
+    pub newline: bool,
+}
+
+/// A TCP stream of JSON objects being read: the bytes of the next object,
+/// the decoder's place, and what followed the objects read so far.
+pub struct TcpReader {
+    stream: TcpStream,
+    buffer: BytesMut,
+    decoder: JsonStreamDecoder,
+    /// The last object and the (fewer than two) bytes seen after it, while
+    /// they do not tell how it ended.
+    unended: Option<(String, Vec<u8>)>,
+    endings: Vec<Ending>,
+}
+
+impl TcpReader {
+    /// The object `text` was just taken off the buffer: what follows it
+    /// is at the buffer's front, or yet to come.
+    fn ended(&mut self, text: String) {
+        let after = self.buffer.iter().take(2).copied().collect();
+        self.unended = Some((text, after));
+        self.settle();
+    }
+
+    /// New bytes arrived (before the decoder sees them).
+    fn read(&mut self, bytes: &[u8]) {
+        if let Some((_, after)) = self.unended.as_mut() {
+            after.extend(bytes.iter().take(2));
+        }
+        self.buffer.extend_from_slice(bytes);
+        self.settle();
+    }
+
+    /// Records how the last object ended once the bytes after it tell:
+    /// `\n` or `\r\n` is a newline, anything else is not.
+    fn settle(&mut self) {
+        let known = match &self.unended {
+            Some((_, after)) => !(after.is_empty() || after.as_slice() == b"\r"),
+            None => false,
+        };
+        if !known {
+            return;
+        }
+        if let Some((text, after)) = self.unended.take() {
+            let newline = after.starts_with(b"\n") || after.starts_with(b"\r\n");
+            self.endings.push(Ending { text, newline });
+        }
+    }
+}
+
+/// The bytes at the front of `buffer` up to the end of their line (or the
+/// next `{` or `[`): a run that cannot start an object, as text.
+fn junk_line(buffer: &[u8]) -> String {
+    let end = buffer
+        .iter()
+        .position(|byte| matches!(byte, b'\n' | b'{' | b'['))
+        .unwrap_or(buffer.len());
+    String::from_utf8_lossy(&buffer[..end])
+        .trim_end()
+        .to_owned()
 }
 
 /// A connection to the target speaking family `P`.
@@ -155,6 +244,8 @@ pub struct Session<P: JsonProtocol> {
     log: Arc<RunLog>,
     /// Replies shorter waits wait for.
     pub reply_timeout: Duration,
+    /// Endings of a TCP stream that ended, not yet taken.
+    endings: Vec<Ending>,
     protocol: PhantomData<fn() -> P>,
 }
 
@@ -173,6 +264,7 @@ impl<P: JsonProtocol> Session<P> {
             transcript,
             log,
             reply_timeout,
+            endings: Vec::new(),
             protocol: PhantomData,
         }
     }
@@ -262,17 +354,24 @@ impl<P: JsonProtocol> Session<P> {
                     .await
                     .map(|()| true)
                     .map_err(|error| error.to_string()),
-                Some(Link::Tcp(stream, _)) => match frame {
+                Some(Link::Tcp(tcp)) => match frame {
                     Frame::Text(text) => {
                         let mut bytes = text.as_bytes().to_vec();
                         bytes.push(b'\n');
-                        stream
+                        tcp.stream
                             .write_all(&bytes)
                             .await
                             .map(|()| true)
                             .map_err(|error| error.to_string())
                     }
-                    Frame::Close(_) => stream
+                    Frame::Binary(bytes) => tcp
+                        .stream
+                        .write_all(&bytes)
+                        .await
+                        .map(|()| true)
+                        .map_err(|error| error.to_string()),
+                    Frame::Close(_) => tcp
+                        .stream
                         .shutdown()
                         .await
                         .map(|()| true)
@@ -286,7 +385,7 @@ impl<P: JsonProtocol> Session<P> {
             Ok(Ok(false)) => Err(Stop::Fail("the target had closed the connection".into())),
             Ok(Err(error)) => {
                 self.note(&format!("send failed: {error}"));
-                self.link = None;
+                self.drop_link();
                 Err(Stop::Fail(format!(
                     "the target closed the connection (send failed: {error})"
                 )))
@@ -360,49 +459,120 @@ impl<P: JsonProtocol> Session<P> {
     /// The next JSON object of a TCP stream.
     async fn next_object(&mut self, deadline: tokio::time::Instant) -> Option<Event> {
         loop {
-            let Some(Link::Tcp(stream, buffer)) = self.link.as_mut() else {
+            let Some(Link::Tcp(tcp)) = self.link.as_mut() else {
                 return None;
             };
-            let mut objects = serde_json::Deserializer::from_slice(buffer).into_iter::<Value>();
-            match objects.next() {
-                Some(Ok(_)) => {
-                    let end = objects.byte_offset();
-                    let bytes: Vec<u8> = buffer.drain(..end).collect();
-                    let text = String::from_utf8_lossy(&bytes).trim().to_owned();
-                    self.record(Direction::Received, "text", &text);
-                    return Some(Event::Message(self.check(text)));
+            let text = match tcp.decoder.decode(&mut tcp.buffer) {
+                Some(StreamItem::Value(bytes)) => {
+                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    tcp.ended(text.clone());
+                    Some(text)
                 }
-                Some(Err(error)) if !error.is_eof() => {
-                    // Not JSON: report what was read and start afresh.
-                    let text = String::from_utf8_lossy(buffer).into_owned();
-                    buffer.clear();
-                    self.record(Direction::Received, "text", &text);
-                    return Some(Event::Message(self.check(text)));
+                Some(StreamItem::Junk) => None,
+                Some(StreamItem::TooLarge { limit }) => {
+                    let note = format!("an object of more than {limit} bytes (skipped)");
+                    self.record(Direction::Received, "text", &note);
+                    let msg = Msg {
+                        value: Value::Null,
+                        text: note.clone(),
+                        invalid: Some(note),
+                    };
+                    self.log_invalid(&msg);
+                    return Some(Event::Message(msg));
                 }
-                _ => {}
-            }
-            let mut chunk = [0u8; 8192];
-            match tokio::time::timeout_at(deadline, stream.read(&mut chunk))
-                .await
-                .ok()?
-            {
-                Ok(0) => return Some(self.ended("the stream ended")),
-                Ok(read) => buffer.extend_from_slice(&chunk[..read]),
-                Err(error) => return Some(self.ended(&format!("connection error: {error}"))),
-            }
+                None => {
+                    let mut chunk = [0u8; 8192];
+                    match tokio::time::timeout_at(deadline, tcp.stream.read(&mut chunk))
+                        .await
+                        .ok()?
+                    {
+                        Ok(0) => return Some(self.ended("the stream ended")),
+                        Ok(read) => tcp.read(&chunk[..read]),
+                        Err(error) => {
+                            return Some(self.ended(&format!("connection error: {error}")))
+                        }
+                    }
+                    continue;
+                }
+            };
+            let Some(text) = text else {
+                // Bytes that cannot start an object: report them as what
+                // they are, up to the end of the line.
+                let junk = junk_line(&tcp.buffer);
+                self.record(Direction::Received, "text", &junk);
+                return Some(Event::Message(self.check(junk)));
+            };
+            self.record(Direction::Received, "text", &text);
+            return Some(Event::Message(self.check(text)));
+        }
+    }
+
+    /// Writes `bytes` exactly as given (TCP only: no `\n` is added, no
+    /// check is made), recorded as a `write` with white space visible. A
+    /// case that drives a stream's framing composes them.
+    pub async fn write_raw(&mut self, bytes: &[u8]) -> Result<(), Stop> {
+        if !matches!(self.link, Some(Link::Tcp(_)) | None) {
+            return Err(Stop::Harness("raw writes need a TCP stream".into()));
+        }
+        self.record(
+            Direction::Sent,
+            "write",
+            &format!("{:?}", String::from_utf8_lossy(bytes)),
+        );
+        self.send_frame(Frame::Binary(bytes.to_vec().into())).await
+    }
+
+    /// How the objects read since the last call ended (TCP only): whether
+    /// `\n` followed each. An object nothing has followed yet is left for
+    /// a later call.
+    pub fn take_endings(&mut self) -> Vec<Ending> {
+        let mut endings = std::mem::take(&mut self.endings);
+        if let Some(Link::Tcp(tcp)) = self.link.as_mut() {
+            endings.append(&mut tcp.endings);
+        }
+        endings
+    }
+
+    /// Drops the connection at once, without any closing handshake (on
+    /// TCP: the socket closes).
+    pub fn disconnect(&mut self) {
+        if self.drop_link() {
+            self.record(Direction::Note, "close", "the suite closed the connection");
         }
     }
 
     fn ended(&mut self, why: &str) -> Event {
         self.record(Direction::Note, "close", why);
-        self.link = None;
+        self.drop_link();
         Event::Closed(None)
+    }
+
+    /// Drops the connection, keeping what is known of its objects'
+    /// endings.
+    fn drop_link(&mut self) -> bool {
+        match self.link.take() {
+            Some(Link::Tcp(tcp)) => {
+                self.endings.extend(tcp.endings);
+                true
+            }
+            Some(Link::WebSocket(_)) => true,
+            None => false,
+        }
     }
 
     fn check(&self, text: String) -> Msg {
         let (value, invalid) = match serde_json::from_str::<Value>(&text) {
             Ok(value) => {
-                let invalid = P::decode_from(value.clone(), Some(Wire::ServerToClient))
+                // A server sends its replies and its broadcasts.
+                let broadcast = !P::family()
+                    .candidates(&value, Some(Wire::Broadcast))
+                    .is_empty();
+                let direction = if broadcast {
+                    Wire::Broadcast
+                } else {
+                    Wire::ServerToClient
+                };
+                let invalid = P::decode_from(value.clone(), Some(direction))
                     .err()
                     .map(|error| error.to_string());
                 (value, invalid)
@@ -515,7 +685,7 @@ mod tests {
         let transcript = Arc::new(Mutex::new(Transcript::new()));
         let log = Arc::new(RunLog::default());
         let mut session = Session::<Chat>::new(
-            Link::Tcp(stream, Vec::new()),
+            Link::tcp(stream, 1024),
             1,
             Arc::clone(&transcript),
             Arc::clone(&log),
@@ -536,7 +706,64 @@ mod tests {
             panic!("a message")
         };
         assert!(third.invalid.unwrap().contains("not JSON"));
+        assert_eq!(third.text, "not json");
         assert_eq!(session.next(wait).await, Some(Event::Closed(None)));
         assert_eq!(log.invalid_messages().len(), 3);
+        let endings: Vec<bool> = session
+            .take_endings()
+            .iter()
+            .map(|ending| ending.newline)
+            .collect();
+        assert_eq!(
+            endings,
+            [false, true],
+            "a space after the first, `\\n` after the second"
+        );
+    }
+
+    #[tokio::test]
+    async fn raw_writes_go_out_as_given_and_a_broadcast_is_a_server_message() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (seen, wait) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut got = vec![0u8; 5];
+            stream.read_exact(&mut got).await.unwrap();
+            stream
+                .write_all(b"{\"type\":\"system\",\"message\":\"x\",\"username\":\"SYSTEM\"}\r")
+                .await
+                .unwrap();
+            // The `\n` goes once the suite has read the object and its `\r`.
+            wait.await.unwrap();
+            stream.write_all(b"\n").await.unwrap();
+            got
+        });
+        let stream = TcpStream::connect(address).await.unwrap();
+        let mut session = Session::<Chat>::new(
+            Link::tcp(stream, 1024),
+            1,
+            Arc::new(Mutex::new(Transcript::new())),
+            Arc::new(RunLog::default()),
+            Duration::from_secs(5),
+        );
+        session.write_raw(b"{\"a\"").await.unwrap();
+        session.write_raw(b"}").await.unwrap();
+        let Some(Event::Message(broadcast)) = session.next(Duration::from_secs(5)).await else {
+            panic!("a message")
+        };
+        assert_eq!(broadcast.invalid, None, "a broadcast is a server message");
+        assert!(
+            session.take_endings().is_empty(),
+            "`\\r` alone does not tell"
+        );
+        seen.send(()).unwrap();
+        assert_eq!(
+            session.next(Duration::from_secs(5)).await,
+            Some(Event::Closed(None))
+        );
+        let endings = session.take_endings();
+        assert!(endings.len() == 1 && endings[0].newline, "{endings:?}");
+        assert_eq!(server.await.unwrap(), b"{\"a\"}");
     }
 }

@@ -13,6 +13,9 @@
 //!   TCP servers, the inbound message pipeline, connecting with backoff,
 //!   authentication.
 //! - [`tls`]: loading certificates and keys for `wss://`.
+//! - [`uart`]: the uart family: a simulated mesh root module on a
+//!   pseudo-terminal ([`ModuleSimulator`](uart::ModuleSimulator)), for
+//!   exercising a gateway without hardware.
 //!
 //! Every message sent or received is one of the generated
 //! `specwire_protocol` types and is checked against its schema.
@@ -25,3 +28,4 @@ pub mod net;
 pub mod subscription;
 pub mod task;
 pub mod tls;
+pub mod uart;

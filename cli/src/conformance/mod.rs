@@ -7,6 +7,7 @@
 //! [`Suite`](specwire_conformance::suite::Suite) and a small arguments
 //! struct implementing [`SuiteArgs`].
 
+mod chat;
 mod common;
 mod device;
 mod discovery;
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
 
+use specwire_conformance::chat::ChatSuite;
 use specwire_conformance::device::DeviceSuite;
 use specwire_conformance::replay::Bundle;
 use specwire_conformance::report::Report;
@@ -27,6 +29,7 @@ use specwire_conformance::task::TaskSuite;
 use specwire_conformance::verdict::Verdict;
 use specwire_protocol::conformance::CaseSpec;
 
+use chat::ChatArgs;
 use common::{expected, finish, list, report_paths, selection, Common, Progress};
 use device::{DeviceArgs, DeviceSettings};
 use discovery::DiscoveryArgs;
@@ -107,8 +110,41 @@ enum Family {
     /// 1 a MUST case failed, 2 usage error, 3 a harness error.
     #[command(verbatim_doc_comment)]
     Device(DeviceArgs),
-    /// The chat family (no cases yet).
-    Chat(Pending),
+    /// Check a chat server over TCP (seed 003, PROFILE.md): HOST:PORT
+    ///
+    /// The stream is JSON objects one after the other: `join_chat`,
+    /// `send_message`, `get_users` and `leave_chat` requests, answered in
+    /// request order, and `chat`/`system` broadcasts to the other joined
+    /// clients. The suite checks the stream's framing (a request in pieces,
+    /// byte by byte, several in one write with and without white space,
+    /// pretty-printed; the server's `\n` after each object, a SHOULD),
+    /// joining (a taken name may be refused or suffixed with the joiner's
+    /// port; both pass), the name and message lengths after trimming,
+    /// broadcasts (to every other joined client, never back to the sender,
+    /// not to a client that left; a disconnect announced as a leave),
+    /// `get_users` (plain names or {username, address}; `count`), requests
+    /// before joining, the JSON-RPC codes, pipelined order, and every
+    /// object against the chat schema; then random sessions of several
+    /// clients judged against a model of the room.
+    ///
+    /// Every case uses usernames and message markers of its own, so runs
+    /// can repeat against one server that others use too. That a broadcast
+    /// did not arrive is shown by the response to a later request (they
+    /// come in order), never by waiting: against a local server the whole
+    /// run takes well under a second. Only a disconnect is waited for, up
+    /// to --timeout. `--list` shows every case with its level.
+    ///
+    /// Example, against `specwire serve chat` on its default address:
+    ///
+    ///   specwire conformance chat --target 127.0.0.1:65432 --html report.html
+    ///
+    /// A failed case writes a replay bundle (--replay-dir); run it again
+    /// with `specwire conformance replay BUNDLE`.
+    ///
+    /// Exit status: 0 every MUST case passed (SHOULD failures are warnings),
+    /// 1 a MUST case failed, 2 usage error, 3 a harness error.
+    #[command(verbatim_doc_comment)]
+    Chat(ChatArgs),
     /// The uart family (no cases yet).
     Uart(Pending),
     /// Run a replay bundle (written for a failed case) again against a
@@ -170,7 +206,8 @@ async fn dispatch(args: Args) -> Result<ExitCode, String> {
         Family::Replay(replay) => run_replay(replay).await,
         Family::Subscription(subscription) => run_suite(subscription).await,
         Family::Device(device) => run_suite(device).await,
-        Family::Chat(pending) | Family::Uart(pending) => {
+        Family::Chat(chat) => run_suite(chat).await,
+        Family::Uart(pending) => {
             let _ = pending;
             Err(
                 "this family has no conformance cases yet (see generated/docs/conformance.md)"
@@ -250,6 +287,14 @@ async fn run_replay(args: ReplayArgs) -> Result<ExitCode, String> {
             args.target
                 .shared_into(&mut target.extra_roots, &mut target.reply_timeout);
             specwire_conformance::suite::replay::<DeviceSuite>(&target, &bundle.clone().typed()?)
+                .await?
+        }
+        "chat" => {
+            let mut unused = Vec::new();
+            let mut timeout = std::time::Duration::ZERO;
+            args.target.shared_into(&mut unused, &mut timeout);
+            let target = chat::chat_target(&endpoint, timeout)?;
+            specwire_conformance::suite::replay::<ChatSuite>(&target, &bundle.clone().typed()?)
                 .await?
         }
         family => {
