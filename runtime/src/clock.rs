@@ -5,7 +5,12 @@ use std::time::SystemTime;
 /// The current time as an RFC 3339 UTC timestamp with milliseconds
 /// (`2025-07-02T11:45:05.123Z`), the form every specwire JSON family uses.
 pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+    rfc3339(SystemTime::now())
+}
+
+/// `at` as an RFC 3339 UTC timestamp with milliseconds.
+pub fn rfc3339(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
 }
 
 /// A fresh random identifier (UUID v4), for `messageId`, `taskId`,

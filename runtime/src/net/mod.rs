@@ -13,7 +13,8 @@
 //!   [`Backoff`] with jitter and a [`retry`] loop.
 //! - [`auth`]: the [`Authenticator`] trait and [`ApiKeys`]; [`jwt`]: HS256
 //!   tokens, minted and verified (algorithm pinned).
-//! - [`json_stream`]: the codec for a TCP stream of JSON values (chat).
+//! - [`json_stream`]: the codec for a TCP stream of JSON values (chat);
+//!   [`frame_codec`]: the codec for byte-stuffed frames (the uart gateway).
 //! - [`limits`]: the [`Limits`] all of the above apply.
 //!
 //! The task family is the first user: `task::Provider` is a
@@ -23,6 +24,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod frame_codec;
 pub mod http;
 pub mod inbound;
 pub mod json_stream;

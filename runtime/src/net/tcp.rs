@@ -59,6 +59,21 @@ use super::server::{Peer, Serve, Server, ServerConfig, Stream};
 /// How long writing what is left may take when a connection closes.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How much of a batch of queued messages is encoded before it is written.
+const WRITE_SLICE: usize = 16 * 1024;
+
+/// Gives back buffer capacity a burst grew (a `BytesMut` keeps what it
+/// grew to): an idle connection then costs its initial buffers only.
+fn release_grown_buffers<T, C>(framed: &mut Framed<T, C>, capacity: usize) {
+    let grown = |buffer: &bytes::BytesMut| buffer.is_empty() && buffer.capacity() > 2 * capacity;
+    if grown(framed.write_buffer()) {
+        *framed.write_buffer_mut() = bytes::BytesMut::new();
+    }
+    if grown(framed.read_buffer()) {
+        *framed.read_buffer_mut() = bytes::BytesMut::with_capacity(capacity);
+    }
+}
+
 /// A family's raw-TCP server side.
 pub trait TcpService: Send + Sync + 'static {
     /// Cuts the stream into frames and writes [`Out`](Self::Out)s.
@@ -129,14 +144,17 @@ impl<S: TcpService> Serve for Handler<S> {
         let Some(mut session) = self.service.accept(peer, outbox.clone()) else {
             return Ok(());
         };
-        let framed = Framed::with_capacity(stream, self.service.codec(), S::BUFFER_CAPACITY);
+        let mut framed = Framed::with_capacity(stream, self.service.codec(), S::BUFFER_CAPACITY);
+        // A batch of queued messages is written in slices of this size, so
+        // the write buffer never grows far past it.
+        framed.set_backpressure_boundary(WRITE_SLICE.max(S::BUFFER_CAPACITY));
         let silence = self.service.idle_timeout(&self.limits);
         let result = run(
             framed,
             &mut session,
             &outbox,
             &self.limits,
-            silence,
+            (silence, S::BUFFER_CAPACITY),
             closing,
         )
         .await;
@@ -150,7 +168,7 @@ async fn run<T, C, X, O>(
     session: &mut X,
     outbox: &Outbox<O>,
     limits: &Limits,
-    silence: Option<Duration>,
+    (silence, capacity): (Option<Duration>, usize),
     closing: CancellationToken,
 ) -> Result<(), String>
 where
@@ -178,6 +196,7 @@ where
             () = &mut idle => return Err("peer silent".to_owned()),
             () = closing.cancelled() => break,
         }
+        release_grown_buffers(&mut framed, capacity);
         if outbox.is_closed() {
             break;
         }

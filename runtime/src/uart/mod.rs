@@ -29,8 +29,12 @@
 //! The same from the command line: `specwire simulate uart-module
 //! --pty-link /tmp/uart-module`.
 
+pub mod gateway;
+pub mod link;
 pub mod pty;
 pub mod simulator;
+pub mod store;
+pub mod table;
 
 pub use pty::Pty;
 pub use simulator::{
