@@ -19,6 +19,7 @@ mod signals;
 mod simulate;
 mod subscription;
 mod task;
+mod uart;
 mod validate;
 
 /// Protocol schemas turned into working, verifiable software.
@@ -58,6 +59,11 @@ enum Command {
     /// the line being typed; `/users`, `/quit`), or `--send TEXT` from a
     /// script.
     Chat(chat::Args),
+    /// Talk to a uart gateway's local API: `specwire uart --target
+    /// HOST:PORT listen | nstat A|D|N | get DATATYPE [--node ADDR] | active |
+    /// ninfo | send ADDR HEX | sendi ADDR HEX | bcast HEX | reset | clean`,
+    /// frames decoded with names, hex addresses and scaled values.
+    Uart(uart::Args),
     /// Simulate peers: `specwire simulate devices --target URL --count N`
     /// runs a swarm of virtual devices against a device hub.
     Simulate(simulate::Args),
@@ -99,6 +105,7 @@ fn main() -> ExitCode {
         Command::Task(args) => task::run(args),
         Command::Device(args) => device::run(args),
         Command::Chat(args) => chat::run(args),
+        Command::Uart(args) => uart::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Token(args) => subscription::token::run(&args),
         Command::Subscribe(args) => subscription::subscribe::run(args),

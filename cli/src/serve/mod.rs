@@ -10,6 +10,7 @@ mod chat;
 mod device;
 mod subscription;
 mod task;
+mod uart;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -70,6 +71,21 @@ enum Family {
     /// Prints `listening on tcp://ADDR` once ready; Ctrl-C (or SIGTERM)
     /// writes what is queued and closes every connection.
     Chat(chat::ChatArgs),
+    /// Serve the uart family: the gateway between a serial-attached mesh
+    /// root module and local clients.
+    ///
+    /// The module's `M` frames fill a node store (states A/D/N from NOD,
+    /// NET and RST; a time-stamped history of each data type). Local
+    /// clients connect over TCP and speak the UART's frames: a first frame
+    /// `LSTN-` makes the connection the listener (every later `M` frame,
+    /// verbatim; a newer listener replaces it); any other first frame is
+    /// one request and one reply: `NSTAT`, `[GET]`, `ACT-C` and `NINFO`
+    /// from the store, module commands relayed one at a time (`F module
+    /// timeout` after --module-timeout). A port that disappears is reopened
+    /// with backoff; meanwhile relayed commands get `F`.
+    ///
+    /// Prints `listening on tcp://ADDR` once ready.
+    UartGateway(uart::UartGatewayArgs),
 }
 
 /// TLS for a server: both flags or neither.
@@ -102,6 +118,12 @@ pub fn run(args: Args) -> ExitCode {
         }),
         Family::Device(args) => crate::run_async("specwire serve device", async {
             exit("specwire serve device", device::serve_device(args).await)
+        }),
+        Family::UartGateway(args) => crate::run_async("specwire serve uart-gateway", async {
+            exit(
+                "specwire serve uart-gateway",
+                uart::serve_uart_gateway(args).await,
+            )
         }),
         Family::Chat(args) => crate::run_async("specwire serve chat", async {
             exit("specwire serve chat", chat::serve_chat(args).await)

@@ -29,6 +29,8 @@
 //! The same from the command line: `specwire simulate uart-module
 //! --pty-link /tmp/uart-module`.
 
+pub mod client;
+pub mod describe;
 pub mod gateway;
 pub mod link;
 pub mod pty;
