@@ -1,0 +1,75 @@
+//! The uart gateway from the command line: `simulate uart-module` on a
+//! pty, `serve uart-gateway` on its link, and `specwire uart` asking the
+//! gateway, as separate processes.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use specwire_testsupport::{temp_dir, Pipe, Running, PATIENCE};
+use support::{output, specwire};
+
+fn uart(target: &str, args: &[&str]) -> (i32, String, String) {
+    output(specwire().args(["uart", "--target", target]).args(args))
+}
+
+#[test]
+fn the_client_reads_the_store_relays_commands_and_listens() {
+    let dir = temp_dir();
+    let link = dir.path().join("module");
+    let mut module = Running::start(
+        specwire()
+            .args(["simulate", "uart-module", "--pty-link"])
+            .arg(&link)
+            .args(["--nodes", "2", "--data-interval", "200ms", "--net-interval", "300ms"]),
+    );
+    module.wait_for(Pipe::Stdout, |line| line.starts_with("module on "));
+    let mut gateway = Running::start(
+        specwire()
+            .args(["serve", "uart-gateway", "--bind", "127.0.0.1:0", "--serial"])
+            .arg(&link),
+    );
+    let endpoint = gateway.endpoint();
+    let target = endpoint.trim_start_matches("tcp://");
+
+    // The nodes become active as NET arrives; ask until they are.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (code, stdout, stderr) = uart(target, &["active"]);
+        assert_eq!(code, 0, "{stderr}");
+        if stdout.trim() == "2" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never 2 active nodes: {stdout}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, stdout, stderr) = uart(target, &["nstat", "A"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.lines().count() == 2 && stdout.starts_with("0x0001  "), "{stdout}");
+
+    let (code, stdout, stderr) = uart(target, &["get", "battery", "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    for line in stdout.lines() {
+        let value: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        assert_eq!(value["name"], "battery");
+        assert!(value["text"].as_str().unwrap().ends_with(" %"), "{line}");
+    }
+
+    assert_eq!(uart(target, &["send", "0x0001", "01 02 ff"]).0, 0);
+    let (code, _, stderr) = uart(target, &["send", "0x0777", "01"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("SEND- failed"), "{stderr}");
+    let (code, _, stderr) = uart(target, &["get", "nothing"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(uart("127.0.0.1:9", &["active"]).0, 3);
+
+    let (code, stdout, stderr) = uart(target, &["listen", "--count", "3"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    assert!(stdout.lines().all(|line| line.starts_with("0x000")), "{stdout}");
+
+    gateway.signal("TERM");
+    let (status, _, stderr) = gateway.finish();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("frame(s) in"), "{stderr}");
+}
