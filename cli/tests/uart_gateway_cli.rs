@@ -21,7 +21,14 @@ fn the_client_reads_the_store_relays_commands_and_listens() {
         specwire()
             .args(["simulate", "uart-module", "--pty-link"])
             .arg(&link)
-            .args(["--nodes", "2", "--data-interval", "200ms", "--net-interval", "300ms"]),
+            .args([
+                "--nodes",
+                "2",
+                "--data-interval",
+                "200ms",
+                "--net-interval",
+                "300ms",
+            ]),
     );
     module.wait_for(Pipe::Stdout, |line| line.starts_with("module on "));
     let mut gateway = Running::start(
@@ -45,7 +52,10 @@ fn the_client_reads_the_store_relays_commands_and_listens() {
     }
     let (code, stdout, stderr) = uart(target, &["nstat", "A"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.lines().count() == 2 && stdout.starts_with("0x0001  "), "{stdout}");
+    assert!(
+        stdout.lines().count() == 2 && stdout.starts_with("0x0001  "),
+        "{stdout}"
+    );
 
     let (code, stdout, stderr) = uart(target, &["get", "battery", "--format", "json"]);
     assert_eq!(code, 0, "{stderr}");
@@ -66,7 +76,10 @@ fn the_client_reads_the_store_relays_commands_and_listens() {
     let (code, stdout, stderr) = uart(target, &["listen", "--count", "3"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout.lines().count(), 3, "{stdout}");
-    assert!(stdout.lines().all(|line| line.starts_with("0x000")), "{stdout}");
+    assert!(
+        stdout.lines().all(|line| line.starts_with("0x000")),
+        "{stdout}"
+    );
 
     gateway.signal("TERM");
     let (status, _, stderr) = gateway.finish();
