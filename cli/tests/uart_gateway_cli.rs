@@ -86,3 +86,16 @@ fn the_client_reads_the_store_relays_commands_and_listens() {
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("frame(s) in"), "{stderr}");
 }
+
+#[test]
+fn the_uart_demo_and_the_demo_of_every_family_run_and_check_themselves() {
+    let (code, stdout, stderr) = output(specwire().args(["demo", "uart"]));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("F module timeout (as expected)"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = output(specwire().arg("demo"));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("All five demos passed"), "{stdout}");
+}

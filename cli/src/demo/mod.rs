@@ -1,6 +1,7 @@
-//! `specwire demo FAMILY`: a family end to end in one command, on
+//! `specwire demo [FAMILY]`: a family end to end in one command, on
 //! loopback, narrated, and checked: a demo that sees something other than
-//! what the spec promises exits 1.
+//! what the spec promises exits 1. Without a family, every family runs in
+//! turn.
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -10,11 +11,15 @@ mod chat;
 mod device;
 mod subscription;
 mod task;
+mod uart;
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    /// Without a family: every family in turn (discovery and task,
+    /// subscription, device, chat, uart), each checked.
     #[command(subcommand)]
-    family: Family,
+    family: Option<Family>,
 }
 
 #[derive(clap::Subcommand)]
@@ -34,15 +39,52 @@ enum Family {
     /// protocol faults are answered; a dropped connection is announced as
     /// having left.
     Chat,
+    /// The uart gateway on a simulated root module (a pseudo-terminal): a
+    /// listener, requests answered from the store, relayed commands and a
+    /// module timeout.
+    Uart,
 }
 
 pub fn run(args: Args) -> ExitCode {
-    match args.family {
+    let Some(family) = args.family else {
+        return run_all();
+    };
+    match family {
         Family::Task(args) => run_demo("task", task::demo(args)),
         Family::Subscription => run_demo("subscription", subscription::demo()),
         Family::Device => run_demo("device", device::demo()),
         Family::Chat => run_demo("chat", chat::demo()),
+        Family::Uart => run_demo("uart", uart::demo()),
     }
+}
+
+/// Every family's demo in turn; stops at the first that fails.
+fn run_all() -> ExitCode {
+    let demos: [(&str, fn() -> ExitCode); 5] = [
+        ("task", || {
+            run_demo("task", task::demo(task::TaskArgs::default()))
+        }),
+        ("subscription", || {
+            run_demo("subscription", subscription::demo())
+        }),
+        ("device", || run_demo("device", device::demo())),
+        ("chat", || run_demo("chat", chat::demo())),
+        ("uart", || run_demo("uart", uart::demo())),
+    ];
+    let started = std::time::Instant::now();
+    for (name, demo) in demos {
+        println!("\n=== {name} ===");
+        let code = demo();
+        if code != ExitCode::SUCCESS {
+            eprintln!("specwire demo: the {name} demo failed; the rest did not run");
+            return code;
+        }
+    }
+    println!(
+        "\nAll five demos passed in {:.1} s: discovery and task, subscription, device, chat, uart.",
+        started.elapsed().as_secs_f64()
+    );
+    ExitCode::SUCCESS
 }
 
 /// Runs a demo with a time limit; its error, if any, on stderr.

@@ -19,7 +19,7 @@ use tokio::sync::broadcast;
 
 use super::step;
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Default)]
 pub(super) struct TaskArgs {
     /// Directory for the demo's input and output images (default: a new
     /// directory under the system temp directory).

@@ -30,13 +30,21 @@ async fn connect(address: &str, timeout: Duration) -> io::Result<Framed<TcpStrea
     let address = address.strip_prefix("tcp://").unwrap_or(address);
     let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
         .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connecting to {address} timed out")))??;
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("connecting to {address} timed out"),
+            )
+        })??;
     let _ = stream.set_nodelay(true);
     Ok(Framed::new(stream, FrameCodec::default()))
 }
 
 fn timed_out(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, format!("no {what} within the time limit"))
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("no {what} within the time limit"),
+    )
 }
 
 /// Sends `command` on a new connection and returns the reply body
@@ -47,7 +55,10 @@ pub async fn request(address: &str, command: &Command, timeout: Duration) -> io:
     framed.send(command.encode()).await?;
     match tokio::time::timeout(timeout, framed.next()).await {
         Err(_) => Err(timed_out("reply")),
-        Ok(None) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the gateway closed without a reply")),
+        Ok(None) => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the gateway closed without a reply",
+        )),
         Ok(Some(body)) => body,
     }
 }
@@ -75,6 +86,9 @@ pub async fn listen(address: &str, timeout: Duration) -> io::Result<Listener> {
             String::from_utf8_lossy(body.get(2..).unwrap_or_default())
         ))),
         Ok(Some(Err(error))) => Err(error),
-        Ok(None) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the gateway closed the connection")),
+        Ok(None) => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the gateway closed the connection",
+        )),
     }
 }

@@ -37,7 +37,9 @@ pub fn message_json(body: &[u8], table: &DataTypeTable) -> Value {
                     .collect();
                 json!({"opcode": "DATA_UPDATE", "values": values})
             }
-            Err(reason) => json!({"opcode": "DATA_UPDATE", "error": reason, "payload": to_hex(payload)}),
+            Err(reason) => {
+                json!({"opcode": "DATA_UPDATE", "error": reason, "payload": to_hex(payload)})
+            }
         },
         0x03 => match NetworkStatus::decode(payload) {
             Ok(status) => {
@@ -48,11 +50,17 @@ pub fn message_json(body: &[u8], table: &DataTypeTable) -> Value {
                     .collect();
                 json!({"opcode": "NET", "nodes": nodes})
             }
-            Err(error) => json!({"opcode": "NET", "error": error.to_string(), "payload": to_hex(payload)}),
+            Err(error) => {
+                json!({"opcode": "NET", "error": error.to_string(), "payload": to_hex(payload)})
+            }
         },
         0x04 => match NodeConnected::decode(payload) {
-            Ok(node) => json!({"opcode": "NOD", "node": addr(node.addr), "uuid": node.uuid.to_string()}),
-            Err(error) => json!({"opcode": "NOD", "error": error.to_string(), "payload": to_hex(payload)}),
+            Ok(node) => {
+                json!({"opcode": "NOD", "node": addr(node.addr), "uuid": node.uuid.to_string()})
+            }
+            Err(error) => {
+                json!({"opcode": "NOD", "error": error.to_string(), "payload": to_hex(payload)})
+            }
         },
         other => json!({"opcode": format!("0x{other:02X}"), "payload": to_hex(payload)}),
     };
@@ -75,7 +83,13 @@ pub fn message_text(body: &[u8], table: &DataTypeTable) -> String {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|v| format!("{}={}", v["name"].as_str().unwrap_or("?"), v["text"].as_str().unwrap_or("?")))
+            .map(|v| {
+                format!(
+                    "{}={}",
+                    v["name"].as_str().unwrap_or("?"),
+                    v["text"].as_str().unwrap_or("?")
+                )
+            })
             .collect::<Vec<_>>()
             .join(" "),
         Some("NET") => {
@@ -109,9 +123,15 @@ mod tests {
         );
         let json = message_json(&body, &table);
         assert_eq!(json["values"][0]["value"], 21.5);
-        assert_eq!(message_text(&[b'M', 0, 0, 0x01], &table), "0x0000 RST root reset");
+        assert_eq!(
+            message_text(&[b'M', 0, 0, 0x01], &table),
+            "0x0000 RST root reset"
+        );
         assert!(message_text(&[b'M', 0, 0, 0x02, 1, 99], &table).contains("unreadable"));
-        assert_eq!(message_text(&[b'M', 0, 5, 0x7F, 0xAB], &table), "0x0005 0x7F ab");
+        assert_eq!(
+            message_text(&[b'M', 0, 5, 0x7F, 0xAB], &table),
+            "0x0005 0x7F ab"
+        );
         assert!(message_json(b"S", &table)["error"].is_string());
     }
 }
