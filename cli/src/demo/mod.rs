@@ -58,9 +58,12 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
+/// A family's name and its demo.
+type Demo = (&'static str, fn() -> ExitCode);
+
 /// Every family's demo in turn; stops at the first that fails.
 fn run_all() -> ExitCode {
-    let demos: [(&str, fn() -> ExitCode); 5] = [
+    let demos: [Demo; 5] = [
         ("task", || {
             run_demo("task", task::demo(task::TaskArgs::default()))
         }),
