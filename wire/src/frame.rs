@@ -16,6 +16,30 @@
 //! from a byte stream in arbitrary chunks, and [`decode_frame`] when you hold
 //! exactly one whole frame.
 //!
+//! # Decoding speed
+//!
+//! [`FrameDecoder::decode`] has two paths with the same results:
+//!
+//! - a block scan for the common case, inside a frame with at least 128 bytes
+//!   of input left: each 64-byte block becomes a bitmap of its `FF`/`FE`/`FA`
+//!   bytes (AVX2 when the CPU has it, else SSE2, else portable SWAR; see the
+//!   private `scan` module), and the loop jumps from one special byte to the
+//!   next with `trailing_zeros`. The run before each one is appended to the
+//!   reused body buffer as a fixed 64-byte copy, valid escapes are undone
+//!   inline, and `FE FF` between frames delivers one body and starts the next
+//!   without leaving the loop;
+//! - a byte-exact state machine with `memchr` for everything else: garbage
+//!   between frames, raw `FF` in a frame, bad escapes, empty frames, bodies
+//!   within 64 bytes of the size limit, and the last bytes of each input.
+//!
+//! The block scan stops, without consuming it, at anything it does not
+//! handle, so the rules (resync, drops, counters, the size limit, any
+//! chunking) live in the state machine alone. Property tests check both
+//! paths together against a byte-at-a-time reference decoder, and every
+//! bitmap function against a scalar one. On the benchmark stream
+//! (`benches/frame_decode.rs`: random 64–256-byte bodies) decoding runs at
+//! about a fifth of memcpy speed; see BENCHMARKS.md.
+//!
 //! ```
 //! use specwire_wire::frame::{encoded_frame, FrameDecoder};
 //!
@@ -33,6 +57,10 @@
 //! ```
 
 use memchr::{memchr, memchr2, memchr3};
+
+mod scan;
+
+use scan::BLOCK;
 
 /// Start-of-frame delimiter.
 pub const START: u8 = 0xFF;
@@ -296,9 +324,87 @@ enum State {
 pub struct FrameDecoder {
     state: State,
     /// Body of the frame being collected; cleared, not freed, between frames.
-    body: Vec<u8>,
+    body: BodyBuf,
     max_body: usize,
     stats: DecoderStats,
+}
+
+/// The decoder's body buffer: `buf[..len]` is the body, and `buf` keeps
+/// [`BLOCK`] bytes of slack past `len` once the block scan has used it, so a
+/// run can be appended by copying a whole fixed-size block (a few vector
+/// moves, no `memcpy` call) and then counting only the bytes that belong.
+#[derive(Clone, Default)]
+struct BodyBuf {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl std::fmt::Debug for BodyBuf {
+    /// Only the body, not the slack.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_slice().fmt(f)
+    }
+}
+
+impl BodyBuf {
+    #[inline]
+    fn as_slice(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline]
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Makes `buf` at least `len + extra` bytes long. Grows by doubling, so
+    /// the buffer still only grows as large bodies actually arrive.
+    #[inline]
+    fn reserve(&mut self, extra: usize) {
+        let need = self.len + extra;
+        if need > self.buf.len() {
+            self.grow(need);
+        }
+    }
+
+    #[cold]
+    fn grow(&mut self, need: usize) {
+        let size = need.max(2 * self.buf.len()).max(2 * BLOCK);
+        self.buf.resize(size, 0);
+    }
+
+    #[inline]
+    fn push(&mut self, byte: u8) {
+        self.reserve(1);
+        self.buf[self.len] = byte;
+        self.len += 1;
+    }
+
+    #[inline]
+    fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.reserve(bytes.len());
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    /// Appends `block[..keep]` (`keep <= BLOCK`) by copying all of `block`,
+    /// a fixed-size copy the compiler turns into a few vector moves.
+    #[inline(always)]
+    fn extend_from_block(&mut self, block: &[u8], keep: usize) {
+        self.reserve(BLOCK);
+        self.buf[self.len..self.len + BLOCK].copy_from_slice(&block[..BLOCK]);
+        self.len += keep;
+    }
 }
 
 /// How [`FrameDecoder::scan_body`] stopped; each carries the input offset reached.
@@ -329,7 +435,7 @@ impl FrameDecoder {
     pub fn with_max_body(max_body: usize) -> Self {
         Self {
             state: State::Hunt,
-            body: Vec::new(),
+            body: BodyBuf::default(),
             max_body,
             stats: DecoderStats::default(),
         }
@@ -362,11 +468,30 @@ impl FrameDecoder {
     /// Feeds `input` and calls `on_frame` with the body of every frame that
     /// completes inside it. Partial frames are kept for the next call.
     ///
-    /// Runs of ordinary bytes are found with `memchr` and copied in bulk, and
-    /// valid escapes are undone inline; only delimiters, bad escapes and
-    /// chunk boundaries go through the state machine. That keeps decoding
-    /// above 1 GB/s on typical frames (see `benches/frame_decode.rs`).
+    /// Inside a frame the input is walked 64 bytes at a time with a bitmap
+    /// of its special bytes (see [decoding speed](crate::frame#decoding-speed)):
+    /// runs of ordinary bytes are copied in bulk, valid escapes are undone
+    /// inline, and a frame that ends with `FE` directly followed by the next
+    /// `FF` is delivered without leaving that loop. Everything else (garbage,
+    /// raw `FF` inside a frame, bad escapes, empty frames, bodies near the
+    /// size limit, the last < 128 bytes of the input) goes through the
+    /// byte-exact state machine, with `memchr` for the runs.
     pub fn decode(&mut self, input: &[u8], mut on_frame: impl FnMut(&[u8])) {
+        self.decode_with(input, &mut on_frame, |decoder, rest, on_frame| {
+            decoder.scan_blocks(rest, on_frame)
+        });
+    }
+
+    /// [`decode`](Self::decode) with the block scan as a parameter, so the
+    /// unit tests can run it with each bitmap function, not only the one
+    /// this CPU dispatches to.
+    #[inline(always)]
+    fn decode_with<F: FnMut(&[u8])>(
+        &mut self,
+        input: &[u8],
+        on_frame: &mut F,
+        scan_blocks: impl Fn(&mut Self, &[u8], &mut F) -> usize,
+    ) {
         let mut rest = input;
         while let Some((&first, tail)) = rest.split_first() {
             match self.state {
@@ -397,34 +522,15 @@ impl FrameDecoder {
                         rest = &rest[i + 1..];
                     }
                 },
-                State::Body => match self.scan_body(rest) {
-                    Run::End => return,
-                    Run::Oversize(i) => {
-                        self.stats.dropped_oversize += 1;
-                        self.state = State::Skip;
-                        rest = &rest[i..];
+                // The block scan first, then the byte-exact path for whatever
+                // it stopped at (it leaves the state `Body` or `Hunt`).
+                State::Body if rest.len() >= 2 * BLOCK => {
+                    rest = &rest[scan_blocks(self, rest, on_frame)..];
+                    if self.state == State::Body {
+                        rest = self.body_step(rest, on_frame);
                     }
-                    Run::Special(i) => {
-                        let byte = rest[i];
-                        rest = &rest[i + 1..];
-                        match byte {
-                            START => {
-                                self.stats.dropped_truncated += 1;
-                                self.open_frame();
-                            }
-                            END => {
-                                self.state = State::Hunt;
-                                if self.body.is_empty() {
-                                    self.stats.dropped_empty += 1;
-                                } else {
-                                    self.stats.frames += 1;
-                                    on_frame(&self.body);
-                                }
-                            }
-                            _ => self.state = State::Escape,
-                        }
-                    }
-                },
+                }
+                State::Body => rest = self.body_step(rest, on_frame),
                 State::Escape => {
                     rest = tail;
                     match unescape_byte(first) {
@@ -458,9 +564,129 @@ impl FrameDecoder {
         frames
     }
 
+    /// One step of the `Body` state through [`scan_body`](Self::scan_body):
+    /// consumes body bytes up to the next delimiter, unfinished escape or size
+    /// limit, acts on it, and returns the input after it.
+    fn body_step<'a>(&mut self, rest: &'a [u8], on_frame: &mut impl FnMut(&[u8])) -> &'a [u8] {
+        match self.scan_body(rest) {
+            Run::End => &[],
+            Run::Oversize(i) => {
+                self.stats.dropped_oversize += 1;
+                self.state = State::Skip;
+                &rest[i..]
+            }
+            Run::Special(i) => {
+                match rest[i] {
+                    START => {
+                        self.stats.dropped_truncated += 1;
+                        self.open_frame();
+                    }
+                    END => {
+                        self.state = State::Hunt;
+                        if self.body.is_empty() {
+                            self.stats.dropped_empty += 1;
+                        } else {
+                            self.stats.frames += 1;
+                            on_frame(self.body.as_slice());
+                        }
+                    }
+                    _ => self.state = State::Escape,
+                }
+                &rest[i + 1..]
+            }
+        }
+    }
+
+    #[inline]
     fn open_frame(&mut self) {
         self.body.clear();
         self.state = State::Body;
+    }
+
+    /// The fast path of [`decode`](Self::decode) for the `Body` state: walks
+    /// `input` in [`BLOCK`]-byte blocks using a bitmap of their special bytes
+    /// (see [`scan`]), copying each run before a special byte into the body,
+    /// undoing valid escapes, and delivering frames whose `FE` is directly
+    /// followed by the next `FF`.
+    ///
+    /// It stops at anything else and leaves it to the state machine, which
+    /// handles it exactly as it would without this loop: a raw `FF`, an
+    /// empty frame, an invalid escape, an `FE` not followed by `FF` (the state
+    /// is then `Hunt`), a body within [`BLOCK`] bytes of the size limit, or
+    /// fewer than `2 * BLOCK` bytes left. Returns the offset reached; bytes
+    /// before it are consumed.
+    fn scan_blocks(&mut self, input: &[u8], on_frame: &mut impl FnMut(&[u8])) -> usize {
+        scan::dispatch(BlockScan {
+            decoder: self,
+            input,
+            on_frame,
+        })
+    }
+
+    /// The loop of [`scan_blocks`](Self::scan_blocks), with the bitmap
+    /// function that [`scan::dispatch`] picked for this CPU.
+    #[inline(always)]
+    fn scan_blocks_with(
+        &mut self,
+        input: &[u8],
+        on_frame: &mut impl FnMut(&[u8]),
+        special_mask: impl Fn(&[u8; BLOCK]) -> u64,
+    ) -> usize {
+        // First byte not yet consumed. At the start of a block it is the
+        // block's first byte, or the second when the first was consumed with
+        // the special byte before it (an escaped byte, or the `FF` after `FE`).
+        let mut cursor = 0;
+        let mut base = 0;
+        // The block and the one after it: a run is copied as the whole BLOCK
+        // bytes from its start, and an escape at the last position reads one
+        // byte further.
+        while let Some(window) = input.get(base..base + 2 * BLOCK) {
+            // A block adds at most BLOCK body bytes (each input byte gives at
+            // most one), so checking the limit here covers every run and
+            // escape in it; frames close to the limit take the exact path.
+            // (`body.len() <= max_body` always holds, so no underflow.)
+            if self.max_body - self.body.len() < BLOCK {
+                return cursor;
+            }
+            // Room for those bytes plus the 64-byte copy that writes them.
+            self.body.reserve(2 * BLOCK);
+            let block: &[u8; BLOCK] = window[..BLOCK].try_into().expect("BLOCK bytes");
+            let mut mask = special_mask(block) & bits_from(cursor - base);
+            while mask != 0 {
+                let at = mask.trailing_zeros() as usize;
+                let from = cursor - base;
+                self.body
+                    .extend_from_block(&window[from..from + BLOCK], at - from);
+                match block[at] {
+                    ESC => match unescape_byte(window[at + 1]) {
+                        Some(v) => self.body.push(v),
+                        None => return base + at,
+                    },
+                    END if !self.body.is_empty() => {
+                        self.stats.frames += 1;
+                        on_frame(self.body.as_slice());
+                        if window[at + 1] != START {
+                            self.state = State::Hunt;
+                            return base + at + 1;
+                        }
+                        // `FE FF`: the next frame starts at once.
+                        self.body.clear();
+                    }
+                    _ => return base + at,
+                }
+                // Both kinds consume the special byte and the one after it.
+                cursor = base + at + 2;
+                mask &= bits_from(at + 2);
+            }
+            let from = cursor - base;
+            if from < BLOCK {
+                self.body
+                    .extend_from_block(&window[from..from + BLOCK], BLOCK - from);
+                cursor = base + BLOCK;
+            }
+            base += BLOCK;
+        }
+        cursor
     }
 
     /// Appends body bytes from `input`, unescaping valid escapes on the way,
@@ -501,9 +727,125 @@ impl FrameDecoder {
     }
 }
 
+/// [`FrameDecoder::scan_blocks`] as a [`scan::Kernel`], so that
+/// [`scan::dispatch`] can compile it for the CPU's instruction set.
+struct BlockScan<'a, 'b, F> {
+    decoder: &'b mut FrameDecoder,
+    input: &'a [u8],
+    on_frame: &'b mut F,
+}
+
+impl<F: FnMut(&[u8])> scan::Kernel for BlockScan<'_, '_, F> {
+    type Output = usize;
+
+    #[inline(always)]
+    fn run(self, mask: impl Fn(&[u8; BLOCK]) -> u64) -> usize {
+        self.decoder
+            .scan_blocks_with(self.input, self.on_frame, mask)
+    }
+}
+
+/// The bits at positions `from` and above (none when `from >= 64`).
+#[inline(always)]
+fn bits_from(from: usize) -> u64 {
+    u64::MAX.checked_shl(from as u32).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A bitmap function, as the block scan takes it.
+    type MaskFn = fn(&[u8; BLOCK]) -> u64;
+
+    /// Decodes `input` in `chunk`-byte pieces with the block scan fixed to one
+    /// bitmap function (`None`: whatever `decode` dispatches to).
+    fn decode_using(
+        input: &[u8],
+        chunk: usize,
+        mask: Option<MaskFn>,
+    ) -> (Vec<Vec<u8>>, DecoderStats, bool) {
+        let mut d = FrameDecoder::new();
+        let mut frames = Vec::new();
+        for piece in input.chunks(chunk.max(1)) {
+            let mut on_frame = |body: &[u8]| frames.push(body.to_vec());
+            match mask {
+                None => d.decode(piece, &mut on_frame),
+                Some(mask) => d.decode_with(piece, &mut on_frame, |d, rest, f| {
+                    d.scan_blocks_with(rest, f, mask)
+                }),
+            }
+        }
+        (frames, d.stats(), d.in_frame())
+    }
+
+    /// Every bitmap function this machine can run in the block scan. (The
+    /// integration tests compare `decode`, i.e. the dispatched one, with a
+    /// byte-at-a-time reference decoder.)
+    fn masks() -> Vec<(&'static str, MaskFn)> {
+        #[allow(unused_mut)]
+        let mut masks: Vec<(&'static str, MaskFn)> = vec![
+            ("scalar", scan::special_mask_scalar),
+            ("swar", scan::special_mask_swar),
+        ];
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        masks.push(("sse2", scan::special_mask_sse2));
+        masks
+    }
+
+    fn wire_byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            4 => any::<u8>(),
+            1 => Just(START),
+            1 => Just(END),
+            2 => Just(ESC),
+            1 => prop::sample::select(vec![0x05u8, 0x04, 0x00]),
+        ]
+    }
+
+    proptest! {
+        /// The block scan gives the same frames and stats whichever bitmap
+        /// function it runs with, on good frames mixed with raw bytes.
+        #[test]
+        fn block_scan_agrees_across_bitmap_functions(
+            parts in prop::collection::vec(
+                (
+                    prop::collection::vec(prop_oneof![3 => any::<u8>(), 1 => wire_byte()], 0..400),
+                    prop::collection::vec(wire_byte(), 0..6),
+                ),
+                0..12,
+            ),
+            chunk in prop_oneof![Just(usize::MAX), 1usize..300],
+        ) {
+            let mut input = Vec::new();
+            for (body, raw) in &parts {
+                encode_frame(body, &mut input);
+                input.extend(raw);
+            }
+            let want = decode_using(&input, chunk, None);
+            for (name, mask) in masks() {
+                prop_assert_eq!(&decode_using(&input, chunk, Some(mask)), &want, "{}", name);
+            }
+        }
+    }
+
+    #[test]
+    fn block_scan_runs_on_long_frames() {
+        // Guards against the fast path silently never running: after the
+        // opening FF it should consume all but the last 128 bytes or so.
+        let mut wire = Vec::new();
+        for i in 0..20u8 {
+            encode_frame(&[i; 100], &mut wire);
+            encode_frame(&[0xFA, i, 0xFF, 0xFE], &mut wire);
+        }
+        let mut d = FrameDecoder::new();
+        d.open_frame();
+        let mut frames = 0;
+        let used = d.scan_blocks(&wire[1..], &mut |_: &[u8]| frames += 1);
+        assert!(used + 2 * BLOCK >= wire.len(), "{used} of {}", wire.len());
+        assert!(frames >= 38, "{frames}");
+    }
 
     #[test]
     fn unescape_byte_accepts_only_three_escapes() {

@@ -1,6 +1,13 @@
 //! Black-box tests of the uart framing: golden vectors, the streaming decoder's
 //! drop/resync rules under every chunking, and property tests against a naive
 //! byte-at-a-time reference decoder.
+//!
+//! The decoder has two paths: a 64-byte block scan for the common case (runs,
+//! valid escapes, `FE FF` between frames; it needs 128 bytes of input and a
+//! body at least 64 bytes under the limit) and the byte-exact state machine
+//! for everything else. The `fast_path` tests use inputs long enough for the
+//! block scan, put every special byte at every position around a block
+//! boundary, and compare frames and stats with the reference model.
 
 use proptest::prelude::*;
 use specwire_wire::{
@@ -539,5 +546,184 @@ proptest! {
         prop_assert_eq!(frames, vec![body]);
         prop_assert_eq!(stats.garbage_bytes, garbage.len() as u64);
         prop_assert_eq!(stats.dropped(), 0);
+    }
+}
+
+// ---------------------------------------------------------------- fast path vs reference
+
+/// Decodes `input` split at `splits` with a fresh decoder and asserts that
+/// frames, stats and the open-frame flag equal the reference model's.
+fn assert_matches_reference(
+    input: &[u8],
+    splits: &[usize],
+    max: usize,
+) -> Result<(), TestCaseError> {
+    let mut d = FrameDecoder::with_max_body(max);
+    let (frames, stats) = decode_split(&mut d, input, splits);
+    let (want_frames, want_stats, want_open) = reference_decode(input, max);
+    prop_assert_eq!(frames, want_frames, "splits {:?}, max {}", splits, max);
+    prop_assert_eq!(stats, want_stats, "splits {:?}, max {}", splits, max);
+    prop_assert_eq!(d.in_frame(), want_open);
+    Ok(())
+}
+
+/// Two-byte patterns the block scan treats differently: valid escapes, bad
+/// escapes (including ones whose second byte is a delimiter), `FE FF`
+/// between frames, `FE` followed by garbage, and raw `FF`s.
+const PATTERNS: &[[u8; 2]] = &[
+    [0xFA, 0x05],
+    [0xFA, 0x04],
+    [0xFA, 0x00],
+    [0xFA, 0x99],
+    [0xFA, 0xFA],
+    [0xFA, 0xFF],
+    [0xFA, 0xFE],
+    [0xFE, 0xFF],
+    [0xFE, 0x00],
+    [0xFE, 0xFE],
+    [0xFF, 0x01],
+    [0xFF, 0xFE],
+];
+
+#[test]
+fn fast_path_every_pattern_at_every_block_offset() {
+    for pattern in PATTERNS {
+        for offset in 0..200 {
+            // FF, `offset` ordinary bytes, the pattern, more body, and a good
+            // frame after it, so the pattern lands on every position of the
+            // first blocks, including the last byte of a block with its
+            // partner in the next one.
+            let mut input = vec![0xFF];
+            input.extend(std::iter::repeat_n(0x41, offset));
+            input.extend(pattern);
+            input.extend(std::iter::repeat_n(0x42, 150));
+            input.push(0xFE);
+            input.extend(encoded_frame(&[0x43; 150]));
+            let whole = [];
+            let around = [offset, offset + 1, offset + 2, offset + 3];
+            for splits in [&whole[..], &around[..]] {
+                for max in [DEFAULT_MAX_BODY, 64, 100, offset + 1, offset + 70] {
+                    assert_matches_reference(&input, splits, max)
+                        .unwrap_or_else(|e| panic!("pattern {pattern:02x?} at {offset}: {e}"));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn fast_path_frames_back_to_back_at_every_alignment() {
+    // Many frames with escapes, each shifted by one more byte, so their
+    // delimiters and escapes fall on every block position.
+    let mut input = Vec::new();
+    let mut bodies = Vec::new();
+    for len in 1..200usize {
+        let body: Vec<u8> = (0..len)
+            .map(|i| [0x10, 0xFF, 0x20, 0x30, 0xFE, 0x40, 0xFA][(i * i + len) % 7])
+            .collect();
+        encode_frame(&body, &mut input);
+        bodies.push(body);
+    }
+    let (frames, stats) = decode_all(&input);
+    assert_eq!(frames, bodies);
+    assert_eq!(stats.frames, bodies.len() as u64);
+    assert_eq!(stats.dropped(), 0);
+    for chunk in [1, 7, 64, 127, 128, 129, 1000] {
+        let splits: Vec<usize> = (chunk..input.len()).step_by(chunk).collect();
+        assert_matches_reference(&input, &splits, DEFAULT_MAX_BODY).unwrap();
+    }
+}
+
+/// One piece of a generated stream.
+#[derive(Debug, Clone)]
+enum Piece {
+    /// A correctly encoded frame.
+    Frame(Vec<u8>),
+    /// Bytes as they are: garbage, broken frames, stray delimiters.
+    Raw(Vec<u8>),
+    /// An encoded frame cut short after this many bytes.
+    Cut(Vec<u8>, usize),
+    /// An encoded frame with one byte replaced.
+    Corrupt(Vec<u8>, usize, u8),
+}
+
+fn body_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        // Typical bodies: few specials.
+        3 => prop::collection::vec(any::<u8>(), 0..300),
+        // Dense in special bytes.
+        2 => prop::collection::vec(wire_byte(), 0..300),
+        // Long runs with the odd special.
+        1 => prop::collection::vec(prop_oneof![30 => any::<u8>(), 1 => wire_byte()], 0..700),
+    ]
+}
+
+fn piece() -> impl Strategy<Value = Piece> {
+    prop_oneof![
+        6 => body_bytes().prop_map(Piece::Frame),
+        1 => prop::collection::vec(wire_byte(), 0..80).prop_map(Piece::Raw),
+        1 => (body_bytes(), any::<usize>()).prop_map(|(b, n)| Piece::Cut(b, n)),
+        1 => (body_bytes(), any::<usize>(), wire_byte()).prop_map(|(b, i, v)| Piece::Corrupt(b, i, v)),
+    ]
+}
+
+fn render(pieces: &[Piece]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for piece in pieces {
+        match piece {
+            Piece::Frame(body) => encode_frame(body, &mut out),
+            Piece::Raw(bytes) => out.extend(bytes),
+            Piece::Cut(body, n) => {
+                let wire = encoded_frame(body);
+                out.extend(&wire[..n % wire.len()]);
+            }
+            Piece::Corrupt(body, i, v) => {
+                let mut wire = encoded_frame(body);
+                let at = i % wire.len();
+                wire[at] = *v;
+                out.extend(wire);
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Long streams of good, cut, corrupted and garbage frames, dense or
+    /// sparse in special bytes, under any chunking and size limit: the
+    /// decoder (block scan and state machine together) gives exactly the
+    /// reference model's frames and stats.
+    #[test]
+    fn prop_fast_path_streams_match_reference(
+        pieces in prop::collection::vec(piece(), 0..24),
+        raw_splits in prop::collection::vec(any::<usize>(), 0..24),
+        max in prop_oneof![3 => Just(DEFAULT_MAX_BODY), 1 => 0usize..400, 1 => 60usize..140],
+    ) {
+        let input = render(&pieces);
+        assert_matches_reference(&input, &splits(input.len(), &raw_splits), max)?;
+    }
+
+    /// Arbitrary bytes dense in special bytes, long enough for the block scan.
+    #[test]
+    fn prop_fast_path_dense_bytes_match_reference(
+        input in prop::collection::vec(prop_oneof![1 => any::<u8>(), 1 => wire_byte()], 0..3000),
+        raw_splits in prop::collection::vec(any::<usize>(), 0..16),
+        max in prop_oneof![Just(DEFAULT_MAX_BODY), 0usize..300],
+    ) {
+        assert_matches_reference(&input, &splits(input.len(), &raw_splits), max)?;
+    }
+
+    /// Bytes fed one chunk of a fixed size at a time, for every chunk size
+    /// around the block scan's 128-byte minimum.
+    #[test]
+    fn prop_fast_path_fixed_chunks_match_reference(
+        pieces in prop::collection::vec(piece(), 0..12),
+        chunk in prop_oneof![1usize..8, 60usize..200],
+    ) {
+        let input = render(&pieces);
+        let splits: Vec<usize> = (chunk..input.len()).step_by(chunk).collect();
+        assert_matches_reference(&input, &splits, DEFAULT_MAX_BODY)?;
     }
 }
