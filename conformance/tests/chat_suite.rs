@@ -3,7 +3,8 @@
 //! - Recall and no false alarms: the suite passes against the reference
 //!   server with its default choices and with every alternative the
 //!   profile allows (a taken name suffixed with the port, users with
-//!   addresses, a welcome to the joiner), well within 10 s.
+//!   addresses, a welcome to the joiner), well within 10 s, and against an
+//!   independent Python server (interop/minimal_chat_server.py).
 //! - Stability: repeated runs against one server give identical verdicts.
 //! - The catalog and the implementations match.
 //! - Precision: for each MUST case (and the SHOULD ones), a server with
@@ -55,6 +56,23 @@ async fn reference_passes_with_every_alternative() {
     let server = start_server(Choices::Alternatives).await;
     expect_clean_run("alternatives", &target(&server.local_addr().to_string())).await;
     server.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A server this project did not write the suite for: the Python selector
+/// server in interop/, which takes the seed's own alternatives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_independent_python_server_passes() {
+    let Some(python) = specwire_testsupport::interop_python() else {
+        return;
+    };
+    let mut command = std::process::Command::new(&python);
+    command
+        .arg(specwire_testsupport::workspace().join("interop/minimal_chat_server.py"))
+        .args(["--port", "0"]);
+    let mut server = specwire_testsupport::Running::start(&mut command);
+    let endpoint = server.endpoint();
+    let address = endpoint.trim_start_matches("tcp://");
+    expect_clean_run("python", &target(address)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

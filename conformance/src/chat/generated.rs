@@ -40,7 +40,7 @@ use super::conn::{chat_carrying, is_success, names, shown, system_naming, users,
 use super::requests;
 use super::target::Ctx;
 use crate::session::Msg;
-use crate::suite::{run_sessions, SessionPlan};
+use crate::suite::{run_sessions, weighted_steps, SessionPlan, StepState};
 use crate::verdict::{fail, Stop};
 
 /// Client slots.
@@ -141,28 +141,17 @@ fn candidates() -> Vec<(Step, u32)> {
 
 /// A session's steps from `seed`: each allowed by the state before it.
 pub fn steps(seed: u64) -> Vec<Step> {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let all = candidates();
-    let mut slots = Slots::default();
-    let mut steps = Vec::with_capacity(LENGTH);
-    while steps.len() < LENGTH {
-        let allowed: Vec<(Step, u32)> = all
-            .iter()
-            .copied()
-            .filter(|(step, _)| slots.allows(*step))
-            .collect();
-        let total: u32 = allowed.iter().map(|(_, weight)| weight).sum();
-        let mut pick = rng.u32(..total.max(1));
-        for (step, weight) in allowed {
-            if pick < weight {
-                slots.apply(step);
-                steps.push(step);
-                break;
-            }
-            pick -= weight;
-        }
+    weighted_steps(seed, LENGTH, &candidates(), Slots::default())
+}
+
+impl StepState<Step> for Slots {
+    fn allows(&self, step: Step) -> bool {
+        Slots::allows(self, step)
     }
-    steps
+
+    fn apply(&mut self, step: Step) {
+        Slots::apply(self, step);
+    }
 }
 
 /// The case: [`SESSIONS`] sessions from consecutive seeds within the

@@ -30,7 +30,7 @@ use specwire_protocol::conformance::{cases_of, CaseSpec};
 pub(crate) use context::lock;
 pub use context::{join, CaseContext, FailedSession, RunLog};
 pub use registry::{check, Case, CaseFn, Registry};
-pub use sessions::{any_step, run_sessions, SessionFn, SessionPlan};
+pub use sessions::{any_step, run_sessions, weighted_steps, SessionFn, SessionPlan, StepState};
 
 use crate::replay::Bundle;
 use crate::runner::{Observer, Selection};

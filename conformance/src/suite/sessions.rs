@@ -236,6 +236,49 @@ where
     (steps, reason, None)
 }
 
+/// What a session generator knows of the state a session's steps build:
+/// which steps it allows next, and the state after one.
+pub trait StepState<S> {
+    /// Whether `step` may come next.
+    fn allows(&self, step: S) -> bool;
+    /// The state after `step`.
+    fn apply(&mut self, step: S);
+}
+
+/// `length` steps from `seed`: each drawn from the `candidates` the state
+/// allows, in proportion to their weights (the generated-sessions cases
+/// of every family draw their sessions this way).
+pub fn weighted_steps<S: Copy>(
+    seed: u64,
+    length: usize,
+    candidates: &[(S, u32)],
+    mut state: impl StepState<S>,
+) -> Vec<S> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut steps = Vec::with_capacity(length);
+    while steps.len() < length {
+        let allowed: Vec<(S, u32)> = candidates
+            .iter()
+            .copied()
+            .filter(|(step, _)| state.allows(*step))
+            .collect();
+        let total: u32 = allowed.iter().map(|(_, weight)| weight).sum();
+        if total == 0 {
+            break;
+        }
+        let mut pick = rng.u32(..total);
+        for (step, weight) in allowed {
+            if pick < weight {
+                state.apply(step);
+                steps.push(step);
+                break;
+            }
+            pick -= weight;
+        }
+    }
+    steps
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
