@@ -84,54 +84,7 @@ pub(super) async fn demo() -> Result<(), String> {
         4,
         "Requests answered from the node store: ACT-C, NSTAT A, [GET] temperature",
     );
-    let active = async {
-        loop {
-            let count = ask(&target, Command::ActiveCount(ActiveCount)).await?;
-            let count = Count::decode(&count)
-                .map_err(|error| error.to_string())?
-                .count;
-            if count == 3 {
-                return Ok::<u8, String>(count);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    let count = tokio::time::timeout(Duration::from_secs(10), active)
-        .await
-        .map_err(|_| "the three nodes never became active")??;
-    println!("    ACT-C: {count} active nodes");
-    let nodes = ask(
-        &target,
-        Command::NodeStatus(NodeStatus {
-            state: NodeState::Active,
-        }),
-    )
-    .await?;
-    for node in NodeList::decode(&nodes)
-        .map_err(|error| error.to_string())?
-        .nodes
-    {
-        println!("    NSTAT A: {}  {}", addr(node.addr), node.uuid);
-    }
-    let temperature = table.get(1).ok_or("no temperature in the table")?;
-    let values = ask(
-        &target,
-        Command::GetData(GetData {
-            data_id: 1,
-            addr: 0,
-        }),
-    )
-    .await?;
-    for value in DataValues::decode(&values)
-        .map_err(|error| error.to_string())?
-        .values
-    {
-        println!(
-            "    [GET] temperature: {}  {}",
-            addr(value.addr),
-            temperature.show(&value.data)
-        );
-    }
+    ask_the_store(&target, &table).await?;
 
     step(
         5,
@@ -179,5 +132,58 @@ pub(super) async fn demo() -> Result<(), String> {
     simulator.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
     println!("\nDone: the store answered, commands reached the module, the slow node timed out.");
+    Ok(())
+}
+
+/// ACT-C until the three nodes are active, then NSTAT A and [GET].
+async fn ask_the_store(target: &str, table: &DataTypeTable) -> Result<(), String> {
+    let active = async {
+        loop {
+            let count = ask(target, Command::ActiveCount(ActiveCount)).await?;
+            let count = Count::decode(&count)
+                .map_err(|error| error.to_string())?
+                .count;
+            if count == 3 {
+                return Ok::<u8, String>(count);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let count = tokio::time::timeout(Duration::from_secs(10), active)
+        .await
+        .map_err(|_| "the three nodes never became active")??;
+    println!("    ACT-C: {count} active nodes");
+    let nodes = ask(
+        target,
+        Command::NodeStatus(NodeStatus {
+            state: NodeState::Active,
+        }),
+    )
+    .await?;
+    for node in NodeList::decode(&nodes)
+        .map_err(|error| error.to_string())?
+        .nodes
+    {
+        println!("    NSTAT A: {}  {}", addr(node.addr), node.uuid);
+    }
+    let temperature = table.get(1).ok_or("no temperature in the table")?;
+    let values = ask(
+        target,
+        Command::GetData(GetData {
+            data_id: 1,
+            addr: 0,
+        }),
+    )
+    .await?;
+    for value in DataValues::decode(&values)
+        .map_err(|error| error.to_string())?
+        .values
+    {
+        println!(
+            "    [GET] temperature: {}  {}",
+            addr(value.addr),
+            temperature.show(&value.data)
+        );
+    }
     Ok(())
 }
