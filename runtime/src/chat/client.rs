@@ -180,9 +180,16 @@ impl ChatClient {
                 writer.write_all(bytes).await?;
                 writer.flush().await
             };
-            tokio::time::timeout(self.timeout, write)
+            let written = tokio::time::timeout(self.timeout, write)
                 .await
-                .map_err(|_| ChatError::TimedOut(self.timeout))??;
+                .map_err(|_| ChatError::TimedOut(self.timeout))
+                .and_then(|result| result.map_err(ChatError::from));
+            if let Err(error) = written {
+                // The slot is the newest (the writer lock is held): take it
+                // back so later responses still pair with their requests.
+                lock(&self.slots).pop_back();
+                return Err(error);
+            }
         }
         tokio::time::timeout(self.timeout, response)
             .await

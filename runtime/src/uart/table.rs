@@ -171,10 +171,16 @@ const META_SCHEMA: &str = include_str!("../../../schema/meta/uart-protocol.schem
 impl DataTypeTable {
     /// The table in `schema/uart/protocol.json`.
     pub fn schema_default() -> DataTypeTable {
-        // Checked by the tests; the schema itself is checked by codegen.
-        DataTypeTable::parse(PROTOCOL.as_bytes()).unwrap_or(DataTypeTable {
-            by_id: BTreeMap::new(),
-        })
+        // Parsed and checked once; the tests check it parses (codegen
+        // checks the schema itself).
+        static DEFAULT: std::sync::OnceLock<DataTypeTable> = std::sync::OnceLock::new();
+        DEFAULT
+            .get_or_init(|| {
+                DataTypeTable::parse(PROTOCOL.as_bytes()).unwrap_or(DataTypeTable {
+                    by_id: BTreeMap::new(),
+                })
+            })
+            .clone()
     }
 
     /// A table from `{"dataTypes": [...]}` in `path`, checked against the
