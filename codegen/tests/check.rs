@@ -303,7 +303,7 @@ fn a_conformance_family_that_is_not_its_folder_is_a_problem() {
     );
     assert!(
         problems.contains(
-            "schema/chat/conformance.json: family is \"device\" but the folder is \"chat\""
+            "schema/chat/conformance.json: family is \"device\" but the file's folder and name make it \"chat\""
         ),
         "{problems}"
     );
@@ -441,4 +441,59 @@ fn a_report_schema_is_checked_but_is_not_a_family() {
         "{problems}"
     );
     assert!(!problems.contains("a family folder needs"), "{problems}");
+}
+
+#[test]
+fn a_family_may_have_one_catalog_per_suite() {
+    let root = scratch("suites");
+    let uart = root.join("schema/uart");
+    fs::write(
+        uart.join("conformance.module.json"),
+        catalog("uart-module", &case("uart-module.join.ok", "join", "")),
+    )
+    .expect("write");
+    fs::write(
+        uart.join("conformance.gateway.json"),
+        catalog("uart-gw", &case("uart-gw.leave.ok", "leave", "")),
+    )
+    .expect("write");
+    let problems = check(&root).expect("check runs").problems.join("\n");
+    assert!(
+        problems.contains(
+            "schema/uart/conformance.gateway.json: family is \"uart-gw\" but the file's folder and name make it \"uart-gateway\""
+        ),
+        "{problems}"
+    );
+
+    fs::write(
+        uart.join("conformance.gateway.json"),
+        catalog("uart-gateway", &case("uart-gateway.leave.ok", "leave", "")),
+    )
+    .expect("write");
+    let files = specwire_codegen::generate(&root).expect("generate");
+    let text = |name: &str| {
+        files
+            .iter()
+            .find(|file| file.path.ends_with(name))
+            .map(|file| file.contents.clone())
+            .unwrap_or_else(|| panic!("no {name} generated"))
+    };
+    let catalog_rs = text("conformance.rs");
+    for needle in ["\"uart-gateway\" =>", "\"uart-module\" =>"] {
+        assert!(catalog_rs.contains(needle), "no {needle} in conformance.rs");
+    }
+    let page = text("conformance.md");
+    for needle in [
+        "specwire conformance uart module --serial PATH",
+        "specwire conformance uart gateway --target HOST:PORT",
+    ] {
+        assert!(page.contains(needle), "no {needle} in conformance.md");
+    }
+    let uart_page = text("uart.md");
+    assert!(
+        uart_page.contains(
+            "2 cases (2 MUST, 0 SHOULD) in the [conformance catalog](conformance.md#uart-gateway)"
+        ),
+        "{uart_page}"
+    );
 }

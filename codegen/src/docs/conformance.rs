@@ -14,11 +14,65 @@ pub(super) const CONFORMANCE_PAGE: &str = "conformance";
 /// Page names no family may take.
 pub(super) const FIXED_PAGES: &[&str] = &["uart", "index", CONFORMANCE_PAGE];
 
-/// What the conformance page needs of a family page.
-pub(super) struct CatalogFamily<'a> {
-    pub(super) family: &'a str,
-    pub(super) title: &'a str,
-    pub(super) transport: &'a str,
+/// What the conformance page needs of a family page, or of one of its
+/// suites when the family has several catalogs (`uart-module`).
+pub(super) struct CatalogFamily {
+    /// The catalog's name: the family, or `<family>-<suite>`.
+    pub(super) family: String,
+    pub(super) title: String,
+    /// The command that runs it.
+    pub(super) command: String,
+}
+
+impl CatalogFamily {
+    /// The entries of `family` (page title `title`, carried by
+    /// `transport`): one per catalog named `family` or `family-<suite>`,
+    /// or the family alone when it has none. A suite's target option comes
+    /// from its name: a `module` is on a serial port.
+    pub(super) fn of(
+        family: &str,
+        title: &str,
+        transport: &str,
+        catalogs: &[Conformance],
+    ) -> Vec<CatalogFamily> {
+        let suites: Vec<&str> = catalogs
+            .iter()
+            .filter_map(|c| suite_of(&c.family, family))
+            .collect();
+        if suites.iter().all(|suite| suite.is_empty()) {
+            return vec![CatalogFamily {
+                family: family.into(),
+                title: title.into(),
+                command: run_command(family, transport),
+            }];
+        }
+        suites
+            .into_iter()
+            .filter(|suite| !suite.is_empty())
+            .map(|suite| CatalogFamily {
+                family: format!("{family}-{suite}"),
+                title: format!("{title}: {suite}s"),
+                command: run_command(
+                    &format!("{family} {suite}"),
+                    if suite == "module" {
+                        "serial"
+                    } else {
+                        transport
+                    },
+                ),
+            })
+            .collect()
+    }
+}
+
+/// `Some("")` when `catalog` is `family`'s own catalog, `Some(suite)` for
+/// `family-suite`, `None` otherwise.
+fn suite_of<'a>(catalog: &'a str, family: &str) -> Option<&'a str> {
+    let rest = catalog.strip_prefix(family)?;
+    match rest.strip_prefix('-') {
+        Some(suite) => Some(suite),
+        None => rest.is_empty().then_some(""),
+    }
 }
 
 #[derive(Debug)]
@@ -67,11 +121,14 @@ pub(super) struct CaseView {
     pub(super) needs: Vec<NeedView>,
 }
 
-/// A family page's "Conformance" section: its cases, linked to the catalog.
+/// A family page's "Conformance" section: its cases (of every suite it
+/// has), linked to the catalog.
 #[derive(Debug, Default)]
 pub(super) struct FamilyCases {
     pub(super) counts: String,
-    pub(super) command: String,
+    /// Where the catalog page lists them (its first suite's anchor).
+    pub(super) anchor: String,
+    pub(super) commands: Vec<String>,
     pub(super) cases: Vec<CaseLink>,
 }
 
@@ -84,30 +141,35 @@ pub(super) struct CaseLink {
 
 pub(super) fn level_counts(cases: &[&Case]) -> String {
     let must = cases.iter().filter(|c| c.level == Level::Must).count();
-    let plural = if cases.len() == 1 { "" } else { "s" };
+    counts_line(cases.len(), must)
+}
+
+/// "36 cases (30 MUST, 6 SHOULD)".
+fn counts_line(cases: usize, must: usize) -> String {
+    let plural = if cases == 1 { "" } else { "s" };
     format!(
-        "{} case{plural} ({must} {}, {} {})",
-        cases.len(),
+        "{cases} case{plural} ({must} {}, {} {})",
         Level::Must.as_str(),
-        cases.len() - must,
+        cases - must,
         Level::Should.as_str()
     )
 }
 
 /// The command that runs a family's cases against an implementation: its
-/// WebSocket URL, its address, or for a UDP broadcast family the port it
-/// listens on.
+/// WebSocket URL, its address, its serial port, or for a UDP broadcast
+/// family the port it listens on.
 pub(super) fn run_command(family: &str, transport: &str) -> String {
     let target = match transport {
         "websocket" => "--target ws://HOST:PORT",
         "udp-broadcast" => "--discovery-port PORT",
+        "serial" => "--serial PATH",
         _ => "--target HOST:PORT",
     };
     format!("specwire conformance {family} {target}")
 }
 
 pub(super) fn conformance_page(
-    families: &[CatalogFamily<'_>],
+    families: &[CatalogFamily],
     catalogs: &[Conformance],
 ) -> Result<ConformancePage> {
     let mut given = BTreeSet::new();
@@ -131,10 +193,10 @@ pub(super) fn conformance_page(
         let cases: Vec<&Case> = catalog
             .map(|c| c.cases.iter().collect())
             .unwrap_or_default();
-        let command = run_command(f.family, f.transport);
+        let command = f.command.clone();
         let mut view = CatalogFamilyView {
-            family: f.family.to_string(),
-            title: f.title.to_string(),
+            family: f.family.clone(),
+            title: f.title.clone(),
             cases: cases.len(),
             counts: String::new(),
             command: command.clone(),
@@ -211,21 +273,32 @@ pub(super) fn conformance_page(
 }
 
 pub(super) fn family_cases(page: &ConformancePage, family: &str) -> FamilyCases {
-    let Some(view) = page.families.iter().find(|f| f.family == family) else {
+    let views: Vec<&CatalogFamilyView> = page
+        .families
+        .iter()
+        .filter(|f| suite_of(&f.family, family).is_some() && f.cases > 0)
+        .collect();
+    let Some(first) = views.first() else {
         return FamilyCases::default();
     };
+    let cases: Vec<CaseLink> = views
+        .iter()
+        .flat_map(|view| &view.sections)
+        .flat_map(|s| &s.cases)
+        .map(|c| CaseLink {
+            id: c.id.clone(),
+            level: c.level,
+            title: c.title.clone(),
+        })
+        .collect();
+    let must = cases
+        .iter()
+        .filter(|c| c.level == Level::Must.as_str())
+        .count();
     FamilyCases {
-        counts: view.counts.clone(),
-        command: view.command.clone(),
-        cases: view
-            .sections
-            .iter()
-            .flat_map(|s| &s.cases)
-            .map(|c| CaseLink {
-                id: c.id.clone(),
-                level: c.level,
-                title: c.title.clone(),
-            })
-            .collect(),
+        counts: counts_line(cases.len(), must),
+        anchor: first.family.clone(),
+        commands: views.iter().map(|view| view.command.clone()).collect(),
+        cases,
     }
 }

@@ -80,21 +80,19 @@ pub fn render(tree: &SchemaTree, header_comment: &str) -> Result<Vec<DocFile>> {
     }
     let mut uart_page = uart_page(&tree.uart).context("docs for the uart family")?;
 
-    // Every family, by name, with what the conformance page needs of it.
-    let mut catalog_families: Vec<CatalogFamily<'_>> = pages
+    // Every family (or each of its suites), by name, with what the
+    // conformance page needs of it.
+    let mut catalog_families: Vec<CatalogFamily> = pages
         .iter()
-        .map(|p| CatalogFamily {
-            family: &p.family,
-            title: &p.title,
-            transport: &p.transport.kind,
-        })
+        .flat_map(|p| CatalogFamily::of(&p.family, &p.title, &p.transport.kind, &tree.conformance))
         .collect();
-    catalog_families.push(CatalogFamily {
-        family: &uart_page.family,
-        title: &uart_page.title,
-        transport: &tree.uart.transport.local_kind,
-    });
-    catalog_families.sort_by(|a, b| a.family.cmp(b.family));
+    catalog_families.extend(CatalogFamily::of(
+        &uart_page.family,
+        &uart_page.title,
+        &tree.uart.transport.local_kind,
+        &tree.conformance,
+    ));
+    catalog_families.sort_by(|a, b| a.family.cmp(&b.family));
     let conformance_page = conformance_page(&catalog_families, &tree.conformance)
         .context("docs for the conformance cases")?;
     for page in &mut pages {

@@ -35,6 +35,9 @@ pub const UART_PROTOCOL: &str = "uart/protocol.json";
 /// The meta-schema of every `<family>/conformance.json`.
 pub const CONFORMANCE_META: &str = "meta/conformance-cases.schema.json";
 /// A family's conformance case catalog, relative to its folder (optional).
+/// A family with more than one kind of implementation to check (uart:
+/// modules and gateways) has one catalog per suite instead,
+/// `conformance.<suite>.json`, named `<family>-<suite>`.
 pub const CONFORMANCE_FILE: &str = "conformance.json";
 /// Schemas of documents specwire writes (the conformance report, ...):
 /// standalone JSON Schemas, not a family. Each is checked against the
@@ -62,8 +65,9 @@ pub struct SchemaTree {
     pub families: Vec<Family>,
     /// The binary family, `uart/protocol.json`, checked.
     pub uart: uart::Protocol,
-    /// Every `<family>/conformance.json` there is, in catalog order (the
-    /// order of [`SchemaTree::family_names`]).
+    /// Every `<family>/conformance.json` and `<family>/conformance.<suite>.json`
+    /// there is, in catalog order (the order of [`SchemaTree::family_names`],
+    /// a family's suites by name).
     pub conformance: Vec<Conformance>,
 }
 
@@ -137,17 +141,19 @@ fn load_inner(schema_dir: &Path, problems: &mut Problems) -> Result<SchemaTree> 
 
     let mut families = Vec::new();
     let mut uart = None;
-    // (folder, catalog) for every conformance.json, put in catalog order below.
-    let mut catalogs: Vec<(String, Conformance)> = Vec::new();
+    // (folder, file, catalog) for every catalog file, put in catalog order below.
+    let mut catalogs: Vec<(String, String, Conformance)> = Vec::new();
     for dir in family_dirs {
         let name = dir
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if let Some(catalog) =
-            load_conformance(schema_dir, &dir, &name, &conformance_meta, problems)
-        {
-            catalogs.push((name.clone(), catalog));
+        for (path, expected) in catalog_files(&dir, &name)? {
+            if let Some(catalog) =
+                load_conformance(schema_dir, &path, &expected, &conformance_meta, problems)
+            {
+                catalogs.push((name.clone(), rel(schema_dir, &path), catalog));
+            }
         }
         if dir.join("protocol.json").exists() {
             let path = dir.join("protocol.json");
@@ -200,12 +206,12 @@ fn load_inner(schema_dir: &Path, problems: &mut Problems) -> Result<SchemaTree> 
     let order = tree.family_names();
     let mut ordered: Vec<(usize, String, Conformance)> = catalogs
         .into_iter()
-        .filter_map(|(folder, catalog)| {
+        .filter_map(|(folder, file, catalog)| {
             let position = order.iter().position(|family| *family == folder)?;
-            Some((position, folder, catalog))
+            Some((position, file, catalog))
         })
         .collect();
-    ordered.sort_by_key(|(position, _, _)| *position);
+    ordered.sort_by(|(a, _, one), (b, _, other)| a.cmp(b).then(one.family.cmp(&other.family)));
     check_case_ids(&ordered, problems);
     tree.conformance = ordered.into_iter().map(|(_, _, catalog)| catalog).collect();
     Ok(tree)
@@ -235,22 +241,44 @@ fn check_report_schemas(schema_dir: &Path, problems: &mut Problems) -> Result<()
     Ok(())
 }
 
-/// Loads `<dir>/conformance.json` when there is one and reports everything
-/// wrong with it that can be seen from the file alone. `None` when there is
-/// no file, or it is too broken to use (the problems say why).
+/// The catalog files of the family folder `dir` (called `folder`), each
+/// with the catalog name it must declare: `conformance.json` → `folder`,
+/// `conformance.<suite>.json` → `folder-suite`. In name order.
+fn catalog_files(dir: &Path, folder: &str) -> Result<Vec<(PathBuf, String)>> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        let Some(file) = path.file_name().and_then(|name| name.to_str()) else {
+            continue;
+        };
+        let expected = if file == CONFORMANCE_FILE {
+            folder.to_string()
+        } else if let Some(suite) = file
+            .strip_prefix("conformance.")
+            .and_then(|rest| rest.strip_suffix(".json"))
+        {
+            format!("{folder}-{suite}")
+        } else {
+            continue;
+        };
+        files.push((path, expected));
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Loads the catalog at `path`, which must be called `expected`, and
+/// reports everything wrong with it that can be seen from the file alone.
+/// `None` when it is too broken to use (the problems say why).
 fn load_conformance(
     schema_dir: &Path,
-    dir: &Path,
-    folder: &str,
+    path: &Path,
+    expected: &str,
     meta: &jsonschema::Validator,
     problems: &mut Problems,
 ) -> Option<Conformance> {
-    let path = dir.join(CONFORMANCE_FILE);
-    if !path.exists() {
-        return None;
-    }
-    let what = rel(schema_dir, &path);
-    let document = match read_json(&path) {
+    let what = rel(schema_dir, path);
+    let document = match read_json(path) {
         Ok(document) => document,
         Err(error) => {
             problems.push(format!("{error:#}"));
@@ -270,9 +298,9 @@ fn load_conformance(
         }
     };
     let family = &catalog.family;
-    if family != folder {
+    if family != expected {
         problems.push(format!(
-            "{what}: family is {family:?} but the folder is {folder:?}"
+            "{what}: family is {family:?} but the file's folder and name make it {expected:?}"
         ));
     }
     let mut sections = BTreeSet::new();
@@ -310,15 +338,15 @@ fn load_conformance(
 /// the suite name a case by its ID alone.
 fn check_case_ids(catalogs: &[(usize, String, Conformance)], problems: &mut Problems) {
     let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
-    for (_, folder, catalog) in catalogs {
+    for (_, file, catalog) in catalogs {
         for case in &catalog.cases {
             match seen.get(case.id.as_str()) {
                 Some(first) => problems.push(format!(
-                    "schema/{folder}/{CONFORMANCE_FILE}: case id {} is not unique (already used in schema/{first}/{CONFORMANCE_FILE})",
+                    "{file}: case id {} is not unique (already used in {first})",
                     case.id
                 )),
                 None => {
-                    seen.insert(&case.id, folder);
+                    seen.insert(&case.id, file);
                 }
             }
         }
