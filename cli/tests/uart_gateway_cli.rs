@@ -33,11 +33,18 @@ fn the_client_reads_the_store_relays_commands_and_listens() {
     module.wait_for(Pipe::Stdout, |line| line.starts_with("module on "));
     let mut gateway = Running::start(
         specwire()
-            .args(["serve", "uart-gateway", "--bind", "127.0.0.1:0", "--serial"])
+            .args(["serve", "uart-gateway", "--bind", "127.0.0.1:0"])
+            .args(["--monitor", "127.0.0.1:0", "--serial"])
             .arg(&link),
     );
     let endpoint = gateway.endpoint();
     let target = endpoint.trim_start_matches("tcp://");
+    let monitor = gateway.wait_for(Pipe::Stdout, |line| line.starts_with("monitor on ws://"));
+    let monitor = monitor
+        .trim_start_matches("monitor on ws://")
+        .trim_end_matches('/');
+    let snapshot = http_get(monitor);
+    assert!(snapshot.contains(r#""type":"snapshot""#), "{snapshot}");
 
     // The nodes become active as NET arrives; ask until they are.
     let deadline = Instant::now() + PATIENCE;
@@ -85,6 +92,21 @@ fn the_client_reads_the_store_relays_commands_and_listens() {
     let (status, _, stderr) = gateway.finish();
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("frame(s) in"), "{stderr}");
+}
+
+/// A plain HTTP `GET /` to the monitor: the response.
+fn http_get(address: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the monitor");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .expect("the monitor's answer");
+    answer
 }
 
 #[test]

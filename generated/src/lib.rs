@@ -29,6 +29,9 @@ pub mod device;
 /// service discovery: Providers announce themselves over UDP broadcast; each client keeps its own service repository (expiry after 3 missed heartbeats, selection by status, load and operation, round-robin among equals).
 pub mod discovery;
 
+/// uart gateway monitor: The uart gateway's WebSocket monitor (the seed's unfinished `web_socket_proxy_server.py`): a read-only feed of JSON events for dashboards and browsers, beside the gateway's TCP API. A client connects, gets a `snapshot` of the serial side, the counters and the node store, then an event for every `M` frame the module sends and for every change it makes in the store.
+pub mod monitor;
+
 /// event subscription: Clients open a WebSocket on a resource path with a JWT, get that resource's events, and subscribe to more; events are routed up the resource hierarchy (task → experiment → project → user; worker → system; system → all).
 pub mod subscription;
 
@@ -45,6 +48,7 @@ pub const FAMILIES: &[&str] = &[
     "chat",
     "device",
     "discovery",
+    "monitor",
     "subscription",
     "task",
     "uart",
@@ -55,6 +59,7 @@ pub const FAMILIES: &[&str] = &[
 pub enum JsonFamily {
     Chat,
     Discovery,
+    Monitor,
     Subscription,
     Task,
 }
@@ -64,6 +69,7 @@ impl JsonFamily {
     pub const ALL: &[JsonFamily] = &[
         JsonFamily::Chat,
         JsonFamily::Discovery,
+        JsonFamily::Monitor,
         JsonFamily::Subscription,
         JsonFamily::Task,
     ];
@@ -73,6 +79,7 @@ impl JsonFamily {
         match self {
             JsonFamily::Chat => "chat",
             JsonFamily::Discovery => "discovery",
+            JsonFamily::Monitor => "monitor",
             JsonFamily::Subscription => "subscription",
             JsonFamily::Task => "task",
         }
@@ -83,6 +90,7 @@ impl JsonFamily {
         match name {
             "chat" => Some(JsonFamily::Chat),
             "discovery" => Some(JsonFamily::Discovery),
+            "monitor" => Some(JsonFamily::Monitor),
             "subscription" => Some(JsonFamily::Subscription),
             "task" => Some(JsonFamily::Task),
             _ => None,
@@ -94,6 +102,7 @@ impl JsonFamily {
         match self {
             JsonFamily::Chat => <chat::Message as JsonProtocol>::family(),
             JsonFamily::Discovery => <discovery::Message as JsonProtocol>::family(),
+            JsonFamily::Monitor => <monitor::Message as JsonProtocol>::family(),
             JsonFamily::Subscription => <subscription::Message as JsonProtocol>::family(),
             JsonFamily::Task => <task::Message as JsonProtocol>::family(),
         }

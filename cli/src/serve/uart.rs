@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use specwire_runtime::net::ServerConfig;
 use specwire_runtime::uart::gateway::{Gateway, GatewayConfig};
 use specwire_runtime::uart::table::DataTypeTable;
 
@@ -39,6 +40,12 @@ pub(crate) struct UartGatewayArgs {
     /// client gets `F module timeout`.
     #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
     module_timeout: Duration,
+    /// Also serve the WebSocket monitor: a read-only JSON feed of every
+    /// `M` frame and node change for dashboards and browsers (the
+    /// `monitor` schema). `--monitor` alone listens on 127.0.0.1:50011; a
+    /// plain HTTP GET there answers the current snapshot.
+    #[arg(long, value_name = "ADDR:PORT", num_args = 0..=1, default_missing_value = "127.0.0.1:50011")]
+    monitor: Option<SocketAddr>,
 }
 
 /// The serial port to use: the one given, or the only one the machine has.
@@ -75,13 +82,17 @@ pub(super) async fn serve_uart_gateway(args: UartGatewayArgs) -> Result<(), Stri
     config.link.module_timeout = args.module_timeout;
     config.server.bind = args.bind;
     config.history = args.history;
+    config.monitor = args.monitor.map(ServerConfig::new);
     if let Some(path) = &args.data_types {
         config.table = DataTypeTable::load(path).map_err(|error| error.to_string())?;
     }
     let rows = config.table.rows().count();
     let gateway = Gateway::start(config)
         .await
-        .map_err(|error| format!("cannot listen on {}: {error}", args.bind))?;
+        .map_err(|error| match args.monitor {
+            Some(monitor) => format!("cannot listen on {} and {monitor}: {error}", args.bind),
+            None => format!("cannot listen on {}: {error}", args.bind),
+        })?;
     eprintln!(
         "specwire: module on {} at {} baud; {rows} data type(s); try `specwire uart --target {} nstat A`",
         serial.display(),
@@ -89,6 +100,9 @@ pub(super) async fn serve_uart_gateway(args: UartGatewayArgs) -> Result<(), Stri
         gateway.local_addr()
     );
     println!("listening on tcp://{}", gateway.local_addr());
+    if let Some(monitor) = gateway.monitor_addr() {
+        println!("monitor on ws://{monitor}/");
+    }
     let _ = std::io::stdout().flush();
 
     wait_for_stop_signal().await;

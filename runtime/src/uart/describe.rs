@@ -27,13 +27,7 @@ pub fn message_json(body: &[u8], table: &DataTypeTable) -> Value {
             Ok(values) => {
                 let values: Vec<Value> = values
                     .iter()
-                    .map(|(id, raw)| match table.get(*id) {
-                        Some(row) => json!({
-                            "name": row.name, "id": id, "raw": to_hex(raw),
-                            "value": row.scaled(raw), "unit": row.scale().1, "text": row.show(raw),
-                        }),
-                        None => json!({"id": id, "raw": to_hex(raw)}),
-                    })
+                    .map(|(id, raw)| value_json(*id, raw, table))
                     .collect();
                 json!({"opcode": "DATA_UPDATE", "values": values})
             }
@@ -68,6 +62,19 @@ pub fn message_json(body: &[u8], table: &DataTypeTable) -> Value {
         object.insert("src".to_owned(), json!(src));
     }
     value
+}
+
+/// One value of data type `id` as JSON: its table row's `name`, the `raw`
+/// bytes in hex, the scaled `value`, its `unit` and `text`; only `id` and
+/// `raw` for an id the table does not know.
+pub fn value_json(id: u8, raw: &[u8], table: &DataTypeTable) -> Value {
+    match table.get(id) {
+        Some(row) => json!({
+            "name": row.name, "id": id, "raw": to_hex(raw),
+            "value": row.scaled(raw), "unit": row.scale().1, "text": row.show(raw),
+        }),
+        None => json!({"id": id, "raw": to_hex(raw)}),
+    }
 }
 
 /// An `M` body as one line: `0x0002 DATA_UPDATE temperature=21.50 °C battery=87 %`.

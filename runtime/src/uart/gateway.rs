@@ -11,6 +11,9 @@
 //!   answered from the store; module commands are relayed over the UART
 //!   (one at a time; `F module timeout` after the module timeout).
 //!
+//! With [`GatewayConfig::monitor`] set, a WebSocket [monitor](super::monitor)
+//! beside the API sends every `M` frame and store change as JSON.
+//!
 //! ```no_run
 //! use specwire_runtime::uart::gateway::{Gateway, GatewayConfig};
 //!
@@ -32,7 +35,8 @@ use specwire_protocol::uart::{
 };
 use tokio::sync::broadcast;
 
-use super::link::{failure, Link, LinkConfig, LinkCounters};
+use super::link::{failure, Link, LinkConfig, LinkCounters, LinkEvent};
+use super::monitor::Monitor;
 use super::store::{Change, NodeStore};
 use super::table::DataTypeTable;
 use crate::net::frame_codec::FrameCodec;
@@ -53,6 +57,9 @@ pub struct GatewayConfig {
     pub table: DataTypeTable,
     /// Values kept per node and data type.
     pub history: usize,
+    /// The WebSocket monitor (`None`: no monitor). Its default address is
+    /// `127.0.0.1:50011`.
+    pub monitor: Option<ServerConfig>,
 }
 
 impl GatewayConfig {
@@ -74,6 +81,7 @@ impl GatewayConfig {
             },
             table: DataTypeTable::schema_default(),
             history: 100,
+            monitor: None,
         }
     }
 }
@@ -91,6 +99,13 @@ pub enum GatewayEvent {
         /// When it arrived.
         at: SystemTime,
     },
+    /// The serial port opened (`detail` `None`) or is gone (why).
+    Link {
+        /// Why it is closed; `None` when it opened.
+        detail: Option<String>,
+        /// When.
+        at: SystemTime,
+    },
 }
 
 /// Counters of the TCP side.
@@ -106,16 +121,21 @@ pub struct ApiCounters {
     pub listeners_replaced: AtomicU64,
 }
 
-struct Shared {
+/// What the API's sessions, the link's callback and the monitor share.
+pub(super) struct Shared {
     store: Mutex<NodeStore>,
     listener: Mutex<Option<(u64, Outbox<Vec<u8>>)>>,
     link: Link,
-    events: broadcast::Sender<GatewayEvent>,
+    /// The serial device.
+    pub(super) serial: PathBuf,
+    /// Why the port is closed, while it is.
+    link_down: Mutex<Option<String>>,
+    pub(super) events: broadcast::Sender<GatewayEvent>,
     counters: ApiCounters,
 }
 
 impl Shared {
-    fn store(&self) -> MutexGuard<'_, NodeStore> {
+    pub(super) fn store(&self) -> MutexGuard<'_, NodeStore> {
         self.store
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -126,44 +146,93 @@ impl Shared {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    fn link_down(&self) -> MutexGuard<'_, Option<String>> {
+        self.link_down
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether the port is open, and why not when it is not.
+    pub(super) fn link_state(&self) -> (bool, Option<String>) {
+        let open = self.link.counters().open.load(Ordering::Relaxed);
+        (open, if open { None } else { self.link_down().clone() })
+    }
+
+    /// Every counter, by the names the monitor's schema gives them.
+    pub(super) fn counters(&self) -> Vec<(&'static str, u64)> {
+        let link = self.link.counters();
+        let api = &self.counters;
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        vec![
+            ("framesIn", read(&link.frames_in)),
+            ("framesOut", read(&link.frames_out)),
+            ("framesDropped", read(&link.frames_dropped)),
+            ("timeouts", read(&link.timeouts)),
+            ("lateReplies", read(&link.late_replies)),
+            ("unknownFrames", read(&link.unknown_frames)),
+            ("opened", read(&link.opened)),
+            ("requests", read(&api.requests)),
+            ("forwarded", read(&api.forwarded)),
+            ("unreadable", read(&api.unreadable)),
+            ("listenersReplaced", read(&api.listeners_replaced)),
+        ]
+    }
 }
 
 /// A running gateway.
 pub struct Gateway {
     server: Server,
+    monitor: Option<Monitor>,
     shared: Arc<Shared>,
 }
 
 impl Gateway {
     /// Opens the serial side (retrying in the background until the port
-    /// is there) and binds the local API.
+    /// is there) and binds the local API (and the monitor, if configured).
     pub async fn start(config: GatewayConfig) -> io::Result<Gateway> {
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let store = NodeStore::new(config.table, config.history);
+        let serial = config.link.path.clone();
         // The link's callback reaches the shared state it is part of.
         let shared = Arc::new_cyclic(|weak: &std::sync::Weak<Shared>| {
             let weak = weak.clone();
-            let link = Link::start(config.link, move |body| {
+            let link = Link::start(config.link, move |event| {
                 if let Some(shared) = weak.upgrade() {
-                    on_message(&shared, body);
+                    on_link_event(&shared, event);
                 }
             });
             Shared {
                 store: Mutex::new(store),
                 listener: Mutex::new(None),
                 link,
+                serial,
+                link_down: Mutex::new(None),
                 events,
                 counters: ApiCounters::default(),
             }
         });
         let server = tcp::serve(config.server, Arc::new(Api(Arc::clone(&shared)))).await?;
         tracing::info!(local_addr = %server.local_addr(), "uart gateway listening");
-        Ok(Gateway { server, shared })
+        let monitor = match config.monitor {
+            Some(monitor) => Some(Monitor::start(monitor, Arc::clone(&shared)).await?),
+            None => None,
+        };
+        Ok(Gateway {
+            server,
+            monitor,
+            shared,
+        })
     }
 
     /// The local API's address.
     pub fn local_addr(&self) -> SocketAddr {
         self.server.local_addr()
+    }
+
+    /// The monitor's address, when it runs.
+    pub fn monitor_addr(&self) -> Option<SocketAddr> {
+        self.monitor.as_ref().map(Monitor::local_addr)
     }
 
     /// The link's counters (frames in/out, drops, timeouts).
@@ -188,6 +257,9 @@ impl Gateway {
 
     /// Stops accepting and closes the connections (bounded by `grace`).
     pub async fn shutdown(self, grace: Duration) {
+        if let Some(monitor) = &self.monitor {
+            monitor.shutdown(grace).await;
+        }
         self.server.shutdown(grace).await;
     }
 }
@@ -195,6 +267,26 @@ impl Gateway {
 impl Drop for Gateway {
     fn drop(&mut self) {
         self.server.abort();
+    }
+}
+
+fn on_link_event(shared: &Shared, event: LinkEvent<'_>) {
+    match event {
+        LinkEvent::Message(body) => on_message(shared, body),
+        LinkEvent::Opened => {
+            *shared.link_down() = None;
+            let _ = shared.events.send(GatewayEvent::Link {
+                detail: None,
+                at: SystemTime::now(),
+            });
+        }
+        LinkEvent::Lost(reason) => {
+            *shared.link_down() = Some(reason.to_owned());
+            let _ = shared.events.send(GatewayEvent::Link {
+                detail: Some(reason.to_owned()),
+                at: SystemTime::now(),
+            });
+        }
     }
 }
 

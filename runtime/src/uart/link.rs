@@ -79,6 +79,18 @@ fn count(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
 }
 
+/// What the link reports as it runs, on its own task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkEvent<'a> {
+    /// An `M` body (kind byte included), in arrival order.
+    Message(&'a [u8]),
+    /// The port is open (again).
+    Opened,
+    /// The port disappeared, or could not be opened (the first failure of
+    /// a run of retries only), and why.
+    Lost(&'a str),
+}
+
 /// A command waiting for its reply.
 struct Pending {
     body: Vec<u8>,
@@ -105,12 +117,13 @@ pub fn failure(message: &str) -> Vec<u8> {
 }
 
 impl Link {
-    /// Starts the link; `on_message` gets every `M` body (kind byte
-    /// included) in arrival order, on the link's task.
-    pub fn start(config: LinkConfig, on_message: impl FnMut(&[u8]) + Send + 'static) -> Link {
+    /// Starts the link; `on_event` gets every `M` body (kind byte
+    /// included) in arrival order, and the port's comings and goings, on
+    /// the link's task.
+    pub fn start(config: LinkConfig, on_event: impl FnMut(LinkEvent<'_>) + Send + 'static) -> Link {
         let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
         let counters = Arc::new(LinkCounters::default());
-        let task = tokio::spawn(run(config, receiver, Arc::clone(&counters), on_message));
+        let task = tokio::spawn(run(config, receiver, Arc::clone(&counters), on_event));
         Link {
             commands,
             counters,
@@ -209,7 +222,7 @@ async fn run(
     config: LinkConfig,
     mut commands: mpsc::Receiver<Pending>,
     counters: Arc<LinkCounters>,
-    mut on_message: impl FnMut(&[u8]),
+    mut on_event: impl FnMut(LinkEvent<'_>),
 ) {
     let mut attempt = 0;
     loop {
@@ -219,12 +232,13 @@ async fn run(
                 count(&counters.opened, 1);
                 counters.open.store(true, Ordering::Relaxed);
                 tracing::info!(port = %config.path.display(), "serial port open");
-                let why =
-                    serve_port(&config, port, &mut commands, &counters, &mut on_message).await;
+                on_event(LinkEvent::Opened);
+                let why = serve_port(&config, port, &mut commands, &counters, &mut on_event).await;
                 counters.open.store(false, Ordering::Relaxed);
                 match why {
                     Some(reason) => {
-                        tracing::warn!(port = %config.path.display(), %reason, "serial port lost; reopening")
+                        tracing::warn!(port = %config.path.display(), %reason, "serial port lost; reopening");
+                        on_event(LinkEvent::Lost(&reason));
                     }
                     None => return,
                 }
@@ -232,6 +246,7 @@ async fn run(
             Err(reason) => {
                 if attempt == 0 {
                     tracing::warn!(%reason, "serial port unavailable; retrying");
+                    on_event(LinkEvent::Lost(&reason));
                 }
             }
         }
@@ -258,7 +273,7 @@ async fn serve_port(
     mut port: OpenPort,
     commands: &mut mpsc::Receiver<Pending>,
     counters: &LinkCounters,
-    on_message: &mut impl FnMut(&[u8]),
+    on_event: &mut impl FnMut(LinkEvent<'_>),
 ) -> Option<String> {
     let mut decoder = FrameDecoder::new();
     let mut outstanding: Option<oneshot::Sender<Vec<u8>>> = None;
@@ -282,7 +297,7 @@ async fn serve_port(
                                 Some(reply) => drop(reply.send(body)),
                                 None => count(&counters.late_replies, 1),
                             },
-                            Some(b'M') => on_message(&body),
+                            Some(b'M') => on_event(LinkEvent::Message(&body)),
                             _ => count(&counters.unknown_frames, 1),
                         }
                     }

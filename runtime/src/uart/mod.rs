@@ -33,6 +33,7 @@ pub mod client;
 pub mod describe;
 pub mod gateway;
 pub mod link;
+pub mod monitor;
 pub mod pty;
 pub mod simulator;
 pub mod store;
