@@ -1,12 +1,16 @@
 //! `specwire demo uart`: a simulated root module on a pseudo-terminal,
-//! the gateway on it, a listener and a few requests, checked.
+//! the gateway on it, a listener, a few requests and the WebSocket
+//! monitor, checked.
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use specwire_protocol::uart::{
     ActiveCount, Command, Count, DataValues, GetData, NodeList, NodeState, NodeStatus, Reply, Send,
     SendTracked,
 };
+use specwire_protocol::JsonProtocol;
+use specwire_runtime::net::ServerConfig;
 use specwire_runtime::uart::client::{listen, request};
 use specwire_runtime::uart::describe::{addr, message_text};
 use specwire_runtime::uart::gateway::{Gateway, GatewayConfig};
@@ -57,11 +61,16 @@ pub(super) async fn demo() -> Result<(), String> {
     let mut config = GatewayConfig::new(&link);
     config.server.bind = "127.0.0.1:0".parse().map_err(|_| "bad address")?;
     config.link.module_timeout = Duration::from_millis(500);
+    config.monitor = Some(ServerConfig::new(
+        "127.0.0.1:0".parse().map_err(|_| "bad address")?,
+    ));
     let gateway = Gateway::start(config)
         .await
         .map_err(|error| format!("starting the gateway: {error}"))?;
     let target = gateway.local_addr().to_string();
     println!("    local API on tcp://{target} (module timeout 500 ms)");
+    let monitor = gateway.monitor_addr().ok_or("the monitor did not start")?;
+    println!("    monitor on ws://{monitor}/");
 
     step(
         3,
@@ -118,6 +127,12 @@ pub(super) async fn demo() -> Result<(), String> {
         }
     }
 
+    step(
+        6,
+        "A dashboard on the WebSocket monitor: a snapshot, then the module's frames as JSON",
+    );
+    watch_the_monitor(&format!("ws://{monitor}/")).await?;
+
     let link_counters = gateway.link_counters();
     let load =
         |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
@@ -131,7 +146,7 @@ pub(super) async fn demo() -> Result<(), String> {
     gateway.shutdown(Duration::from_secs(1)).await;
     simulator.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
-    println!("\nDone: the store answered, commands reached the module, the slow node timed out.");
+    println!("\nDone: the store answered, commands reached the module, the slow node timed out, the monitor showed it all.");
     Ok(())
 }
 
@@ -184,6 +199,49 @@ async fn ask_the_store(target: &str, table: &DataTypeTable) -> Result<(), String
             addr(value.addr),
             temperature.show(&value.data)
         );
+    }
+    Ok(())
+}
+
+/// The monitor's first messages, each checked against the `monitor` schema.
+async fn watch_the_monitor(url: &str) -> Result<(), String> {
+    use specwire_protocol::monitor::Message;
+    use tokio_tungstenite::tungstenite::Message as Frame;
+
+    let (mut ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(url))
+        .await
+        .map_err(|_| "the monitor did not answer within 5 s")?
+        .map_err(|error| format!("the monitor: {error}"))?;
+    let mut shown = 0;
+    while shown < 4 {
+        let frame = tokio::time::timeout(TIMEOUT, ws.next())
+            .await
+            .map_err(|_| "no monitor message within 5 s")?
+            .ok_or("the monitor closed")?
+            .map_err(|error| format!("the monitor: {error}"))?;
+        let Frame::Text(text) = frame else { continue };
+        let message = Message::from_slice(text.as_bytes())
+            .map_err(|error| format!("a monitor message breaks its schema: {error}"))?;
+        let line = match &message {
+            Message::Snapshot(snapshot) => format!(
+                "snapshot: port open {}, {} node(s), {} active",
+                snapshot.link.open,
+                snapshot.network.nodes.len(),
+                snapshot.network.active_count
+            ),
+            Message::Frame(frame) => format!(
+                "frame {} from {}",
+                frame.message.opcode, frame.message.src.0
+            ),
+            Message::NodeChanged(node) => format!("node {} is {:?}", node.node.0, node.state),
+            Message::DataReceived(data) => {
+                format!("data from {}: {} value(s)", data.node.0, data.values.len())
+            }
+            Message::LinkChanged(link) => format!("link open {}", link.link.open),
+            Message::Lagged(lagged) => format!("lagged, {} skipped", lagged.skipped),
+        };
+        println!("    {line}  (valid monitor/{})", message.name());
+        shown += 1;
     }
     Ok(())
 }
