@@ -6,7 +6,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use specwire_testsupport::{temp_dir, Pipe, Running, PATIENCE};
+use specwire_protocol::JsonProtocol;
+use specwire_testsupport::{browser_env, temp_dir, Pipe, Running, PATIENCE};
 use support::{output, specwire};
 
 fn uart(target: &str, args: &[&str]) -> (i32, String, String) {
@@ -92,6 +93,58 @@ fn the_client_reads_the_store_relays_commands_and_listens() {
     let (status, _, stderr) = gateway.finish();
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("frame(s) in"), "{stderr}");
+}
+
+/// A dashboard's view: a page in headless Chromium (`web/monitor-test.mjs`)
+/// opens the monitor's WebSocket and reads it; every message it got is
+/// checked against the monitor schema. Skipped with
+/// `SPECWIRE_SKIP_BROWSER_TESTS=1`.
+#[test]
+fn a_page_in_chromium_reads_the_monitor() {
+    let Some(browser) = browser_env() else { return };
+    let dir = temp_dir();
+    let link = dir.path().join("module");
+    let mut module = Running::start(
+        specwire()
+            .args(["simulate", "uart-module", "--pty-link"])
+            .arg(&link)
+            .args(["--nodes", "2", "--data-interval", "100ms"]),
+    );
+    module.wait_for(Pipe::Stdout, |line| line.starts_with("module on "));
+    let mut gateway = Running::start(
+        specwire()
+            .args(["serve", "uart-gateway", "--bind", "127.0.0.1:0"])
+            .args(["--monitor", "127.0.0.1:0", "--serial"])
+            .arg(&link),
+    );
+    let monitor = gateway.wait_for(Pipe::Stdout, |line| line.starts_with("monitor on ws://"));
+    let url = monitor.trim_start_matches("monitor on ").to_owned();
+
+    let mut page = browser.node("monitor-test.mjs");
+    page.args(["--url", &url, "--count", "12", "--timeout", "20000"]);
+    let (status, stdout, stderr) =
+        Running::start(&mut page).finish_within(Duration::from_secs(120));
+    let result: serde_json::Value = stdout
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| {
+            panic!("monitor-test.mjs printed no JSON ({status}):\n{stdout}\n{stderr}")
+        });
+    assert!(
+        status.success() && result["ok"] == true,
+        "{result}\n{stderr}"
+    );
+    let messages = result["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 12);
+    assert_eq!(messages[0]["type"], "snapshot");
+    for message in messages {
+        let text = message.to_string();
+        if let Err(error) = specwire_protocol::monitor::Message::from_slice(text.as_bytes()) {
+            panic!("the browser got a message outside the monitor schema: {error}\n{text}");
+        }
+    }
+    assert!(messages.iter().any(|m| m["type"] == "data"), "{result}");
 }
 
 /// A plain HTTP `GET /` to the monitor: the response.
