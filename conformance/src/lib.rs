@@ -39,15 +39,29 @@ pub mod task;
 pub mod transcript;
 pub mod verdict;
 
-/// The families the suite knows, and whether it has cases for them yet.
+/// The suites the catalog has, with their case counts: a family's own
+/// (`task`), or one per kind of implementation for a family with a catalog
+/// per suite (`uart-module`, `uart-gateway`); a family without cases yet is
+/// listed with 0.
 pub fn families() -> Vec<(&'static str, usize)> {
-    specwire_protocol::FAMILIES
-        .iter()
-        .map(|family| {
-            (
-                *family,
-                specwire_protocol::conformance::cases_of(family).count(),
-            )
-        })
-        .collect()
+    use specwire_protocol::conformance::{cases_of, CASES};
+    let mut suites = Vec::new();
+    for family in specwire_protocol::FAMILIES {
+        let mut names: Vec<&'static str> = CASES
+            .iter()
+            .map(|case| case.family)
+            .filter(|name| {
+                name == family
+                    || name
+                        .strip_prefix(family)
+                        .is_some_and(|rest| rest.starts_with('-'))
+            })
+            .collect();
+        names.dedup();
+        if names.is_empty() {
+            names.push(family);
+        }
+        suites.extend(names.into_iter().map(|name| (name, cases_of(name).count())));
+    }
+    suites
 }
